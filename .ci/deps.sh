@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Install the Debian packages a make target needs, only those missing.
+# Usage: .ci/deps.sh build|test|demo|fuzz|bench|rock
+# Other systems: see README ("Requirements") for the equivalent packages.
+set -euo pipefail
+
+build=(gcc make libssl-dev lua5.4 liblua5.4-dev)
+test=("${build[@]}" clang luajit2 libluajit2-5.1-dev lua-busted)
+fuzz=(clang libclang-rt-dev libssl-dev)
+rock=("${build[@]}" luarocks)
+
+case "${1:-build}" in
+  build|demo|bench) want=("${build[@]}") ;;
+  test) want=("${test[@]}") ;;
+  fuzz) want=("${fuzz[@]}") ;;
+  rock) want=("${rock[@]}") ;;
+  *) echo "usage: $0 build|test|demo|fuzz|bench|rock" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+    || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if ! command -v apt-get >/dev/null; then
+  echo "missing packages: ${missing[*]} (no apt-get here; install them by hand)" >&2
+  exit 1
+fi
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+echo "installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

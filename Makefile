@@ -1,0 +1,102 @@
+SHELL := /bin/bash
+# lua-ws. `make` builds ws.core for Lua 5.4 into build/5.4/ws/core.so.
+#   make test   sanitized (ASan+UBSan) Lua 5.4 specs, then LuaJIT specs
+#   make demo   the in-memory client/server demo
+#   make bench  core microbenchmarks
+#   make fuzz   every fuzz target for FUZZ_TIME seconds
+# Build for another Lua: make LUA_INC=/usr/include/lua5.3 BUILD=build/5.3
+
+CC        ?= cc
+LUA_INC   ?= /usr/include/lua5.4
+LUAJIT_INC ?= /usr/include/luajit-2.1
+BUILD     ?= build/5.4
+LUA       ?= lua5.4
+LUAJIT    ?= luajit
+BUSTED    ?= /usr/bin/busted
+FUZZ_TIME ?= 30
+
+WARN   = -std=c11 -Wall -Wextra -Werror -pedantic
+CFLAGS ?= -O2
+SOFLAGS = -fPIC -shared -fvisibility=hidden
+LIBS    = -lcrypto
+
+CORE_SRC = csrc/ws_utf8.c csrc/ws_mask.c csrc/ws_frame.c csrc/ws_codes.c \
+           csrc/ws_error.c csrc/ws_handshake.c csrc/ws_engine.c
+LUA_SRC  = csrc/ws_lua.c csrc/ws_lua_handshake.c
+HDRS     = csrc/ws.h csrc/ws_lua_compat.h
+SAN      = -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+           -fno-omit-frame-pointer
+
+.PHONY: all luajit test demo bench fuzz clean deps rock
+
+all: $(BUILD)/ws/core.so
+
+$(BUILD)/ws/core.so: $(CORE_SRC) $(LUA_SRC) $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(WARN) $(CFLAGS) $(SOFLAGS) -I$(LUA_INC) -Icsrc \
+	  $(CORE_SRC) $(LUA_SRC) -o $@ $(LIBS)
+
+build/jit/ws/core.so: $(CORE_SRC) $(LUA_SRC) $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(WARN) $(CFLAGS) $(SOFLAGS) -I$(LUAJIT_INC) -Icsrc \
+	  $(CORE_SRC) $(LUA_SRC) -o $@ $(LIBS)
+
+build/asan/ws/core.so: $(CORE_SRC) $(LUA_SRC) $(HDRS)
+	@mkdir -p $(@D)
+	gcc $(WARN) -O1 -g $(SAN) $(SOFLAGS) -I$(LUA_INC) -Icsrc \
+	  $(CORE_SRC) $(LUA_SRC) -o $@ $(LIBS)
+
+luajit: build/jit/ws/core.so
+
+deps:
+	@.ci/deps.sh test
+
+# The sanitizer runtime has to be loaded before the interpreter starts.
+test: deps build/asan/ws/core.so build/jit/ws/core.so
+	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(LUA) $(BUSTED) --cpath='./build/asan/?.so' -o spec/support/summary.lua
+	$(LUAJIT) $(BUSTED) --cpath='./build/jit/?.so' -o spec/support/summary.lua
+
+demo:
+	@.ci/deps.sh demo
+	@$(MAKE) --no-print-directory all
+	LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH='./$(BUILD)/?.so;;' \
+	  $(LUA) examples/demo.lua
+
+build/bench/bench_core: bench/bench_core.c $(CORE_SRC) $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(WARN) -O2 -Icsrc bench/bench_core.c $(CORE_SRC) -o $@ $(LIBS)
+
+bench:
+	@.ci/deps.sh bench
+	@$(MAKE) --no-print-directory build/bench/bench_core
+	build/bench/bench_core $(BENCH_ARGS)
+
+FUZZ_TARGETS = $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c))
+
+build/fuzz/%: fuzz/%.c $(CORE_SRC) $(HDRS)
+	@mkdir -p $(@D)
+	clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined \
+	  -fno-sanitize-recover=undefined -Icsrc $< $(CORE_SRC) -o $@ $(LIBS)
+
+fuzz:
+	@.ci/deps.sh fuzz
+	@$(MAKE) --no-print-directory $(addprefix build/fuzz/,$(FUZZ_TARGETS))
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  c=$${t#fuzz_}; mkdir -p build/fuzz/corpus/$$c; \
+	  [ -d fuzz/corpus/$$c ] && cp -n fuzz/corpus/$$c/* build/fuzz/corpus/$$c/ 2>/dev/null || true; \
+	  echo "== $$t ($(FUZZ_TIME)s)"; \
+	  build/fuzz/$$t -max_total_time=$(FUZZ_TIME) -print_final_stats=1 \
+	    -artifact_prefix=build/fuzz/$$t- build/fuzz/corpus/$$c 2>&1 \
+	    | grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss|==[0-9]+==ERROR|SUMMARY)' ; \
+	  test $${PIPESTATUS[0]} -eq 0; \
+	done
+
+rock:
+	@.ci/deps.sh rock
+	luarocks --lua-version=5.4 make --tree build/rocktree rockspec/lua-ws-scm-1.rockspec
+
+clean:
+	rm -rf build

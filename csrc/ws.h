@@ -1,0 +1,513 @@
+/*
+ * lua-ws core: a sans-IO WebSocket (RFC 6455) engine.
+ *
+ * Nothing in this header touches a socket or a Lua state. Callers own every
+ * buffer they pass in; lengths are size_t; functions that can fail return a
+ * negative WS_E* code (see WS_ERRNO_MAP) and never abort. The engine keeps no
+ * global state: everything lives in caller-allocated structs.
+ */
+#ifndef LUA_WS_H
+#define LUA_WS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- errors */
+
+/* Error codes and their messages, one table (X-macro). */
+#define WS_ERRNO_MAP(X)                                                   \
+  X(INCOMPLETE, -2, "incomplete input")                                  \
+  X(INVALID, -3, "invalid argument")                                     \
+  X(NOSPACE, -4, "output buffer too small")                              \
+  X(NOMEM, -5, "out of memory")                                          \
+  X(STATE, -6, "not allowed in the connection's current state")          \
+  X(CODE, -7, "close code may not be sent")                              \
+  X(REASON, -8, "close reason longer than 123 bytes")                    \
+  X(UTF8, -9, "text is not valid UTF-8")                                 \
+  X(CONTROL, -10, "control frame payload longer than 125 bytes")         \
+  X(RAND, -11, "random number generator failed")                         \
+  X(HANDSHAKE, -12, "handshake rejected")                                \
+  X(TOOBIG, -13, "message larger than the configured limit")             \
+  X(FRAGMENT, -14, "a fragmented message is already being sent")         \
+  X(NOFRAGMENT, -15, "no fragmented message is being sent")
+
+enum {
+  WS_OK = 0,
+#define WS_ERRNO_ENUM(name, val, msg) WS_E##name = (val),
+  WS_ERRNO_MAP(WS_ERRNO_ENUM)
+#undef WS_ERRNO_ENUM
+};
+
+/* Message for a WS_E* code; "unknown error" for anything else. Static. */
+const char *ws_strerror(int err);
+
+/* -------------------------------------------------------------- random */
+
+/* A random source: fill buf with n bytes, return 0 or nonzero on failure.
+ * The default (ws_rand_openssl) is OpenSSL RAND_bytes, a CSPRNG. */
+typedef int (*ws_rand_fn)(void *ud, uint8_t *buf, size_t n);
+int ws_rand_openssl(void *ud, uint8_t *buf, size_t n);
+
+/* --------------------------------------------------------------- UTF-8 */
+
+/* Incremental UTF-8 validation. The state is one word: 0 means "at a
+ * character boundary"; any other value means "inside a sequence". Feed a
+ * message in as many chunks as it arrives; call ws_utf8_complete at the
+ * end. */
+typedef uint32_t ws_utf8_state;
+#define WS_UTF8_ACCEPT 0u
+
+/* Validate len bytes starting from *state. Returns 0 if every byte so far
+ * is valid (updating *state), or WS_EUTF8 on the first invalid byte, with
+ * *bad (if not NULL) set to its offset in buf. Overlongs, surrogates,
+ * code points above U+10FFFF and the bytes C0, C1, F5..FF are invalid. */
+int ws_utf8_validate(ws_utf8_state *state, const uint8_t *buf, size_t len,
+                     size_t *bad);
+
+/* 1 if the state ends a complete text (no sequence cut off), else 0. */
+static inline int ws_utf8_complete(ws_utf8_state state) {
+  return state == WS_UTF8_ACCEPT;
+}
+
+/* One-shot check of a whole string: 1 valid, 0 invalid. */
+int ws_utf8_valid(const uint8_t *buf, size_t len);
+
+/* ------------------------------------------------------------- masking */
+
+/* XOR buf with the 4-byte key in place, starting at key byte `phase`
+ * (0..3). Returns the phase for the next chunk ((phase + len) & 3), so a
+ * payload can be unmasked in pieces as it arrives. Works a word at a time. */
+unsigned ws_mask(uint8_t *buf, size_t len, const uint8_t key[4],
+                 unsigned phase);
+
+/* Same, copying: dst = src ^ key. dst and src may be equal but must not
+ * otherwise overlap. */
+unsigned ws_mask_copy(uint8_t *dst, const uint8_t *src, size_t len,
+                      const uint8_t key[4], unsigned phase);
+
+/* -------------------------------------------------------------- frames */
+
+typedef enum {
+  WS_OP_CONTINUATION = 0x0,
+  WS_OP_TEXT = 0x1,
+  WS_OP_BINARY = 0x2,
+  WS_OP_CLOSE = 0x8,
+  WS_OP_PING = 0x9,
+  WS_OP_PONG = 0xA
+} ws_opcode;
+
+#define WS_FRAME_MAX_HEADER 14 /* 2 + 8 (length) + 4 (mask key) */
+#define WS_CONTROL_MAX 125
+
+typedef struct {
+  unsigned fin;    /* 1 if FIN is set */
+  unsigned rsv;    /* the three RSV bits as 0..7 (RSV1 = 4) */
+  unsigned opcode; /* 0..15, as on the wire */
+  unsigned masked; /* 1 if a mask key follows */
+  uint8_t key[4];  /* the mask key when masked */
+  uint64_t length; /* payload length */
+} ws_frame_header;
+
+/* Decode one frame header from buf. Returns the header's size in bytes
+ * (2..14), WS_EINCOMPLETE if buf holds only part of it, or WS_EINVALID if
+ * the 64-bit length has its top bit set. Checks nothing else: opcode, RSV
+ * and masking rules are the engine's job. */
+int ws_frame_decode(const uint8_t *buf, size_t len, ws_frame_header *h);
+
+/* Size of the header ws_frame_encode writes for this payload length. */
+size_t ws_frame_header_size(uint64_t length, int masked);
+
+/* Encode a header into out (at least WS_FRAME_MAX_HEADER bytes, or exactly
+ * ws_frame_header_size). Uses the shortest length form. Returns the number
+ * of bytes written, or WS_ENOSPACE. */
+int ws_frame_encode(uint8_t *out, size_t cap, const ws_frame_header *h);
+
+/* --------------------------------------------------------- close codes */
+
+/* The registry (RFC 6455 7.4.1 and IANA). Application codes 3000-4999 have
+ * no built-in names; the Lua layer lets callers name them. */
+#define WS_CODE_MAP(X)                \
+  X(1000, normal)                     \
+  X(1001, going_away)                 \
+  X(1002, protocol_error)             \
+  X(1003, unsupported_data)           \
+  X(1004, reserved)                   \
+  X(1005, no_status)                  \
+  X(1006, abnormal)                   \
+  X(1007, invalid_payload)            \
+  X(1008, policy_violation)           \
+  X(1009, message_too_big)            \
+  X(1010, mandatory_extension)        \
+  X(1011, internal_error)             \
+  X(1012, service_restart)            \
+  X(1013, try_again_later)            \
+  X(1014, bad_gateway)                \
+  X(1015, tls_handshake)
+
+enum {
+#define WS_CODE_ENUM(code, name) WS_CLOSE_##name = (code),
+  WS_CODE_MAP(WS_CODE_ENUM)
+#undef WS_CODE_ENUM
+};
+
+/* Name of a registry code ("normal", ...), or NULL if it has none. */
+const char *ws_code_name(int code);
+/* Code for a registry name, or 0 if there is none. */
+int ws_code_by_name(const char *name, size_t len);
+/* Walk the registry: the i-th (code, name) pair, i from 0; 0 past the end. */
+int ws_code_at(size_t i, const char **name);
+/* 1 if a close frame may carry this code on the wire (1000-1003,
+ * 1007-1014, 3000-4999), else 0. Both what we accept and what we send. */
+int ws_code_valid(int code);
+
+/* Parse a close frame payload (already unmasked). On success sets *code
+ * (1005 when the payload is empty) and the reason span, and returns 0.
+ * Returns WS_EINVALID for a 1-byte payload or a code not valid on the wire,
+ * WS_EUTF8 for a reason that is not UTF-8, WS_ECONTROL above 125 bytes. */
+int ws_close_parse(const uint8_t *p, size_t len, int *code,
+                   const uint8_t **reason, size_t *reason_len);
+
+/* ------------------------------------------------------------ handshake */
+
+#define WS_KEY_LEN 24    /* base64 of 16 bytes */
+#define WS_ACCEPT_LEN 28 /* base64 of a SHA-1 digest */
+
+/* Make a Sec-WebSocket-Key: 16 random bytes, base64. out gets 24 chars and
+ * a NUL. rnd NULL means OpenSSL. Returns 0 or WS_ERAND. */
+int ws_hs_key(char out[WS_KEY_LEN + 1], ws_rand_fn rnd, void *ud);
+
+/* Sec-WebSocket-Accept for a key: base64(SHA-1(key + GUID)). out gets 28
+ * chars and a NUL. Returns 0, or WS_EINVALID if OpenSSL fails. */
+int ws_hs_accept(const char *key, size_t key_len,
+                 char out[WS_ACCEPT_LEN + 1]);
+
+/* A span inside the caller's buffer. */
+typedef struct {
+  const char *p;
+  size_t len;
+} ws_span;
+
+typedef struct {
+  ws_span name;
+  ws_span value; /* optional whitespace trimmed */
+} ws_header;
+
+typedef struct {
+  size_t max_bytes;   /* request/response head incl. final CRLF; 0 -> 8192 */
+  size_t max_headers; /* 0 -> 64; never more than the caller's array */
+} ws_hs_limits;
+
+/* Why a handshake was refused: an id, a short machine name and the HTTP
+ * status a server should answer with. */
+#define WS_HS_ERROR_MAP(X)                                             \
+  X(NONE, "none", 0)                                                   \
+  X(TOO_LARGE, "header_too_large", 431)                                \
+  X(TOO_MANY_HEADERS, "too_many_headers", 431)                         \
+  X(BAD_REQUEST_LINE, "bad_request_line", 400)                         \
+  X(METHOD, "method_not_get", 405)                                     \
+  X(HTTP_VERSION, "http_version", 505)                                 \
+  X(BAD_HEADER, "bad_header", 400)                                     \
+  X(NO_HOST, "missing_host", 400)                                      \
+  X(NO_UPGRADE, "missing_upgrade", 400)                                \
+  X(NO_CONNECTION, "missing_connection_upgrade", 400)                  \
+  X(BAD_KEY, "bad_key", 400)                                           \
+  X(VERSION, "unsupported_version", 426)                               \
+  X(BAD_STATUS_LINE, "bad_status_line", 0)                             \
+  X(STATUS, "unexpected_status", 0)                                    \
+  X(BAD_ACCEPT, "bad_accept", 0)                                       \
+  X(PROTOCOL, "unexpected_protocol", 0)                                \
+  X(EXTENSION, "unexpected_extension", 0)
+
+typedef enum {
+#define WS_HS_ERROR_ENUM(id, name, status) WS_HS_##id,
+  WS_HS_ERROR_MAP(WS_HS_ERROR_ENUM)
+#undef WS_HS_ERROR_ENUM
+  WS_HS__COUNT
+} ws_hs_error;
+
+/* Short machine name of a handshake error ("bad_key"). */
+const char *ws_hs_error_name(ws_hs_error e);
+/* HTTP status a server answers a request refused with e (0 for client-side
+ * errors). */
+int ws_hs_error_status(ws_hs_error e);
+
+/* A parsed opening request (server side). Every span points into the
+ * buffer given to ws_hs_parse_request. */
+typedef struct {
+  ws_span method, target;
+  int minor_version; /* HTTP/1.x */
+  ws_header *headers; /* caller's array */
+  size_t num_headers; /* in: capacity of headers; out: count */
+  ws_span host, key, origin;
+  int version;        /* Sec-WebSocket-Version, -1 if absent or garbled */
+  ws_hs_error error;  /* why it was refused */
+} ws_hs_request;
+
+/* Parse and validate a client's opening handshake (RFC 6455 4.2.1).
+ * Returns the number of bytes of the head (through the blank line) on
+ * success, WS_EINCOMPLETE when more bytes are needed, or WS_EHANDSHAKE with
+ * req->error saying why (and ws_hs_error_status the status to answer). */
+int ws_hs_parse_request(const char *buf, size_t len, ws_hs_request *req,
+                        const ws_hs_limits *lim);
+
+/* A parsed response (client side); spans point into the buffer. */
+typedef struct {
+  int status;
+  ws_span reason;
+  ws_header *headers;
+  size_t num_headers; /* in: capacity; out: count */
+  ws_span protocol;   /* chosen subprotocol, len 0 if none */
+  ws_hs_error error;
+} ws_hs_response;
+
+/* Parse and validate the server's answer (RFC 6455 4.1): status 101,
+ * Upgrade: websocket, Connection: upgrade, the accept value for key, a
+ * subprotocol among the comma-separated `protocols` offered (NULL or "" for
+ * none) and no extension we did not offer (`extensions`, same form).
+ * Returns the head's size, WS_EINCOMPLETE, or WS_EHANDSHAKE with
+ * resp->error set (WS_HS_STATUS keeps resp->status and headers for the
+ * caller to inspect, e.g. Retry-After). */
+int ws_hs_parse_response(const char *buf, size_t len, ws_hs_response *resp,
+                         const char *key, size_t key_len,
+                         const char *protocols, const char *extensions,
+                         const ws_hs_limits *lim);
+
+/* 1 if the comma-separated header list `value` has `token`
+ * (case-insensitive), else 0. */
+int ws_hs_has_token(ws_span value, const char *token, size_t token_len);
+
+/* Find the first header named `name` (case-insensitive); NULL if none. */
+const ws_header *ws_hs_header(const ws_header *h, size_t n,
+                              const char *name);
+
+/* Build the client's request into out. `extra` is zero or more complete
+ * "Name: value\r\n" lines, or NULL; protocols and origin may be NULL.
+ * Returns the length written (no NUL) or WS_ENOSPACE. */
+int ws_hs_build_request(char *out, size_t cap, const char *host,
+                        const char *target, const char *key,
+                        const char *protocols, const char *origin,
+                        const char *extra);
+
+/* Build the 101 answer for a request with this key. protocol may be NULL. */
+int ws_hs_build_response(char *out, size_t cap, const char *key,
+                         size_t key_len, const char *protocol,
+                         const char *extra);
+
+/* Build a refusal: status line, Content-Length: 0, Connection: close, plus
+ * Sec-WebSocket-Version: 13 for 426, plus extra. */
+int ws_hs_build_error(char *out, size_t cap, int status, const char *extra);
+
+/* -------------------------------------------------------------- engine */
+
+typedef enum { WS_ROLE_CLIENT = 0, WS_ROLE_SERVER = 1 } ws_role;
+
+typedef enum {
+  WS_STATE_OPEN = 0,
+  WS_STATE_CLOSING = 1, /* we sent a close frame, waiting for the reply */
+  WS_STATE_CLOSED = 2
+} ws_state;
+
+typedef enum {
+  WS_EV_NONE = 0,
+  WS_EV_MESSAGE,
+  WS_EV_PING,
+  WS_EV_PONG,
+  WS_EV_CLOSE
+} ws_event_type;
+
+typedef enum {
+  WS_BY_LOCAL = 0,
+  WS_BY_REMOTE = 1,
+  WS_BY_TRANSPORT = 2
+} ws_initiator;
+
+/* Why the engine failed a connection: id, machine name, close code. */
+#define WS_VIOLATION_MAP(X)                                              \
+  X(NONE, "none", 0)                                                     \
+  X(RESERVED_OPCODE, "protocol:reserved_opcode", 1002)                   \
+  X(RSV_BITS, "protocol:rsv_bits", 1002)                                 \
+  X(FRAGMENTED_CONTROL, "protocol:fragmented_control", 1002)             \
+  X(CONTROL_TOO_LONG, "protocol:control_too_long", 1002)                 \
+  X(UNEXPECTED_CONTINUATION, "protocol:unexpected_continuation", 1002)   \
+  X(EXPECTED_CONTINUATION, "protocol:expected_continuation", 1002)       \
+  X(MASKED_FRAME, "protocol:masked_frame", 1002)                         \
+  X(UNMASKED_FRAME, "protocol:unmasked_frame", 1002)                     \
+  X(LENGTH_TOP_BIT, "protocol:length_top_bit", 1002)                     \
+  X(BAD_CLOSE_PAYLOAD, "protocol:bad_close_payload", 1002)               \
+  X(INVALID_CLOSE_CODE, "protocol:invalid_close_code", 1002)             \
+  X(INVALID_UTF8, "protocol:invalid_utf8", 1007)                         \
+  X(INVALID_CLOSE_REASON, "protocol:invalid_close_reason", 1007)         \
+  X(MESSAGE_TOO_BIG, "protocol:message_too_big", 1009)                   \
+  X(FRAME_TOO_BIG, "protocol:frame_too_big", 1009)                       \
+  X(TOO_MANY_FRAGMENTS, "protocol:too_many_fragments", 1009)             \
+  X(NOMEM, "internal:out_of_memory", 1011)                               \
+  X(EOF, "eof", 1006)
+
+typedef enum {
+#define WS_VIOLATION_ENUM(id, name, code) WS_V_##id,
+  WS_VIOLATION_MAP(WS_VIOLATION_ENUM)
+#undef WS_VIOLATION_ENUM
+  WS_V__COUNT
+} ws_violation;
+
+/* Machine name of a violation ("protocol:rsv_bits"); "none" for NONE. */
+const char *ws_violation_name(ws_violation v);
+/* The close code a violation is failed with. */
+int ws_violation_code(ws_violation v);
+
+/* An event. Pointers stay valid until the next call into the engine (they
+ * point into the caller's input or into the engine's own buffers). */
+typedef struct {
+  ws_event_type type;
+  ws_opcode kind;      /* WS_OP_TEXT or WS_OP_BINARY for messages */
+  unsigned rsv;        /* RSV bits of the message's first frame */
+  const uint8_t *data; /* message / ping / pong payload */
+  size_t len;
+  /* WS_EV_CLOSE only: */
+  int code;            /* 1000.., 1005 for no status, 1006 abnormal */
+  const uint8_t *reason;
+  size_t reason_len;
+  int clean;           /* 1 if a close frame went each way */
+  ws_initiator initiator;
+  ws_violation error;  /* what we detected, WS_V_NONE if nothing */
+  int sent_code;       /* code in the close frame we sent, 0 if none */
+  int received_code;   /* code in the close frame received, 0 if none,
+                          1005 if it had no code */
+  const uint8_t *sent_reason;
+  size_t sent_reason_len;
+} ws_event;
+
+typedef void *(*ws_alloc_fn)(void *ud, void *ptr, size_t osize,
+                             size_t nsize);
+
+typedef struct {
+  ws_role role;
+  uint64_t max_message_size; /* bytes in one reassembled message */
+  uint64_t max_frame_size;   /* payload bytes in one frame */
+  size_t max_fragments;      /* frames in one message */
+  int auto_pong;             /* answer pings (default 1) */
+  unsigned allowed_rsv;      /* RSV bits a negotiated extension owns
+                                (RSV1 = 4); 0 without extensions */
+  ws_alloc_fn alloc;         /* NULL: realloc/free */
+  void *alloc_ud;
+  ws_rand_fn rand;           /* NULL: OpenSSL RAND_bytes */
+  void *rand_ud;
+} ws_config;
+
+/* Defaults: 16 MiB messages and frames, 65536 fragments, auto pong on. */
+void ws_config_init(ws_config *cfg, ws_role role);
+
+/* A growable byte buffer owned by the engine. */
+typedef struct {
+  uint8_t *p;
+  size_t len, cap, off;
+} ws_buf;
+
+/* The engine. Allocate it anywhere (stack, userdata); treat the fields as
+ * private. `data` is the host's. */
+typedef struct {
+  void *data;
+  ws_config cfg;
+  ws_state state;
+  int failed;       /* closed by a violation or eof; input is ignored */
+  int close_reported;
+  /* receive side */
+  uint8_t hdr[WS_FRAME_MAX_HEADER];
+  unsigned hdr_len;
+  int in_payload;   /* header decoded, payload bytes pending */
+  ws_frame_header fh;
+  uint64_t remaining;
+  unsigned mask_phase;
+  int in_message;   /* inside a fragmented data message */
+  ws_opcode msg_kind;
+  unsigned msg_rsv;
+  uint64_t msg_total; /* payload bytes of the current message so far */
+  int discard;      /* skipping a data frame received after our close */
+  size_t msg_frames;
+  ws_utf8_state utf8;
+  ws_buf msg;       /* reassembly of data messages */
+  uint8_t ctl[WS_CONTROL_MAX];
+  size_t ctl_len;
+  /* send side */
+  int sending;      /* a fragmented message is being sent */
+  ws_opcode send_kind;
+  ws_utf8_state send_utf8;
+  ws_buf out;
+  uint8_t rnd[256]; /* pool of random bytes for mask keys */
+  size_t rnd_pos;
+  /* closing handshake */
+  int sent_code;
+  uint8_t sent_reason[WS_CONTROL_MAX];
+  size_t sent_reason_len;
+  int received_code;
+  uint8_t received_reason[WS_CONTROL_MAX];
+  size_t received_reason_len;
+  uint64_t rx_frames, tx_frames;
+} ws_engine;
+
+/* Set up an engine (cfg NULL means ws_config_init defaults for a client).
+ * Allocates nothing. Returns 0 or WS_EINVALID. */
+int ws_engine_init(ws_engine *e, const ws_config *cfg);
+
+/* Release the engine's buffers. Safe to call twice and on a zeroed
+ * struct. */
+void ws_engine_free(ws_engine *e);
+
+/* Feed received bytes. Processes input until one event is complete or the
+ * input is used up; returns how many bytes it consumed (>= 0) and fills *ev
+ * (ev->type is WS_EV_NONE when no event is ready). Call again with the rest
+ * of the input after each event. The engine unmasks payloads in place, so
+ * `in` is modified; event data may point into `in`.
+ * Protocol violations do not return errors: they produce a WS_EV_CLOSE
+ * event with ev->error set, queue a close frame with the right code, and
+ * make the engine ignore further input. Never fails otherwise. */
+size_t ws_engine_recv(ws_engine *e, uint8_t *in, size_t len, ws_event *ev);
+
+/* The transport ended. Returns 1 and fills *ev with a close event (1006,
+ * initiator transport) if none was reported yet, else 0. */
+int ws_engine_eof(ws_engine *e, ws_event *ev);
+
+/* Queue a whole text or binary message as one frame, or as frames of at
+ * most `fragment` payload bytes (0: one frame). Text must be UTF-8.
+ * Returns 0, WS_ESTATE after our close, WS_EUTF8, WS_EFRAGMENT while a
+ * ws_engine_send_part message is open, WS_EINVALID, WS_ENOMEM. */
+int ws_engine_send(ws_engine *e, ws_opcode kind, const uint8_t *data,
+                   size_t len, size_t fragment);
+
+/* Streaming send: one frame of a message; kind is TEXT/BINARY for the
+ * first part (ignored for the rest); fin ends the message. UTF-8 is
+ * checked across parts. */
+int ws_engine_send_part(ws_engine *e, ws_opcode kind, const uint8_t *data,
+                        size_t len, int fin);
+
+/* Queue a ping or pong (payload <= 125 bytes): 0, WS_ECONTROL, WS_ESTATE. */
+int ws_engine_ping(ws_engine *e, const uint8_t *data, size_t len);
+int ws_engine_pong(ws_engine *e, const uint8_t *data, size_t len);
+
+/* Start the closing handshake. code 0 sends a close frame with no payload
+ * (the peer then reports 1005); otherwise the code must pass ws_code_valid
+ * (WS_ECODE) and the reason be at most 123 bytes (WS_EREASON) of UTF-8
+ * (WS_EUTF8). Returns 0, or WS_ESTATE if a close frame was already sent
+ * (a received close is answered automatically). The close event comes
+ * from ws_engine_recv when the peer's reply arrives, or ws_engine_eof. */
+int ws_engine_close(ws_engine *e, int code, const uint8_t *reason,
+                    size_t reason_len);
+
+/* Bytes waiting to be written to the transport (frames queued by the calls
+ * above, automatic pongs and close replies), in order. */
+const uint8_t *ws_engine_output(const ws_engine *e, size_t *len);
+/* The transport wrote n of them. */
+void ws_engine_output_consume(ws_engine *e, size_t n);
+
+static inline ws_state ws_engine_state(const ws_engine *e) {
+  return e->state;
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,541 @@
+/*
+ * The connection engine: bytes in -> events out, calls in -> bytes out.
+ *
+ * Receive path. A frame whose header and payload both sit in the caller's
+ * input is handled in place: unmasked there, validated there, and handed
+ * out as a pointer into the input, with no copy and no allocation. Only a
+ * message that spans frames or reads is copied, into one reassembly buffer
+ * that is reused from message to message. Partial headers wait in a
+ * 14-byte array and partial control payloads in a 125-byte one, both
+ * inside the struct.
+ *
+ * Every rule of RFC 6455 5.1-5.5 that says "fail the WebSocket connection"
+ * ends in fail(): a close frame with the violation's code is queued, the
+ * close event names the violation, and later input is ignored.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ws.h"
+
+#define DEFAULT_MAX_MESSAGE (16u * 1024u * 1024u)
+#define DEFAULT_MAX_FRAGMENTS 65536u
+/* A reassembly buffer larger than this is released before the next
+ * message, so one huge message does not pin memory for the connection's
+ * lifetime. */
+#define KEEP_BUFFER_MAX (256u * 1024u)
+
+void ws_config_init(ws_config *cfg, ws_role role) {
+  memset(cfg, 0, sizeof *cfg);
+  cfg->role = role;
+  cfg->max_message_size = DEFAULT_MAX_MESSAGE;
+  cfg->max_frame_size = DEFAULT_MAX_MESSAGE;
+  cfg->max_fragments = DEFAULT_MAX_FRAGMENTS;
+  cfg->auto_pong = 1;
+}
+
+static void *default_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  (void)ud;
+  (void)osize;
+  if (nsize == 0) {
+    free(ptr);
+    return NULL;
+  }
+  return realloc(ptr, nsize);
+}
+
+int ws_engine_init(ws_engine *e, const ws_config *cfg) {
+  ws_config def;
+  if (cfg == NULL) {
+    ws_config_init(&def, WS_ROLE_CLIENT);
+    cfg = &def;
+  }
+  memset(e, 0, sizeof *e);
+  if (cfg->role != WS_ROLE_CLIENT && cfg->role != WS_ROLE_SERVER)
+    return WS_EINVALID;
+  e->cfg = *cfg;
+  if (e->cfg.alloc == NULL) e->cfg.alloc = default_alloc;
+  if (e->cfg.rand == NULL) e->cfg.rand = ws_rand_openssl;
+  if (e->cfg.max_frame_size > e->cfg.max_message_size)
+    e->cfg.max_frame_size = e->cfg.max_message_size;
+  if (e->cfg.max_fragments == 0) e->cfg.max_fragments = 1;
+  e->rnd_pos = sizeof e->rnd;
+  e->state = WS_STATE_OPEN;
+  return 0;
+}
+
+static void buf_release(ws_engine *e, ws_buf *b) {
+  if (b->p && e->cfg.alloc) e->cfg.alloc(e->cfg.alloc_ud, b->p, b->cap, 0);
+  memset(b, 0, sizeof *b);
+}
+
+void ws_engine_free(ws_engine *e) {
+  buf_release(e, &e->msg);
+  buf_release(e, &e->out);
+}
+
+/* Make room for `extra` more bytes after b->len; geometric growth keeps
+ * reallocation amortised. */
+static int buf_reserve(ws_engine *e, ws_buf *b, size_t extra) {
+  size_t need, cap;
+  uint8_t *p;
+  if (b->off > 0 && (b->off == b->len || b->off >= b->cap / 2 ||
+                     b->cap - b->len < extra)) {
+    memmove(b->p, b->p + b->off, b->len - b->off);
+    b->len -= b->off;
+    b->off = 0;
+  }
+  if (extra > SIZE_MAX - b->len) return WS_ENOMEM;
+  need = b->len + extra;
+  if (need <= b->cap) return 0;
+  cap = b->cap ? b->cap : 256;
+  while (cap < need) cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+  p = e->cfg.alloc(e->cfg.alloc_ud, b->p, b->cap, cap);
+  if (p == NULL) return WS_ENOMEM;
+  b->p = p;
+  b->cap = cap;
+  return 0;
+}
+
+/* ------------------------------------------------------------- sending */
+
+static int mask_key(ws_engine *e, uint8_t key[4]) {
+  if (e->rnd_pos + 4 > sizeof e->rnd) {
+    if (e->cfg.rand(e->cfg.rand_ud, e->rnd, sizeof e->rnd) != 0)
+      return WS_ERAND;
+    e->rnd_pos = 0;
+  }
+  memcpy(key, e->rnd + e->rnd_pos, 4);
+  /* Used key bytes are wiped so they can't be read back later. */
+  memset(e->rnd + e->rnd_pos, 0, 4);
+  e->rnd_pos += 4;
+  return 0;
+}
+
+/* Append one frame to the output. The caller has checked state and
+ * arguments. */
+static int put_frame(ws_engine *e, unsigned opcode, int fin,
+                     const uint8_t *data, size_t len) {
+  ws_frame_header h;
+  int masked = e->cfg.role == WS_ROLE_CLIENT;
+  size_t hsize = ws_frame_header_size(len, masked);
+  int r;
+  uint8_t *dst;
+
+  h.fin = fin ? 1 : 0;
+  h.rsv = 0;
+  h.opcode = opcode;
+  h.masked = (unsigned)masked;
+  h.length = len;
+  if (masked && (r = mask_key(e, h.key)) != 0) return r;
+  if (len > SIZE_MAX - hsize) return WS_ENOMEM;
+  if ((r = buf_reserve(e, &e->out, hsize + len)) != 0) return r;
+  dst = e->out.p + e->out.len;
+  r = ws_frame_encode(dst, hsize, &h);
+  if (r < 0) return r;
+  if (len) {
+    if (masked) ws_mask_copy(dst + hsize, data, len, h.key, 0);
+    else memcpy(dst + hsize, data, len);
+  }
+  e->out.len += hsize + len;
+  e->tx_frames++;
+  return 0;
+}
+
+static int check_kind(ws_opcode kind) {
+  return kind == WS_OP_TEXT || kind == WS_OP_BINARY;
+}
+
+int ws_engine_send(ws_engine *e, ws_opcode kind, const uint8_t *data,
+                   size_t len, size_t fragment) {
+  size_t off = 0, frames;
+  int r;
+  if (!check_kind(kind) || (data == NULL && len > 0)) return WS_EINVALID;
+  if (e->state != WS_STATE_OPEN) return WS_ESTATE;
+  if (e->sending) return WS_EFRAGMENT;
+  if (kind == WS_OP_TEXT && !ws_utf8_valid(data, len)) return WS_EUTF8;
+  if (fragment == 0 || len <= fragment)
+    return put_frame(e, kind, 1, data, len);
+  /* Reserve once for all frames, so a failure leaves nothing half
+   * queued. */
+  frames = len / fragment + (len % fragment != 0);
+  if (frames > (SIZE_MAX - len) / WS_FRAME_MAX_HEADER) return WS_ENOMEM;
+  if ((r = buf_reserve(e, &e->out, len + frames * WS_FRAME_MAX_HEADER)))
+    return r;
+  while (off < len) {
+    size_t n = len - off < fragment ? len - off : fragment;
+    r = put_frame(e, off == 0 ? (unsigned)kind : WS_OP_CONTINUATION,
+                  off + n == len, data + off, n);
+    if (r) return r; /* only WS_ERAND can get here */
+    off += n;
+  }
+  return 0;
+}
+
+int ws_engine_send_part(ws_engine *e, ws_opcode kind, const uint8_t *data,
+                        size_t len, int fin) {
+  ws_utf8_state st;
+  unsigned opcode;
+  int r;
+  if (data == NULL && len > 0) return WS_EINVALID;
+  if (e->state != WS_STATE_OPEN) return WS_ESTATE;
+  if (!e->sending) {
+    if (!check_kind(kind)) return WS_EINVALID;
+    e->send_kind = kind;
+    e->send_utf8 = WS_UTF8_ACCEPT;
+    opcode = kind;
+  } else {
+    opcode = WS_OP_CONTINUATION;
+  }
+  st = e->send_utf8;
+  if (e->send_kind == WS_OP_TEXT &&
+      (ws_utf8_validate(&st, data, len, NULL) != 0 ||
+       (fin && !ws_utf8_complete(st))))
+    return WS_EUTF8;
+  if ((r = put_frame(e, opcode, fin, data, len)) != 0) return r;
+  e->send_utf8 = st;
+  e->sending = !fin;
+  return 0;
+}
+
+static int send_control(ws_engine *e, unsigned opcode, const uint8_t *data,
+                        size_t len) {
+  if (data == NULL && len > 0) return WS_EINVALID;
+  if (len > WS_CONTROL_MAX) return WS_ECONTROL;
+  if (e->state != WS_STATE_OPEN) return WS_ESTATE;
+  return put_frame(e, opcode, 1, data, len);
+}
+
+int ws_engine_ping(ws_engine *e, const uint8_t *data, size_t len) {
+  return send_control(e, WS_OP_PING, data, len);
+}
+
+int ws_engine_pong(ws_engine *e, const uint8_t *data, size_t len) {
+  return send_control(e, WS_OP_PONG, data, len);
+}
+
+/* Queue our close frame and remember what it said. */
+static int put_close(ws_engine *e, int code, const uint8_t *reason,
+                     size_t reason_len) {
+  uint8_t payload[WS_CONTROL_MAX] = {0};
+  size_t n = 0;
+  int r;
+  if (code != 0) {
+    payload[0] = (uint8_t)(code >> 8);
+    payload[1] = (uint8_t)code;
+    if (reason_len) memcpy(payload + 2, reason, reason_len);
+    n = 2 + reason_len;
+  }
+  if ((r = put_frame(e, WS_OP_CLOSE, 1, payload, n)) != 0) return r;
+  e->sent_code = code ? code : WS_CLOSE_no_status;
+  if (reason_len) memcpy(e->sent_reason, reason, reason_len);
+  e->sent_reason_len = reason_len;
+  return 0;
+}
+
+int ws_engine_close(ws_engine *e, int code, const uint8_t *reason,
+                    size_t reason_len) {
+  int r;
+  if (reason == NULL && reason_len > 0) return WS_EINVALID;
+  if (e->state != WS_STATE_OPEN) return WS_ESTATE;
+  if (code == 0 && reason_len > 0) return WS_EINVALID;
+  if (code != 0 && !ws_code_valid(code)) return WS_ECODE;
+  if (reason_len > WS_CONTROL_MAX - 2) return WS_EREASON;
+  if (!ws_utf8_valid(reason, reason_len)) return WS_EUTF8;
+  if ((r = put_close(e, code, reason, reason_len)) != 0) return r;
+  e->state = WS_STATE_CLOSING;
+  return 0;
+}
+
+const uint8_t *ws_engine_output(const ws_engine *e, size_t *len) {
+  *len = e->out.len - e->out.off;
+  return e->out.p ? e->out.p + e->out.off : (const uint8_t *)"";
+}
+
+void ws_engine_output_consume(ws_engine *e, size_t n) {
+  size_t avail = e->out.len - e->out.off;
+  e->out.off += n < avail ? n : avail;
+  if (e->out.off == e->out.len) e->out.off = e->out.len = 0;
+}
+
+/* ----------------------------------------------------------- receiving */
+
+static void close_event(ws_engine *e, ws_event *ev, int code,
+                        const uint8_t *reason, size_t reason_len, int clean,
+                        ws_initiator by, ws_violation v) {
+  memset(ev, 0, sizeof *ev);
+  ev->type = WS_EV_CLOSE;
+  ev->code = code;
+  ev->reason = reason ? reason : (const uint8_t *)"";
+  ev->reason_len = reason_len;
+  ev->clean = clean;
+  ev->initiator = by;
+  ev->error = v;
+  ev->sent_code = e->sent_code;
+  ev->sent_reason = e->sent_reason;
+  ev->sent_reason_len = e->sent_reason_len;
+  ev->received_code = e->received_code;
+  e->close_reported = 1;
+}
+
+/* Fail the connection (RFC 6455 7.1.7): send a close frame with the
+ * violation's code if we have not sent one, report, ignore what follows. */
+static void fail(ws_engine *e, ws_violation v, ws_event *ev) {
+  int code = ws_violation_code(v);
+  if (e->state == WS_STATE_OPEN) {
+    const char *name = ws_violation_name(v);
+    /* The reason names the rule, which helps whoever debugs the peer. */
+    if (put_close(e, code, (const uint8_t *)name, strlen(name)) != 0)
+      e->sent_code = 0; /* could not even queue it */
+  }
+  e->state = WS_STATE_CLOSED;
+  e->failed = 1;
+  close_event(e, ev, code, (const uint8_t *)"", 0, 0, WS_BY_LOCAL, v);
+}
+
+int ws_engine_eof(ws_engine *e, ws_event *ev) {
+  if (e->close_reported) {
+    ev->type = WS_EV_NONE;
+    return 0;
+  }
+  e->state = WS_STATE_CLOSED;
+  e->failed = 1;
+  close_event(e, ev, WS_CLOSE_abnormal, NULL, 0, 0, WS_BY_TRANSPORT,
+              WS_V_EOF);
+  return 1;
+}
+
+/* Check a decoded header against 5.1-5.5 and the limits; set up the
+ * frame. Returns WS_V_NONE or what was violated. */
+static ws_violation start_frame(ws_engine *e) {
+  const ws_frame_header *h = &e->fh;
+  unsigned op = h->opcode;
+
+  if (h->rsv & ~e->cfg.allowed_rsv) return WS_V_RSV_BITS;
+  if ((op > WS_OP_BINARY && op < WS_OP_CLOSE) || op > WS_OP_PONG)
+    return WS_V_RESERVED_OPCODE;
+  if (e->cfg.role == WS_ROLE_SERVER && !h->masked) return WS_V_UNMASKED_FRAME;
+  if (e->cfg.role == WS_ROLE_CLIENT && h->masked) return WS_V_MASKED_FRAME;
+  e->remaining = h->length;
+  e->mask_phase = 0;
+  e->in_payload = 1;
+  e->discard = 0;
+  if (op & 0x8) {
+    if (!h->fin) return WS_V_FRAGMENTED_CONTROL;
+    if (h->length > WS_CONTROL_MAX) return WS_V_CONTROL_TOO_LONG;
+    e->ctl_len = 0;
+    return WS_V_NONE;
+  }
+  if (op == WS_OP_CONTINUATION) {
+    if (!e->in_message) return WS_V_UNEXPECTED_CONTINUATION;
+  } else {
+    if (e->in_message) return WS_V_EXPECTED_CONTINUATION;
+    e->in_message = 1;
+    e->msg_kind = (ws_opcode)op;
+    e->msg_rsv = h->rsv;
+    e->msg_frames = 0;
+    e->msg_total = 0;
+    e->utf8 = WS_UTF8_ACCEPT;
+    if (e->msg.cap > KEEP_BUFFER_MAX) buf_release(e, &e->msg);
+    e->msg.len = 0;
+  }
+  if (h->length > e->cfg.max_frame_size) return WS_V_FRAME_TOO_BIG;
+  if (++e->msg_frames > e->cfg.max_fragments) return WS_V_TOO_MANY_FRAGMENTS;
+  if (h->length > e->cfg.max_message_size - e->msg_total)
+    return WS_V_MESSAGE_TOO_BIG;
+  e->msg_total += h->length;
+  /* After our close frame, data is read only to find the peer's close. */
+  e->discard = e->state != WS_STATE_OPEN;
+  return WS_V_NONE;
+}
+
+/* A complete control frame with payload p (unmasked). */
+static void control_frame(ws_engine *e, const uint8_t *p, size_t len,
+                          ws_event *ev) {
+  int code;
+  const uint8_t *reason;
+  size_t rlen;
+  int r;
+
+  switch (e->fh.opcode) {
+    case WS_OP_PING:
+      if (e->cfg.auto_pong && e->state == WS_STATE_OPEN &&
+          put_frame(e, WS_OP_PONG, 1, p, len) != 0) {
+        fail(e, WS_V_NOMEM, ev);
+        return;
+      }
+      memset(ev, 0, sizeof *ev);
+      ev->type = WS_EV_PING;
+      ev->data = p;
+      ev->len = len;
+      return;
+    case WS_OP_PONG:
+      memset(ev, 0, sizeof *ev);
+      ev->type = WS_EV_PONG;
+      ev->data = p;
+      ev->len = len;
+      return;
+    default:
+      break;
+  }
+
+  r = ws_close_parse(p, len, &code, &reason, &rlen);
+  if (r == WS_EUTF8) {
+    fail(e, WS_V_INVALID_CLOSE_REASON, ev);
+    return;
+  }
+  if (r != 0) {
+    fail(e, len == 1 ? WS_V_BAD_CLOSE_PAYLOAD : WS_V_INVALID_CLOSE_CODE, ev);
+    return;
+  }
+  e->received_code = code;
+  if (rlen) memcpy(e->received_reason, reason, rlen);
+  e->received_reason_len = rlen;
+
+  if (e->state == WS_STATE_OPEN) {
+    /* The peer started the closing handshake: echo its code (5.5.1). */
+    if (put_close(e, code == WS_CLOSE_no_status ? 0 : code, NULL, 0) != 0)
+      e->sent_code = 0;
+    e->state = WS_STATE_CLOSED;
+    close_event(e, ev, code, e->received_reason, rlen, 1, WS_BY_REMOTE,
+                WS_V_NONE);
+  } else {
+    /* The reply to our close: the handshake is complete. */
+    e->state = WS_STATE_CLOSED;
+    close_event(e, ev, e->sent_code, e->sent_reason, e->sent_reason_len, 1,
+                WS_BY_LOCAL, WS_V_NONE);
+  }
+}
+
+static void message_event(ws_engine *e, const uint8_t *p, size_t len,
+                          ws_event *ev) {
+  memset(ev, 0, sizeof *ev);
+  ev->type = WS_EV_MESSAGE;
+  ev->kind = e->msg_kind;
+  ev->rsv = e->msg_rsv;
+  ev->data = p;
+  ev->len = len;
+  e->in_message = 0;
+}
+
+/* The current data frame is complete. */
+static void data_frame_done(ws_engine *e, ws_event *ev) {
+  if (e->discard || !e->fh.fin) {
+    if (e->fh.fin) e->in_message = 0;
+    return;
+  }
+  if (e->msg_kind == WS_OP_TEXT && !ws_utf8_complete(e->utf8)) {
+    fail(e, WS_V_INVALID_UTF8, ev);
+    return;
+  }
+  message_event(e, e->msg.p ? e->msg.p : (const uint8_t *)"", e->msg.len,
+                ev);
+}
+
+size_t ws_engine_recv(ws_engine *e, uint8_t *in, size_t len, ws_event *ev) {
+  size_t pos = 0;
+  ev->type = WS_EV_NONE;
+  if (e->failed || e->state == WS_STATE_CLOSED) return len;
+
+  while (pos < len) {
+    ws_violation v;
+    size_t avail;
+
+    if (!e->in_payload) {
+      int n;
+      if (e->hdr_len == 0) {
+        n = ws_frame_decode(in + pos, len - pos, &e->fh);
+        if (n == WS_EINCOMPLETE) {
+          memcpy(e->hdr, in + pos, len - pos);
+          e->hdr_len = (unsigned)(len - pos);
+          return len;
+        }
+        if (n > 0) pos += (size_t)n;
+      } else {
+        size_t k = sizeof e->hdr - e->hdr_len;
+        if (k > len - pos) k = len - pos;
+        memcpy(e->hdr + e->hdr_len, in + pos, k);
+        n = ws_frame_decode(e->hdr, e->hdr_len + k, &e->fh);
+        if (n == WS_EINCOMPLETE) {
+          e->hdr_len += (unsigned)k;
+          return len;
+        }
+        if (n > 0) {
+          pos += (size_t)n - e->hdr_len;
+          e->hdr_len = 0;
+        }
+      }
+      if (n < 0) {
+        fail(e, WS_V_LENGTH_TOP_BIT, ev);
+        return pos;
+      }
+      if ((v = start_frame(e)) != WS_V_NONE) {
+        fail(e, v, ev);
+        return pos;
+      }
+      e->rx_frames++;
+
+      /* Fast path: the whole payload is here and nothing is buffered. */
+      avail = len - pos;
+      if (e->remaining <= avail && !e->discard &&
+          (e->fh.opcode & 0x8 || (e->fh.fin && e->msg.len == 0))) {
+        uint8_t *p = in + pos;
+        size_t n2 = (size_t)e->remaining;
+        if (e->fh.masked) ws_mask(p, n2, e->fh.key, 0);
+        pos += n2;
+        e->remaining = 0;
+        e->in_payload = 0;
+        if (e->fh.opcode & 0x8) {
+          control_frame(e, p, n2, ev);
+          return pos;
+        }
+        if (e->msg_kind == WS_OP_TEXT &&
+            (ws_utf8_validate(&e->utf8, p, n2, NULL) != 0 ||
+             !ws_utf8_complete(e->utf8))) {
+          fail(e, WS_V_INVALID_UTF8, ev);
+          return pos;
+        }
+        message_event(e, p, n2, ev);
+        return pos;
+      }
+      if (e->remaining > 0) continue;
+    } else {
+      /* Payload bytes of a frame that did not arrive whole. */
+      uint8_t *p = in + pos;
+      size_t take = len - pos;
+      if ((uint64_t)take > e->remaining) take = (size_t)e->remaining;
+      pos += take;
+      e->remaining -= take;
+      if (e->fh.masked && !e->discard)
+        e->mask_phase = ws_mask(p, take, e->fh.key, e->mask_phase);
+      if (e->fh.opcode & 0x8) {
+        memcpy(e->ctl + e->ctl_len, p, take);
+        e->ctl_len += take;
+      } else if (!e->discard) {
+        /* Validate as bytes arrive, so bad text fails at once. */
+        if (e->msg_kind == WS_OP_TEXT &&
+            ws_utf8_validate(&e->utf8, p, take, NULL) != 0) {
+          fail(e, WS_V_INVALID_UTF8, ev);
+          return pos;
+        }
+        if (buf_reserve(e, &e->msg, take) != 0) {
+          fail(e, WS_V_NOMEM, ev);
+          return pos;
+        }
+        memcpy(e->msg.p + e->msg.len, p, take);
+        e->msg.len += take;
+      }
+      if (e->remaining > 0) return pos;
+    }
+
+    /* The frame is complete. */
+    e->in_payload = 0;
+    if (e->fh.opcode & 0x8) {
+      control_frame(e, e->ctl, e->ctl_len, ev);
+      return pos;
+    }
+    data_frame_done(e, ev);
+    if (ev->type != WS_EV_NONE) return pos;
+  }
+  return pos;
+}

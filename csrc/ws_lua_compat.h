@@ -1,0 +1,58 @@
+/*
+ * The few Lua C API differences between 5.1/LuaJIT and 5.2-5.4 that the
+ * binding touches, papered over in one place.
+ */
+#ifndef LUA_WS_LUA_COMPAT_H
+#define LUA_WS_LUA_COMPAT_H
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#if LUA_VERSION_NUM < 502
+#define ws_rawlen(L, i) lua_objlen(L, (i))
+#define ws_newlib(L, l) (lua_newtable(L), ws_setfuncs(L, (l), 0))
+#define ws_setfuncs(L, l, n) ws_compat_setfuncs(L, (l), (n))
+static inline void ws_compat_setfuncs(lua_State *L, const luaL_Reg *l,
+                                      int nup) {
+  luaL_checkstack(L, nup + 1, "too many upvalues");
+  for (; l->name != NULL; l++) {
+    int i;
+    for (i = 0; i < nup; i++) lua_pushvalue(L, -nup);
+    lua_pushcclosure(L, l->func, nup);
+    lua_setfield(L, -(nup + 2), l->name);
+  }
+  lua_pop(L, nup);
+}
+static inline void *ws_testudata(lua_State *L, int i, const char *tname) {
+  void *p = lua_touserdata(L, i);
+  if (p == NULL || !lua_getmetatable(L, i)) return NULL;
+  lua_getfield(L, LUA_REGISTRYINDEX, tname);
+  if (!lua_rawequal(L, -1, -2)) p = NULL;
+  lua_pop(L, 2);
+  return p;
+}
+#define ws_setmetatable(L, tname) \
+  (lua_getfield(L, LUA_REGISTRYINDEX, (tname)), lua_setmetatable(L, -2))
+#else
+#define ws_rawlen(L, i) lua_rawlen(L, (i))
+#define ws_newlib(L, l) luaL_newlib(L, (l))
+#define ws_setfuncs(L, l, n) luaL_setfuncs(L, (l), (n))
+#define ws_testudata(L, i, t) luaL_testudata(L, (i), (t))
+#define ws_setmetatable(L, tname) luaL_setmetatable(L, (tname))
+#endif
+
+/* lua_newuserdata is a macro for lua_newuserdatauv(L, sz, 1) in 5.4. */
+#define ws_newuserdata(L, sz) lua_newuserdata(L, (sz))
+
+/* Exported only from the module's entry point. */
+#if defined(__GNUC__)
+#define WS_EXPORT __attribute__((visibility("default")))
+#else
+#define WS_EXPORT
+#endif
+
+/* Each part of ws.core registers its functions into the module table at
+ * the top of the stack. Defined in ws_lua_*.c; hidden symbols. */
+void ws_lua_open_handshake(lua_State *L);
+
+#endif

@@ -1,0 +1,130 @@
+--- Close codes, by number and by name.
+--
+-- `codes.normal --> 1000` and `codes[1006] --> "abnormal"`. The RFC 6455
+-- registry is built in; application codes (3000-4999) get names with
+-- `codes.define`. Each code also has a class, which reconnect policies use
+-- to decide whether another attempt makes sense.
+-- @module ws.codes
+local core = require "ws.core"
+
+local type, pairs, error, tostring = type, pairs, error, tostring
+local math_type = math.type
+local string_format = string.format
+
+local codes = {}
+
+-- Functions live in the same table as the names, so a name may not
+-- shadow one of them.
+local reserved_names = {
+  define = true, name = true, valid = true, class = true, lookup = true,
+}
+
+-- How a close with this code is treated by default (see README, "Close
+-- codes and reconnects").
+local classes = {
+  [1000] = "normal",
+  [1001] = "retry", [1005] = "retry", [1006] = "retry", [1011] = "retry",
+  [1014] = "retry",
+  [1012] = "restart",
+  [1013] = "overload",
+  [1002] = "fatal", [1003] = "fatal", [1007] = "fatal", [1008] = "fatal",
+  [1009] = "fatal", [1010] = "fatal", [1015] = "fatal", [1004] = "fatal",
+}
+
+for code, name in pairs(core.codes()) do
+  codes[code] = name
+  codes[name] = code
+end
+
+local function is_integer(v)
+  if math_type then return math_type(v) == "integer" end
+  return type(v) == "number" and v == math.floor(v)
+end
+
+--- Give an application close code (3000-4999) a name, so that
+-- `codes.NAME`, `codes[CODE]` and `on("close:NAME", ...)` work.
+-- @tparam integer code 3000-4999
+-- @tparam string name an identifier-like name (`[a-z_][a-z0-9_]*`)
+-- @tparam[opt] string class "retry" (default), "fatal", "normal",
+--   "restart", "overload" or "auth": how reconnect policies treat it
+-- @treturn integer the code
+function codes.define(code, name, class)
+  if type(code) ~= "number" or not is_integer(code) then
+    error("bad argument #1 to 'define' (integer expected, got "
+      .. type(code) .. ")", 2)
+  end
+  if code < 3000 or code > 4999 then
+    error(string_format("bad argument #1 to 'define' (application codes "
+      .. "are 3000-4999, got %d)", code), 2)
+  end
+  if type(name) ~= "string" or not name:match("^[a-z_][a-z0-9_]*$") then
+    error("bad argument #2 to 'define' (a name of lowercase letters, digits"
+      .. " and _ expected, got " .. tostring(name) .. ")", 2)
+  end
+  if reserved_names[name] then
+    error("bad argument #2 to 'define' ('" .. name .. "' is reserved)", 2)
+  end
+  local taken = codes[name]
+  if taken ~= nil and taken ~= code then
+    error(string_format("bad argument #2 to 'define' ('%s' already names %d)",
+      name, taken), 2)
+  end
+  local old = codes[code]
+  if old ~= nil and old ~= name then
+    error(string_format("bad argument #1 to 'define' (%d is already "
+      .. "named '%s')", code, old), 2)
+  end
+  if class ~= nil and (type(class) ~= "string" or
+      not ({retry = 1, fatal = 1, normal = 1, restart = 1, overload = 1,
+            auth = 1})[class]) then
+    error("bad argument #3 to 'define' (unknown class " .. tostring(class)
+      .. ")", 2)
+  end
+  codes[code] = name
+  codes[name] = code
+  classes[code] = class or "retry"
+  return code
+end
+
+--- The name of a code, or nil if it has none.
+-- @tparam integer code
+-- @treturn string|nil
+function codes.name(code)
+  if type(code) ~= "number" then return nil end
+  return codes[code]
+end
+
+--- Resolve a code given as a number or a name.
+-- @param code integer or name
+-- @treturn integer|nil the code, or nil if the name is unknown
+function codes.lookup(code)
+  if type(code) == "number" then return code end
+  if type(code) == "string" and not reserved_names[code] then
+    local c = codes[code]
+    if type(c) == "number" then return c end
+  end
+  return nil
+end
+
+--- Whether a code may appear in a close frame on the wire (1000-1003,
+-- 1007-1014, 3000-4999): what we accept and what we send.
+-- @tparam integer code
+-- @treturn boolean
+function codes.valid(code)
+  return type(code) == "number" and is_integer(code) and core.code_valid(code)
+end
+
+--- The reconnect class of a code: "normal", "retry", "restart",
+-- "overload", "fatal" or (for invalid codes) "fatal".
+-- @tparam integer code
+-- @treturn string
+function codes.class(code)
+  local c = classes[code]
+  if c then return c end
+  if type(code) == "number" and code >= 3000 and code <= 4999 then
+    return "retry"
+  end
+  return "fatal"
+end
+
+return codes

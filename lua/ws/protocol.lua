@@ -1,0 +1,208 @@
+--- The sans-IO protocol engine, for hosts that own the socket.
+--
+-- Feed it the bytes you read, write the bytes it returns, and drain its
+-- events. It never touches a socket and never raises on bad input: a
+-- protocol violation becomes a close event with the right code.
+--
+--     local p = ws.protocol.new{ role = "client" }
+--     sock:send(p:send("hi"))
+--     p:feed(sock:receive())
+--     for ev in p:events() do ... end
+--     sock:send(p:take_output())   -- automatic pongs, close replies
+-- @module ws.protocol
+local core = require "ws.core"
+local codes = require "ws.codes"
+
+local type, error, setmetatable, tostring = type, error, setmetatable, tostring
+local rawget = rawget
+
+local Protocol = {}
+local mt = { __name = "ws.protocol" }
+
+local function check(self)
+  if type(self) ~= "table" or getmetatable(self) ~= mt then
+    error("bad self (ws.protocol object expected)", 3)
+  end
+  return self._e
+end
+
+local option_names = {
+  role = true, max_message_size = true, max_frame_size = true,
+  max_fragments = true, auto_pong = true,
+}
+
+--- Create an engine.
+-- @tparam[opt] table opts `role` ("client" default, or "server"),
+--   `max_message_size` (16 MiB), `max_frame_size` (= max_message_size),
+--   `max_fragments` (65536), `auto_pong` (true)
+-- @return a protocol object
+function Protocol.new(opts)
+  if opts == nil then opts = {} end
+  if type(opts) ~= "table" then
+    error("bad argument #1 to 'new' (table expected, got " .. type(opts)
+      .. ")", 2)
+  end
+  for k in pairs(opts) do
+    if not option_names[k] then
+      error("bad argument #1 to 'new' (unknown option '" .. tostring(k)
+        .. "')", 2)
+    end
+  end
+  local role = opts.role or "client"
+  if role ~= "client" and role ~= "server" then
+    error("bad option 'role' (\"client\" or \"server\" expected, got "
+      .. tostring(role) .. ")", 2)
+  end
+  local e = core.engine(role, opts.max_message_size, opts.max_frame_size,
+    opts.max_fragments, opts.auto_pong)
+  return setmetatable({ _e = e, _q = {}, _head = 1, _tail = 0, role = role },
+    mt)
+end
+
+-- Application codes named with ws.codes.define get their names here.
+local function name_close(ev)
+  if ev.type == "close" and ev.name == nil then ev.name = codes[ev.code] end
+end
+
+--- Feed bytes read from the transport. Never raises on bad input.
+-- @tparam string bytes
+-- @treturn integer how many events are now queued
+function Protocol:feed(bytes)
+  local e = check(self)
+  if type(bytes) ~= "string" then
+    error("bad argument #1 to 'feed' (string expected, got " .. type(bytes)
+      .. ")", 2)
+  end
+  local first = self._tail + 1
+  self._tail = e:feed(bytes, self._q, self._tail)
+  for i = first, self._tail do name_close(self._q[i]) end
+  return self._tail - self._head + 1
+end
+
+--- The transport ended. Queues a 1006 close event unless the connection
+-- already reported its close.
+function Protocol:eof()
+  local e = check(self)
+  self._tail = e:eof(self._q, self._tail)
+end
+
+--- Iterate over queued events, oldest first, removing them.
+-- @return iterator yielding event tables
+function Protocol:events()
+  check(self)
+  return function()
+    local h = self._head
+    if h > self._tail then
+      self._head, self._tail = 1, 0
+      return nil
+    end
+    local ev = self._q[h]
+    self._q[h] = nil
+    self._head = h + 1
+    return ev
+  end
+end
+
+--- Frame a message.
+-- @tparam string data
+-- @tparam[opt="text"] string kind "text" or "binary"
+-- @tparam[opt] table opts `fragment`: split into frames of at most this
+--   many payload bytes
+-- @treturn string bytes to write (including any pending automatic output),
+--   or nil, error ("connection is closing", "text is not valid UTF-8")
+function Protocol:send(data, kind, opts)
+  local e = check(self)
+  if type(data) ~= "string" then
+    error("bad argument #1 to 'send' (string expected, got " .. type(data)
+      .. ")", 2)
+  end
+  local fragment
+  if opts ~= nil then
+    if type(opts) ~= "table" then
+      error("bad argument #3 to 'send' (table expected, got " .. type(opts)
+        .. ")", 2)
+    end
+    fragment = opts.fragment
+    if fragment ~= nil and (type(fragment) ~= "number" or fragment < 1) then
+      error("bad option 'fragment' (positive integer expected)", 2)
+    end
+  end
+  return e:send(data, kind, fragment)
+end
+
+--- Send one frame of a message that is produced piece by piece.
+-- @tparam string data
+-- @tparam string kind "text" or "binary" (used by the first part)
+-- @tparam boolean fin true for the last part
+-- @treturn string bytes to write, or nil, error
+function Protocol:send_part(data, kind, fin)
+  local e = check(self)
+  if type(data) ~= "string" then
+    error("bad argument #1 to 'send_part' (string expected, got "
+      .. type(data) .. ")", 2)
+  end
+  return e:send_part(data, kind, fin)
+end
+
+--- Frame a ping (payload at most 125 bytes).
+-- @tparam[opt=""] string data
+-- @treturn string bytes to write, or nil, error
+function Protocol:ping(data)
+  return check(self):ping(data)
+end
+
+--- Frame an unsolicited pong.
+function Protocol:pong(data)
+  return check(self):pong(data)
+end
+
+--- Start the closing handshake.
+-- @param[opt] code a number or a name ("normal", "going_away", ...);
+--   nil sends a close frame without a code
+-- @tparam[opt=""] string reason at most 123 bytes of UTF-8
+-- @treturn string bytes to write, or nil, error
+function Protocol:close(code, reason)
+  local e = check(self)
+  local n = nil
+  if code ~= nil then
+    n = codes.lookup(code)
+    if n == nil then
+      if type(code) == "string" then
+        error("bad argument #1 to 'close' (unknown close code name '"
+          .. code .. "')", 2)
+      end
+      error("bad argument #1 to 'close' (number or name expected, got "
+        .. type(code) .. ")", 2)
+    end
+  end
+  if reason ~= nil and type(reason) ~= "string" then
+    error("bad argument #2 to 'close' (string expected, got " .. type(reason)
+      .. ")", 2)
+  end
+  return e:close(n, reason)
+end
+
+--- Take the bytes the engine queued on its own (automatic pongs, the reply
+-- to a close), "" when there are none.
+-- @treturn string
+function Protocol:take_output()
+  return check(self):take_output()
+end
+
+--- Bytes queued and not yet taken.
+function Protocol:buffered_amount()
+  return check(self):buffered_amount()
+end
+
+--- Release the engine's buffers now (also done by the garbage collector).
+function Protocol:free()
+  check(self):free()
+end
+
+mt.__index = function(self, k)
+  if k == "state" then return rawget(self, "_e"):state() end
+  return Protocol[k]
+end
+mt.__close = function(self) rawget(self, "_e"):free() end
+
+return { new = Protocol.new }
