@@ -339,10 +339,10 @@ static ws_violation start_frame(ws_engine *e) {
     if (e->msg.cap > KEEP_BUFFER_MAX) buf_release(e, &e->msg);
     e->msg.len = 0;
   }
-  if (h->length > e->cfg.max_frame_size) return WS_V_FRAME_TOO_BIG;
-  if (++e->msg_frames > e->cfg.max_fragments) return WS_V_TOO_MANY_FRAGMENTS;
   if (h->length > e->cfg.max_message_size - e->msg_total)
     return WS_V_MESSAGE_TOO_BIG;
+  if (h->length > e->cfg.max_frame_size) return WS_V_FRAME_TOO_BIG;
+  if (++e->msg_frames > e->cfg.max_fragments) return WS_V_TOO_MANY_FRAGMENTS;
   e->msg_total += h->length;
   /* After our close frame, data is read only to find the peer's close. */
   e->discard = e->state != WS_STATE_OPEN;

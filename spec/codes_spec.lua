@@ -1,0 +1,106 @@
+local ws = require "ws"
+local codes = ws.codes
+
+describe("ws.codes", function()
+  local registry = {
+    { 1000, "normal" }, { 1001, "going_away" }, { 1002, "protocol_error" },
+    { 1003, "unsupported_data" }, { 1004, "reserved" }, { 1005, "no_status" },
+    { 1006, "abnormal" }, { 1007, "invalid_payload" },
+    { 1008, "policy_violation" }, { 1009, "message_too_big" },
+    { 1010, "mandatory_extension" }, { 1011, "internal_error" },
+    { 1012, "service_restart" }, { 1013, "try_again_later" },
+    { 1014, "bad_gateway" }, { 1015, "tls_handshake" },
+  }
+
+  for _, row in ipairs(registry) do
+    it("maps " .. row[1] .. " to '" .. row[2] .. "' and back", function()
+      assert.are.equal(row[2], codes[row[1]])
+      assert.are.equal(row[1], codes[row[2]])
+      assert.are.equal(row[2], codes.name(row[1]))
+    end)
+  end
+
+  it("has no name for unassigned codes", function()
+    assert.is_nil(codes[1016])
+    assert.is_nil(codes[999])
+    assert.is_nil(codes.name(3001))
+  end)
+
+  it("knows which codes are valid on the wire", function()
+    local valid = {}
+    for c = 0, 5100 do
+      if codes.valid(c) then valid[#valid + 1] = c end
+    end
+    local expect = {}
+    for c = 1000, 1003 do expect[#expect + 1] = c end
+    for c = 1007, 1014 do expect[#expect + 1] = c end
+    for c = 3000, 4999 do expect[#expect + 1] = c end
+    assert.are.same(expect, valid)
+  end)
+
+  it("treats non-integers as invalid codes", function()
+    assert.is_false(codes.valid(1000.5))
+    assert.is_false(codes.valid("1000"))
+  end)
+
+  it("names an application code with define", function()
+    assert.are.equal(4000, codes.define(4000, "spec_kicked", "fatal"))
+    assert.are.equal(4000, codes.spec_kicked)
+    assert.are.equal("spec_kicked", codes[4000])
+    assert.are.equal("fatal", codes.class(4000))
+  end)
+
+  it("lets the same definition be repeated", function()
+    codes.define(4001, "spec_again")
+    assert.are.equal(4001, codes.define(4001, "spec_again"))
+  end)
+
+  it("refuses to define a code outside 3000-4999", function()
+    assert.has_error(function() codes.define(1000, "mine") end,
+      "bad argument #1 to 'define' (application codes are 3000-4999, got 1000)")
+  end)
+
+  it("refuses a name already used by another code", function()
+    assert.has_error(function() codes.define(4002, "normal") end,
+      "bad argument #2 to 'define' ('normal' already names 1000)")
+  end)
+
+  it("refuses to rename a named code", function()
+    codes.define(4003, "spec_first")
+    assert.has_error(function() codes.define(4003, "spec_second") end,
+      "bad argument #1 to 'define' (4003 is already named 'spec_first')")
+  end)
+
+  it("refuses a name that would shadow a function", function()
+    assert.has_error(function() codes.define(4004, "define") end,
+      "bad argument #2 to 'define' ('define' is reserved)")
+  end)
+
+  it("refuses a name that is not an identifier", function()
+    assert.has_error(function() codes.define(4005, "Bad Name") end,
+      "bad argument #2 to 'define' (a name of lowercase letters, digits and _ "
+      .. "expected, got Bad Name)")
+  end)
+
+  it("refuses an unknown class", function()
+    assert.has_error(function() codes.define(4006, "spec_c", "sometimes") end,
+      "bad argument #3 to 'define' (unknown class sometimes)")
+  end)
+
+  it("classifies codes for reconnect policies", function()
+    assert.are.same(
+      { "normal", "retry", "fatal", "retry", "retry", "fatal", "restart",
+        "overload", "retry", "fatal" },
+      { codes.class(1000), codes.class(1001), codes.class(1002),
+        codes.class(1005), codes.class(1006), codes.class(1008),
+        codes.class(1012), codes.class(1013), codes.class(3999),
+        codes.class(2000) })
+  end)
+
+  it("resolves codes given by name or number", function()
+    assert.are.equal(1001, codes.lookup("going_away"))
+    assert.are.equal(1001, codes.lookup(1001))
+    assert.is_nil(codes.lookup("nope"))
+    assert.is_nil(codes.lookup("define"))
+  end)
+end)
