@@ -1,0 +1,53 @@
+rockspec_format = "3.0"
+package = "lua-ws"
+version = "scm-1"
+source = {
+  url = "git+file:///dev/null", -- built from a checkout: luarocks make
+}
+description = {
+  summary = "WebSocket (RFC 6455) for Lua with a C protocol core",
+  detailed = [[
+A sans-IO WebSocket engine in C (framing, masking, UTF-8, close codes,
+opening handshake) bound to Lua as ws.core, with ws.protocol for hosts
+that own their sockets and close events named by code.
+]],
+  license = "MIT",
+  labels = { "websocket", "network" },
+}
+dependencies = {
+  "lua >= 5.1",
+}
+external_dependencies = {
+  OPENSSL = {
+    header = "openssl/sha.h",
+    library = "crypto",
+  },
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["ws.core"] = {
+      sources = {
+        "csrc/ws_utf8.c",
+        "csrc/ws_mask.c",
+        "csrc/ws_frame.c",
+        "csrc/ws_codes.c",
+        "csrc/ws_error.c",
+        "csrc/ws_handshake.c",
+        "csrc/ws_engine.c",
+        "csrc/ws_lua.c",
+        "csrc/ws_lua_handshake.c",
+      },
+      incdirs = { "csrc", "$(OPENSSL_INCDIR)" },
+      libdirs = { "$(OPENSSL_LIBDIR)" },
+      libraries = { "crypto" },
+    },
+    ["ws"] = "lua/ws/init.lua",
+    ["ws.codes"] = "lua/ws/codes.lua",
+    ["ws.handshake"] = "lua/ws/handshake.lua",
+    ["ws.protocol"] = "lua/ws/protocol.lua",
+  },
+}
+test = {
+  type = "busted",
+}
