@@ -48,11 +48,16 @@ build/asan/ws/core.so: $(CORE_SRC) $(LUA_SRC) $(HDRS)
 
 luajit: build/jit/ws/core.so
 
+build/asan/guard_test: spec/c/guard_test.c $(CORE_SRC) $(HDRS)
+	@mkdir -p $(@D)
+	gcc $(WARN) -O1 -g $(SAN) -Icsrc spec/c/guard_test.c $(CORE_SRC) -o $@ $(LIBS)
+
 deps:
 	@.ci/deps.sh test
 
 # The sanitizer runtime has to be loaded before the interpreter starts.
-test: deps build/asan/ws/core.so build/jit/ws/core.so
+test: deps build/asan/guard_test build/asan/ws/core.so build/jit/ws/core.so
+	build/asan/guard_test
 	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
