@@ -248,6 +248,10 @@ typedef struct {
 } ws_hs_request;
 
 /* Parse and validate a client's opening handshake (RFC 6455 4.2.1).
+ * On WS_EINCOMPLETE num_headers is left as it was, so the same struct can
+ * be passed again once more bytes have arrived. Checks run in the order
+ * request line, Host, Upgrade, Connection, version, key, so a client on the
+ * wrong version always gets the 426.
  * Returns the number of bytes of the head (through the blank line) on
  * success, WS_EINCOMPLETE when more bytes are needed, or WS_EHANDSHAKE with
  * req->error saying why (and ws_hs_error_status the status to answer). */
@@ -286,7 +290,10 @@ const ws_header *ws_hs_header(const ws_header *h, size_t n,
 
 /* Build the client's request into out. `extra` is zero or more complete
  * "Name: value\r\n" lines, or NULL; protocols and origin may be NULL.
- * Returns the length written (no NUL) or WS_ENOSPACE. */
+ * Returns the length written (no NUL is written), WS_ENOSPACE, or
+ * WS_EINVALID for a NULL or empty host/target/key, a value holding CR, LF
+ * or another control character, or a malformed `extra`. The other build
+ * functions below follow the same rules. */
 int ws_hs_build_request(char *out, size_t cap, const char *host,
                         const char *target, const char *key,
                         const char *protocols, const char *origin,
