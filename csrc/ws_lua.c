@@ -14,6 +14,7 @@
 #include "ws_lua_compat.h"
 
 #define ENGINE_MT "ws.core.engine"
+#define SCRATCH_KEEP_MAX (1u << 20)
 
 typedef struct {
   ws_engine e;
@@ -177,6 +178,12 @@ static int l_feed(lua_State *L) {
     if (ev.type == WS_EV_NONE) break;
     push_event(L, &le->e, &ev);
     lua_rawseti(L, 3, (int)++tail);
+  }
+  /* Don't let one huge read pin a huge buffer for the connection's life. */
+  if (le->scratch_cap > SCRATCH_KEEP_MAX) {
+    free(le->scratch);
+    le->scratch = NULL;
+    le->scratch_cap = 0;
   }
   lua_pushinteger(L, tail);
   return 1;
