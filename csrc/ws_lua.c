@@ -19,6 +19,8 @@
 typedef struct {
   ws_engine e;
   int live;        /* 0 once freed: every method then reports "closed" */
+  int hold;        /* output stays queued in the engine (a transport
+                      writes it); send & co. return the queued size */
   uint8_t *scratch; /* writable copy of the bytes being fed */
   size_t scratch_cap;
 } lengine;
@@ -153,11 +155,30 @@ static void push_event(lua_State *L, const ws_engine *e, const ws_event *ev) {
   }
 }
 
+lua_Integer ws_lua_deliver(lua_State *L, ws_engine *e, uint8_t *buf,
+                           size_t len, int queue, lua_Integer tail) {
+  size_t pos = 0;
+  for (;;) {
+    ws_event ev;
+    pos += ws_engine_recv(e, buf + pos, len - pos, &ev);
+    if (ev.type == WS_EV_NONE) break;
+    push_event(L, e, &ev);
+    lua_rawseti(L, queue, (int)++tail);
+  }
+  return tail;
+}
+
+ws_engine *ws_lua_check_engine(lua_State *L, int idx) {
+  lengine *le = (lengine *)luaL_checkudata(L, idx, ENGINE_MT);
+  if (!le->live) luaL_error(L, "attempt to use a freed protocol engine");
+  return &le->e;
+}
+
 /* engine:feed(bytes, queue, tail) -> new tail. Appends an event table at
  * queue[tail + 1], ... for everything the bytes complete. */
 static int l_feed(lua_State *L) {
   lengine *le = check_engine(L);
-  size_t len, pos = 0;
+  size_t len;
   const char *s = luaL_checklstring(L, 2, &len);
   lua_Integer tail;
   luaL_checktype(L, 3, LUA_TTABLE);
@@ -172,13 +193,7 @@ static int l_feed(lua_State *L) {
     le->scratch_cap = cap;
   }
   if (len) memcpy(le->scratch, s, len);
-  for (;;) {
-    ws_event ev;
-    pos += ws_engine_recv(&le->e, le->scratch + pos, len - pos, &ev);
-    if (ev.type == WS_EV_NONE) break;
-    push_event(L, &le->e, &ev);
-    lua_rawseti(L, 3, (int)++tail);
-  }
+  tail = ws_lua_deliver(L, &le->e, le->scratch, len, 3, tail);
   /* Don't let one huge read pin a huge buffer for the connection's life. */
   if (le->scratch_cap > SCRATCH_KEEP_MAX) {
     free(le->scratch);
@@ -216,7 +231,15 @@ static int push_output(lua_State *L, ws_engine *e) {
 /* Map a failed call to nil, message (data or state problems) or raise
  * (programmer errors). */
 static int send_result(lua_State *L, lengine *le, int r, const char *fn) {
-  if (r == 0) return push_output(L, &le->e);
+  if (r == 0) {
+    if (le->hold) {
+      size_t n;
+      ws_engine_output(&le->e, &n);
+      lua_pushinteger(L, (lua_Integer)n);
+      return 1;
+    }
+    return push_output(L, &le->e);
+  }
   switch (r) {
     case WS_ESTATE:
       lua_pushnil(L);
@@ -329,6 +352,15 @@ static int l_state(lua_State *L) {
   lengine *le = (lengine *)luaL_checkudata(L, 1, ENGINE_MT);
   lua_pushstring(L, le->live ? state_name(le->e.state) : "closed");
   return 1;
+}
+
+/* engine:hold_output(on): when on, send/ping/pong/close leave their bytes
+ * in the engine for a transport to write (sock:flush) and return the
+ * number of bytes queued instead of a string. */
+static int l_hold_output(lua_State *L) {
+  lengine *le = check_engine(L);
+  le->hold = lua_toboolean(L, 2);
+  return 0;
 }
 
 static int l_buffered(lua_State *L) {
@@ -475,6 +507,7 @@ static const luaL_Reg engine_methods[] = {
     {"ping", l_ping},   {"pong", l_pong},
     {"close", l_close}, {"take_output", l_take_output},
     {"state", l_state}, {"buffered_amount", l_buffered},
+    {"hold_output", l_hold_output},
     {"free", l_engine_gc}, {NULL, NULL}};
 
 static const luaL_Reg core_functions[] = {

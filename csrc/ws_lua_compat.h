@@ -55,4 +55,14 @@ static inline void *ws_testudata(lua_State *L, int i, const char *tname) {
  * the top of the stack. Defined in ws_lua_*.c; hidden symbols. */
 void ws_lua_open_handshake(lua_State *L);
 
+/* For transports in other binding files (ws_lua.c defines these). */
+/* The engine inside the ws.core engine userdata at idx; raises if idx is
+ * not a live engine. */
+#include "ws.h"
+ws_engine *ws_lua_check_engine(lua_State *L, int idx);
+/* Run buf (writable; unmasked in place) through the engine, appending one
+ * event table per event at queue[tail + 1], ...; returns the new tail. */
+lua_Integer ws_lua_deliver(lua_State *L, ws_engine *e, uint8_t *buf,
+                           size_t len, int queue, lua_Integer tail);
+
 #endif
