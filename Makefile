@@ -81,7 +81,7 @@ bench:
 
 FUZZ_TARGETS = $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c))
 
-build/fuzz/%: fuzz/%.c $(CORE_SRC) $(HDRS)
+build/fuzz/%: fuzz/%.c $(CORE_SRC) $(HDRS) $(wildcard fuzz/*.h)
 	@mkdir -p $(@D)
 	clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined \
 	  -fno-sanitize-recover=undefined -Icsrc $< $(CORE_SRC) -o $@ $(LIBS)

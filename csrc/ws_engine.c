@@ -260,6 +260,12 @@ void ws_engine_output_consume(ws_engine *e, size_t n) {
 
 /* ----------------------------------------------------------- receiving */
 
+/* Events start from a copy of this rather than memset: for a struct this
+ * small, memset becomes `rep stosb`, which alone cost a quarter of the
+ * time to parse a 16-byte frame. */
+static const ws_event no_event;
+
+
 static void close_event(ws_engine *e, ws_event *ev, int code,
                         const uint8_t *reason, size_t reason_len, int clean,
                         ws_initiator by, ws_violation v) {
@@ -364,13 +370,13 @@ static void control_frame(ws_engine *e, const uint8_t *p, size_t len,
         fail(e, WS_V_NOMEM, ev);
         return;
       }
-      memset(ev, 0, sizeof *ev);
+      *ev = no_event;
       ev->type = WS_EV_PING;
       ev->data = p;
       ev->len = len;
       return;
     case WS_OP_PONG:
-      memset(ev, 0, sizeof *ev);
+      *ev = no_event;
       ev->type = WS_EV_PONG;
       ev->data = p;
       ev->len = len;
@@ -409,7 +415,7 @@ static void control_frame(ws_engine *e, const uint8_t *p, size_t len,
 
 static void message_event(ws_engine *e, const uint8_t *p, size_t len,
                           ws_event *ev) {
-  memset(ev, 0, sizeof *ev);
+  *ev = no_event;
   ev->type = WS_EV_MESSAGE;
   ev->kind = e->msg_kind;
   ev->rsv = e->msg_rsv;
