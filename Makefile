@@ -18,12 +18,13 @@ FUZZ_TIME ?= 30
 WARN   = -std=c11 -Wall -Wextra -Werror -pedantic
 CFLAGS ?= -O2
 SOFLAGS = -fPIC -shared -fvisibility=hidden
-LIBS    = -lcrypto
+LIBS    = -lssl -lcrypto
 
 CORE_SRC = csrc/ws_utf8.c csrc/ws_mask.c csrc/ws_frame.c csrc/ws_codes.c \
            csrc/ws_error.c csrc/ws_handshake.c csrc/ws_engine.c
-LUA_SRC  = csrc/ws_lua.c csrc/ws_lua_handshake.c
-HDRS     = csrc/ws.h csrc/ws_lua_compat.h
+NET_SRC  = csrc/ws_net.c csrc/ws_tls.c
+LUA_SRC  = csrc/ws_lua.c csrc/ws_lua_handshake.c csrc/ws_lua_net.c
+HDRS     = csrc/ws.h csrc/ws_lua_compat.h csrc/ws_net.h csrc/ws_tls.h
 SAN      = -fsanitize=address,undefined -fno-sanitize-recover=undefined \
            -fno-omit-frame-pointer
 
@@ -31,20 +32,20 @@ SAN      = -fsanitize=address,undefined -fno-sanitize-recover=undefined \
 
 all: $(BUILD)/ws/core.so
 
-$(BUILD)/ws/core.so: $(CORE_SRC) $(LUA_SRC) $(HDRS)
+$(BUILD)/ws/core.so: $(CORE_SRC) $(NET_SRC) $(LUA_SRC) $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(WARN) $(CFLAGS) $(SOFLAGS) -I$(LUA_INC) -Icsrc \
-	  $(CORE_SRC) $(LUA_SRC) -o $@ $(LIBS)
+	  $(CORE_SRC) $(NET_SRC) $(LUA_SRC) -o $@ $(LIBS)
 
-build/jit/ws/core.so: $(CORE_SRC) $(LUA_SRC) $(HDRS)
+build/jit/ws/core.so: $(CORE_SRC) $(NET_SRC) $(LUA_SRC) $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(WARN) $(CFLAGS) $(SOFLAGS) -I$(LUAJIT_INC) -Icsrc \
-	  $(CORE_SRC) $(LUA_SRC) -o $@ $(LIBS)
+	  $(CORE_SRC) $(NET_SRC) $(LUA_SRC) -o $@ $(LIBS)
 
-build/asan/ws/core.so: $(CORE_SRC) $(LUA_SRC) $(HDRS)
+build/asan/ws/core.so: $(CORE_SRC) $(NET_SRC) $(LUA_SRC) $(HDRS)
 	@mkdir -p $(@D)
 	gcc $(WARN) -O1 -g $(SAN) $(SOFLAGS) -I$(LUA_INC) -Icsrc \
-	  $(CORE_SRC) $(LUA_SRC) -o $@ $(LIBS)
+	  $(CORE_SRC) $(NET_SRC) $(LUA_SRC) -o $@ $(LIBS)
 
 luajit: build/jit/ws/core.so
 

@@ -535,6 +535,7 @@ WS_EXPORT int luaopen_ws_core(lua_State *L) {
   lua_pop(L, 1);
   ws_newlib(L, core_functions);
   ws_lua_open_handshake(L);
+  ws_lua_open_net(L);
   lua_pushliteral(L, "0.1.0");
   lua_setfield(L, -2, "version");
   return 1;

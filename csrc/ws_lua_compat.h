@@ -54,6 +54,7 @@ static inline void *ws_testudata(lua_State *L, int i, const char *tname) {
 /* Each part of ws.core registers its functions into the module table at
  * the top of the stack. Defined in ws_lua_*.c; hidden symbols. */
 void ws_lua_open_handshake(lua_State *L);
+void ws_lua_open_net(lua_State *L);
 
 /* For transports in other binding files (ws_lua.c defines these). */
 /* The engine inside the ws.core engine userdata at idx; raises if idx is
