@@ -9,7 +9,8 @@ description = {
   detailed = [[
 A sans-IO WebSocket engine in C (framing, masking, UTF-8, close codes,
 opening handshake) bound to Lua as ws.core, with ws.protocol for hosts
-that own their sockets and close events named by code.
+that own their sockets, non-blocking TCP/TLS clients and servers on an
+epoll/poll event loop, and close events named by code.
 ]],
   license = "MIT",
   labels = { "websocket", "network" },
@@ -19,7 +20,7 @@ dependencies = {
 }
 external_dependencies = {
   OPENSSL = {
-    header = "openssl/sha.h",
+    header = "openssl/ssl.h",
     library = "crypto",
   },
 }
@@ -35,17 +36,26 @@ build = {
         "csrc/ws_error.c",
         "csrc/ws_handshake.c",
         "csrc/ws_engine.c",
+        "csrc/ws_net.c",
+        "csrc/ws_tls.c",
         "csrc/ws_lua.c",
         "csrc/ws_lua_handshake.c",
+        "csrc/ws_lua_net.c",
       },
       incdirs = { "csrc", "$(OPENSSL_INCDIR)" },
       libdirs = { "$(OPENSSL_LIBDIR)" },
-      libraries = { "crypto" },
+      libraries = { "ssl", "crypto" },
     },
     ["ws"] = "lua/ws/init.lua",
     ["ws.codes"] = "lua/ws/codes.lua",
+    ["ws.conn"] = "lua/ws/conn.lua",
+    ["ws.connect"] = "lua/ws/connect.lua",
     ["ws.handshake"] = "lua/ws/handshake.lua",
+    ["ws.loop"] = "lua/ws/loop.lua",
     ["ws.protocol"] = "lua/ws/protocol.lua",
+    ["ws.server"] = "lua/ws/server.lua",
+    ["ws.transport"] = "lua/ws/transport.lua",
+    ["ws.url"] = "lua/ws/url.lua",
   },
 }
 test = {

@@ -17,6 +17,7 @@ local codes = {}
 -- shadow one of them.
 local reserved_names = {
   define = true, name = true, valid = true, class = true, lookup = true,
+  check = true,
 }
 
 -- How a close with this code is treated by default (see README, "Close
@@ -104,6 +105,25 @@ function codes.lookup(code)
     if type(c) == "number" then return c end
   end
   return nil
+end
+
+--- Resolve a close code argument for an API function, raising an error
+-- that names the argument when it is neither a number nor a known name.
+-- Whether the number may be sent is checked by the engine.
+-- @param code number, name or nil
+-- @tparam string fname the API function, for the message
+-- @tparam[opt=2] integer level error level
+-- @treturn integer|nil
+function codes.check(code, fname, level)
+  if code == nil then return nil end
+  local n = codes.lookup(code)
+  if n then return n end
+  if type(code) == "string" then
+    error("bad argument #1 to '" .. fname .. "' (unknown close code name '"
+      .. code .. "')", (level or 2) + 1)
+  end
+  error("bad argument #1 to '" .. fname .. "' (number or name expected, got "
+    .. type(code) .. ")", (level or 2) + 1)
 end
 
 --- Whether a code may appear in a close frame on the wire (1000-1003,

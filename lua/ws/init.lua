@@ -1,7 +1,11 @@
 --- lua-ws: WebSocket (RFC 6455) for Lua with a C protocol core.
 --
 -- `ws.codes` close codes, `ws.protocol` the sans-IO engine,
--- `ws.handshake` the opening handshake.
+-- `ws.handshake` the opening handshake; `ws.connect`, `ws.listen` and the
+-- loop functions (`ws.run`, `ws.step`, `ws.spawn`, `ws.sleep`, `ws.now`)
+-- for networked use. The networking modules load on first use, so hosts
+-- that bring their own sockets (OpenResty, game engines) never create a
+-- poller.
 -- @module ws
 local core = require "ws.core"
 
@@ -12,4 +16,23 @@ local ws = {
   handshake = require "ws.handshake",
 }
 
-return ws
+local lazy = {
+  connect = function() return require "ws.connect" end,
+  listen = function() return require "ws.server" end,
+  loop = function() return require "ws.loop" end,
+  run = function() return require("ws.loop").run end,
+  step = function() return require("ws.loop").step end,
+  spawn = function() return require("ws.loop").spawn end,
+  sleep = function() return require("ws.loop").sleep end,
+  now = function() return core.now end,
+}
+
+return setmetatable(ws, {
+  __index = function(t, k)
+    local f = lazy[k]
+    if not f then return nil end
+    local v = f()
+    rawset(t, k, v)
+    return v
+  end,
+})

@@ -163,18 +163,7 @@ end
 -- @treturn string bytes to write, or nil, error
 function Protocol:close(code, reason)
   local e = check(self)
-  local n = nil
-  if code ~= nil then
-    n = codes.lookup(code)
-    if n == nil then
-      if type(code) == "string" then
-        error("bad argument #1 to 'close' (unknown close code name '"
-          .. code .. "')", 2)
-      end
-      error("bad argument #1 to 'close' (number or name expected, got "
-        .. type(code) .. ")", 2)
-    end
-  end
+  local n = codes.check(code, "close", 2)
   if reason ~= nil and type(reason) ~= "string" then
     error("bad argument #2 to 'close' (string expected, got " .. type(reason)
       .. ")", 2)

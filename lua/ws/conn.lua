@@ -1,0 +1,446 @@
+--- An open WebSocket connection over TCP or TLS.
+--
+-- Each connection has a reader task that reads the socket, answers pings,
+-- completes the closing handshake and puts messages in an inbox that
+-- `receive` drains (or hands them to `on("message")` handlers). Output is
+-- written by `send` directly when the socket takes it and by a writer task
+-- when it does not; `send` waits while more than `max_buffered` bytes are
+-- unsent.
+-- @module ws.conn
+local core = require "ws.core"
+local loop = require "ws.loop"
+local codes = require "ws.codes"
+
+local type, error, tostring, setmetatable, rawget = type, error, tostring,
+  setmetatable, rawget
+local pcall, select = pcall, select
+local now = core.now
+
+local Conn = {}
+local mt = { __name = "ws.conn" }
+
+local DEFAULTS = {
+  close_timeout = 5,      -- wait this long for the peer's close reply
+  linger = 2,             -- a client waits this long for the server's FIN
+  max_buffered = 4194304, -- send waits above this many unsent bytes
+  inbox_max = 1024,       -- reading pauses while this many messages wait
+}
+
+local function check(self)
+  if getmetatable(self) ~= mt then
+    error("bad self (ws connection expected)", 3)
+  end
+  return self
+end
+
+local function call_handlers(self, list, ...)
+  if not list then return end
+  for i = 1, #list do
+    local ok, err = pcall(list[i], self, ...)
+    if not ok then loop.on_error("handler: " .. tostring(err)) end
+  end
+end
+
+-- Close the socket, after a client has waited (bounded) for the server
+-- to close TCP first (RFC 6455 7.1.1).
+local function teardown(self)
+  local sock = self._sock
+  if not sock or self._torn then return end
+  self._torn = true
+  local e = self._e
+  local deadline = now() + self._opts.linger
+  -- write what is queued (a close reply) if the socket takes it in time
+  while e:buffered_amount() > 0 do
+    local pending, err = sock:flush(e)
+    if not pending or pending == 0 then break end
+    if not loop.wait_fd(sock:fd(), "w", deadline) then break end
+  end
+  if self.role == "client" and self.close_event and self.close_event.clean then
+    while true do
+      local data, err = sock:read(4096)
+      if not data and err ~= "wantread" and err ~= "wantwrite" then break end
+      if not data and not loop.wait_fd(sock:fd(), err == "wantwrite" and "w"
+          or "r", deadline) then
+        break
+      end
+    end
+  end
+  loop.forget_fd(sock:fd())
+  sock:close()
+  loop.signal(self._drained)
+end
+
+-- Record the one close event of this connection and tell everyone.
+local function finish(self, ev)
+  if self.close_event then return end
+  ev.type = nil
+  if ev.name == nil then ev.name = codes[ev.code] end
+  ev.unsent = ev.unsent or {}
+  self.close_event = ev
+  loop.signal(self._inbox_cond)
+  loop.signal(self._closed_cond)
+  local pw = self._ping_waiters
+  self._ping_waiters = {}
+  for i = 1, #pw do loop.signal(pw[i].cond) end
+  call_handlers(self, self._handlers.close, ev)
+  if ev.name then call_handlers(self, self._handlers["close:" .. ev.name], ev) end
+  if self.on_close_internal then self.on_close_internal(self, ev) end
+end
+Conn._finish = finish
+
+local function dispatch(self)
+  local q = self._q
+  for i = self._qh, self._qt do
+    local ev = q[i]
+    q[i] = nil
+    local t = ev.type
+    if t == "message" then
+      local hs = self._handlers.message
+      if hs then
+        call_handlers(self, hs, ev.data, ev.kind)
+      else
+        local n = self._it + 1
+        self._it = n
+        self._inbox[n] = ev
+        loop.signal(self._inbox_cond)
+      end
+    elseif t == "ping" then
+      call_handlers(self, self._handlers.ping, ev.data)
+    elseif t == "pong" then
+      local pw = self._ping_waiters
+      for k = 1, #pw do
+        if pw[k].data == ev.data then
+          pw[k].rtt = now() - pw[k].t0
+          loop.signal(pw[k].cond)
+          table.remove(pw, k)
+          break
+        end
+      end
+      call_handlers(self, self._handlers.pong, ev.data)
+    elseif t == "close" then
+      finish(self, ev)
+    end
+  end
+  self._qh, self._qt = 1, 0
+end
+
+local function writer(self)
+  local sock, e = self._sock, self._e
+  while not self._torn do
+    local pending, err, msg = sock:flush(e)
+    if pending == 0 then break end
+    if pending then
+      if not loop.wait_fd(sock:fd(), "w") then break end
+    elseif err == "wantread" then
+      loop.sleep(0.005) -- TLS wants to read first; the reader will
+    else
+      self:_transport_failed(err, msg)
+      break
+    end
+    if e:buffered_amount() <= self._opts.max_buffered then
+      loop.signal(self._drained)
+    end
+  end
+  self._writer = nil
+  loop.signal(self._drained)
+end
+
+-- Write queued output now; leave the rest to the writer task.
+function Conn:_flush()
+  if self._torn then return 0 end
+  local pending, err, msg = self._sock:flush(self._e)
+  if pending == nil then
+    if err == "wantread" then
+      pending = self._e:buffered_amount()
+    else
+      self:_transport_failed(err, msg)
+      return 0
+    end
+  end
+  if pending > 0 and not self._writer then
+    self._writer = loop.spawn(writer, self)
+  end
+  return pending
+end
+
+-- The transport ended or failed before a close event.
+function Conn:_transport_failed(err, msg)
+  if self.close_event then return end
+  self._qt = self._e:eof(self._q, self._qt)
+  local q = self._q
+  local ev = q[self._qt]
+  if ev and ev.type == "close" then
+    ev.error = err == "eof" and "eof" or err
+    if msg and err ~= "eof" then ev.message = msg end
+  end
+  dispatch(self)
+end
+
+local function reader(self)
+  local sock, e, q = self._sock, self._e, self._q
+  local fd = sock:fd()
+  if self._leftover and #self._leftover > 0 then
+    self._qt = e:feed(self._leftover, q, self._qt)
+    self._leftover = nil
+    dispatch(self)
+    if e:buffered_amount() > 0 then self:_flush() end
+  end
+  while not self.close_event do
+    if self._it - self._ih + 1 >= self._opts.inbox_max then
+      loop.wait(self._space_cond)
+    else
+      local tail, _, status, msg = sock:pump(e, q, self._qt)
+      self._qt = tail
+      if tail >= self._qh then dispatch(self) end
+      if e:buffered_amount() > 0 then self:_flush() end
+      if not self.close_event then
+        if status == "wantread" then
+          loop.wait_fd(fd, "r")
+        elseif status == "wantwrite" then
+          loop.wait_fd(fd, "w")
+        elseif status == nil then
+          loop.sleep(0)
+        else
+          self:_transport_failed(status, msg)
+        end
+      end
+    end
+  end
+  teardown(self)
+end
+
+--- Wrap an open socket (handshake done) in a connection. Internal.
+function Conn.new(sock, role, opts, extra)
+  local e = core.engine(role, opts.max_message_size, opts.max_frame_size,
+    opts.max_fragments)
+  e:hold_output(true)
+  local o = {}
+  for k, v in pairs(DEFAULTS) do o[k] = opts[k] or v end
+  local self = setmetatable({
+    role = role, _sock = sock, _e = e, _q = {}, _qh = 1, _qt = 0,
+    _inbox = {}, _ih = 1, _it = 0,
+    _inbox_cond = loop.condition(), _space_cond = loop.condition(),
+    _closed_cond = loop.condition(), _drained = loop.condition(),
+    _handlers = {}, _ping_waiters = {}, _ping_seq = 0, _opts = o,
+    _leftover = extra and extra.leftover,
+    protocol = extra and extra.protocol,
+    request = extra and extra.request,
+    response = extra and extra.response,
+  }, mt)
+  self._reader = loop.spawn(reader, self)
+  return self
+end
+
+--- Send a message.
+-- @tparam string data
+-- @tparam[opt="text"] string kind "text" or "binary"
+-- @return true | nil, "closed" | "closing" | "text is not valid UTF-8"
+function Conn:send(data, kind)
+  check(self)
+  if type(data) ~= "string" then
+    error("bad argument #1 to 'send' (string expected, got " .. type(data)
+      .. ")", 2)
+  end
+  if self.close_event then return nil, "closed" end
+  local n, err = self._e:send(data, kind)
+  if not n then
+    if err and err:match("^connection is") then return nil, err:sub(15) end
+    return nil, err
+  end
+  local pending = self:_flush()
+  if pending > self._opts.max_buffered then
+    loop.blocking(function()
+      while not self.close_event and not self._torn and
+          self._e:buffered_amount() > self._opts.max_buffered do
+        loop.wait(self._drained)
+      end
+    end)
+    if self.close_event and self._e:buffered_amount() > 0 then
+      return nil, "closed"
+    end
+  end
+  return true
+end
+
+--- Receive the next message.
+-- @tparam[opt] number timeout seconds
+-- @return data, kind | nil, "closed", close_event | nil, "timeout"
+function Conn:receive(timeout)
+  check(self)
+  if timeout ~= nil and type(timeout) ~= "number" then
+    error("bad argument #1 to 'receive' (number expected, got "
+      .. type(timeout) .. ")", 2)
+  end
+  local deadline = timeout and now() + timeout
+  while self._ih > self._it do
+    if self.close_event then return nil, "closed", self.close_event end
+    if not loop.wait(self._inbox_cond, deadline) then
+      if self._ih > self._it then return nil, "timeout" end
+    end
+  end
+  local i = self._ih
+  local ev = self._inbox[i]
+  self._inbox[i] = nil
+  self._ih = i + 1
+  if self._ih > self._it then self._ih, self._it = 1, 0 end
+  loop.signal(self._space_cond)
+  return ev.data, ev.kind
+end
+
+--- Iterate over messages until the connection closes.
+-- @return iterator yielding data, kind
+function Conn:messages()
+  check(self)
+  return function()
+    local data, kind = self:receive()
+    if data then return data, kind end
+    return nil
+  end
+end
+
+--- Send a ping and wait for its pong.
+-- @tparam[opt] string data payload (a unique one is made if nil)
+-- @tparam[opt=10] number timeout seconds
+-- @return round-trip seconds | nil, "timeout" | "closed"
+function Conn:ping(data, timeout)
+  check(self)
+  if data ~= nil and type(data) ~= "string" then
+    error("bad argument #1 to 'ping' (string expected, got " .. type(data)
+      .. ")", 2)
+  end
+  if self.close_event then return nil, "closed" end
+  if data == nil then
+    self._ping_seq = self._ping_seq + 1
+    data = "lua-ws ping " .. self._ping_seq
+  end
+  local n, err = self._e:ping(data)
+  if not n then return nil, err end
+  local waiter = { data = data, t0 = now(), cond = loop.condition() }
+  local pw = self._ping_waiters
+  pw[#pw + 1] = waiter
+  self:_flush()
+  local deadline = now() + (timeout or 10)
+  local ok = loop.wait(waiter.cond, deadline)
+  if waiter.rtt then return waiter.rtt end
+  for k = #pw, 1, -1 do
+    if pw[k] == waiter then table.remove(pw, k) end
+  end
+  if self.close_event then return nil, "closed" end
+  return nil, ok and "closed" or "timeout"
+end
+
+--- Close the connection with the closing handshake.
+-- @param[opt="normal"] code number or name
+-- @tparam[opt=""] string reason at most 123 bytes
+-- @tparam[opt] number timeout seconds to wait for the peer's reply
+-- @return the close event
+function Conn:close(code, reason, timeout)
+  check(self)
+  local n = codes.check(code == nil and "normal" or code, "close", 2)
+  if reason ~= nil and type(reason) ~= "string" then
+    error("bad argument #2 to 'close' (string expected, got " .. type(reason)
+      .. ")", 2)
+  end
+  if self.close_event then return self.close_event end
+  local queued = self._e:close(n, reason)   -- raises on unsendable codes
+  if queued then self:_flush() end
+  local deadline = now() + (timeout or self._opts.close_timeout)
+  return loop.blocking(function()
+    while not self.close_event do
+      if not loop.wait(self._closed_cond, deadline) then break end
+    end
+    if not self.close_event then
+      finish(self, {
+        code = 1006, reason = "", clean = false, initiator = "local",
+        error = "close_timeout",
+        sent = { code = n, reason = reason or "" },
+      })
+      self._sock:shutdown()
+      loop.forget_fd(self._sock:fd())
+    end
+    if not self._torn then
+      -- let the reader finish the TCP teardown (bounded by linger)
+      local d = now() + self._opts.linger + 0.5
+      while not self._torn and now() < d do
+        if not loop.wait(self._drained, d) then break end
+      end
+    end
+    return self.close_event
+  end)
+end
+
+--- Drop the TCP connection without a close frame; the peer sees 1006.
+-- @return the close event
+function Conn:abort()
+  check(self)
+  if not self.close_event then
+    finish(self, { code = 1006, reason = "", clean = false,
+      initiator = "local", error = "aborted" })
+  end
+  if not self._torn then
+    self._torn = true
+    loop.forget_fd(self._sock:fd())
+    self._sock:close()
+  end
+  return self.close_event
+end
+
+local known_events = { message = true, ping = true, pong = true, close = true }
+
+--- Call fn for an event: "message" (conn, data, kind), "ping" and "pong"
+-- (conn, data), "close" (conn, event), "close:<name>" (conn, event) for a
+-- close with that code name. Message handlers take messages instead of
+-- `receive`.
+-- @tparam string event
+-- @tparam function fn
+-- @return the connection
+function Conn:on(event, fn)
+  check(self)
+  if type(event) ~= "string" or not (known_events[event] or
+      event:match("^close:[a-z_][a-z0-9_]*$")) then
+    error("bad argument #1 to 'on' (unknown event " .. tostring(event)
+      .. ")", 2)
+  end
+  if type(fn) ~= "function" then
+    error("bad argument #2 to 'on' (function expected, got " .. type(fn)
+      .. ")", 2)
+  end
+  local list = self._handlers[event]
+  if not list then
+    list = {}
+    self._handlers[event] = list
+  end
+  list[#list + 1] = fn
+  if event == "message" then
+    -- messages that arrived before the handler go to it now, in order
+    while self._ih <= self._it do
+      local ev = self._inbox[self._ih]
+      self._inbox[self._ih] = nil
+      self._ih = self._ih + 1
+      call_handlers(self, list, ev.data, ev.kind)
+    end
+    self._ih, self._it = 1, 0
+    loop.signal(self._space_cond)
+  end
+  return self
+end
+
+--- Bytes accepted by `send` and not yet written to the socket.
+function Conn:buffered_amount()
+  check(self)
+  return self._e:buffered_amount()
+end
+
+mt.__index = function(self, k)
+  if k == "state" then
+    if rawget(self, "close_event") then return "closed" end
+    return rawget(self, "_e"):state()
+  end
+  return Conn[k]
+end
+mt.__close = function(self)
+  if not rawget(self, "close_event") then self:close("going_away") end
+end
+Conn.mt = mt
+
+return Conn

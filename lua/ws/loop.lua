@@ -1,0 +1,345 @@
+--- The event loop: one poller, timers and coroutine tasks.
+--
+-- Blocking-style calls (`conn:receive`, `ws.sleep`, ...) yield when they
+-- run inside a task started by `spawn`, and drive the loop themselves
+-- when called from the main thread (or any coroutine that is not a task),
+-- so a plain script and a server with hundreds of connections use the
+-- same calls.
+-- @module ws.loop
+local core = require "ws.core"
+
+local coroutine_create, coroutine_resume = coroutine.create, coroutine.resume
+local coroutine_running, coroutine_yield = coroutine.running, coroutine.yield
+local coroutine_status = coroutine.status
+local type, error, select, tostring = type, error, select, tostring
+local setmetatable, next, pcall = setmetatable, next, pcall
+local unpack = table.unpack or unpack
+local floor = math.floor
+local traceback = debug.traceback
+
+local loop = {}
+
+local poller = core.poller()
+local now = core.now
+
+-- fd -> { r = task|nil, w = task|nil, r_mode = bool, w_mode = bool }
+local watched = {}
+-- timer id -> task or function
+local timers = {}
+-- tasks to resume at the next turn, with the values to pass them
+local ready, ready_n = {}, 0
+-- coroutine -> task
+local tasks = {}
+local task_count = 0
+local fd_out, timer_out = {}, {}
+
+local Task = {}
+Task.__index = Task
+
+--- Report an error that escaped a task. Replace to log elsewhere.
+-- @tparam string msg the error with its traceback
+function loop.on_error(msg)
+  io.stderr:write("lua-ws: error in task: ", tostring(msg), "\n")
+end
+
+local function finish(task, ok, ...)
+  tasks[task.co] = nil
+  task_count = task_count - 1
+  task.done = true
+  if ok then
+    task.results = { n = select("#", ...), ... }
+  else
+    task.err = ...
+    if not task.joined then loop.on_error(task.err) end
+  end
+  local joiners = task.joiners
+  if joiners then
+    task.joiners = nil
+    for i = 1, #joiners do loop.wake(joiners[i]) end
+  end
+end
+
+local function pack(...) return { n = select("#", ...), ... } end
+
+local function resume(task, ...)
+  local co = task.co
+  local res = pack(coroutine_resume(co, ...))
+  if coroutine_status(co) == "dead" then
+    if res[1] then
+      finish(task, true, unpack(res, 2, res.n))
+    else
+      finish(task, false, traceback(co, tostring(res[2])))
+    end
+  end
+end
+
+--- Schedule a task to be resumed at the next turn with the given values.
+function loop.wake(task, ...)
+  if task.done or task.scheduled then return end
+  task.scheduled = true
+  ready_n = ready_n + 1
+  ready[ready_n] = { task, select("#", ...), ... }
+end
+
+--- Start fn(...) in a new task. Returns the task.
+-- @tparam function fn
+-- @return task (with `done`, `err`, `results` once finished)
+function loop.spawn(fn, ...)
+  if type(fn) ~= "function" then
+    error("bad argument #1 to 'spawn' (function expected, got " .. type(fn)
+      .. ")", 2)
+  end
+  local co = coroutine_create(fn)
+  local task = setmetatable({ co = co }, Task)
+  tasks[co] = task
+  task_count = task_count + 1
+  loop.wake(task, ...)
+  return task
+end
+
+--- The task running now, or nil in the main thread / a foreign coroutine.
+function loop.current()
+  local co = coroutine_running()
+  return co and tasks[co] or nil
+end
+
+local function set_interest(fd, w)
+  local want_r, want_w = w.r ~= nil, w.w ~= nil
+  if want_r == w.r_mode and want_w == w.w_mode then return end
+  if not want_r and not want_w then
+    poller:del(fd)
+    watched[fd] = nil
+    return
+  end
+  if w.r_mode or w.w_mode then
+    poller:mod(fd, want_r, want_w)
+  else
+    local ok, _, msg = poller:add(fd, want_r, want_w)
+    if not ok then error("cannot watch fd " .. fd .. ": " .. tostring(msg)) end
+  end
+  w.r_mode, w.w_mode = want_r, want_w
+end
+
+-- Park the current task until woken; returns the values passed to wake.
+local function park()
+  return coroutine_yield()
+end
+
+local function run_ready()
+  local batch, n = ready, ready_n
+  ready, ready_n = {}, 0
+  for i = 1, n do
+    local item = batch[i]
+    local task = item[1]
+    task.scheduled = false
+    if not task.done then resume(task, unpack(item, 3, item[2] + 2)) end
+  end
+end
+
+local function turn(timeout, until_done)
+  if ready_n > 0 then run_ready() end
+  -- a blocking call whose task just finished must not go on to wait
+  if until_done and until_done.done then return end
+  local wait = timeout
+  if ready_n > 0 then wait = 0 end
+  if wait == nil and task_count == 0 and next(timers) == nil then return end
+  local nfd, nt = poller:wait(wait, fd_out, timer_out)
+  for i = 1, nfd do
+    local fd, flags = fd_out[2 * i - 1], fd_out[2 * i]
+    local w = watched[fd]
+    if w then
+      local err = flags >= 4
+      if w.r and (flags % 2 == 1 or err) then
+        local t = w.r
+        w.r = nil
+        loop.wake(t, true)
+      end
+      if w.w and (floor(flags / 2) % 2 == 1 or err) then
+        local t = w.w
+        w.w = nil
+        loop.wake(t, true)
+      end
+      set_interest(fd, w)
+    end
+  end
+  for i = 1, nt do
+    local id = timer_out[i]
+    local t = timers[id]
+    timers[id] = nil
+    if type(t) == "function" then
+      local ok, err = pcall(t)
+      if not ok then loop.on_error(err) end
+    elseif t then
+      loop.wake(t, false)
+    end
+  end
+  if ready_n > 0 then run_ready() end
+end
+
+--- One turn of the loop: run what is ready, wait at most `timeout`
+-- seconds (nil: until something happens) for sockets and timers, and run
+-- what they woke. A game calls ws.step(0) once per frame.
+-- @tparam[opt] number timeout
+function loop.step(timeout)
+  if timeout ~= nil and type(timeout) ~= "number" then
+    error("bad argument #1 to 'step' (number expected, got " .. type(timeout)
+      .. ")", 2)
+  end
+  return turn(timeout)
+end
+
+--- Run fn(...) to completion. Inside a task it is a plain call; elsewhere
+-- it runs as a task while this call drives the loop. Errors propagate.
+function loop.blocking(fn, ...)
+  if loop.current() then return fn(...) end
+  local task = loop.spawn(fn, ...)
+  task.joined = true
+  while not task.done do turn(nil, task) end
+  if task.err then error(task.err, 0) end
+  return unpack(task.results, 1, task.results.n)
+end
+
+--- Call fn after `delay` seconds (from the loop). Returns an id for
+-- `cancel`.
+function loop.after(delay, fn)
+  local id = poller:timer(delay)
+  timers[id] = fn
+  return id
+end
+
+--- Cancel a timer from `after`.
+function loop.cancel(id)
+  if id and timers[id] ~= nil then
+    timers[id] = nil
+    poller:cancel(id)
+  end
+end
+
+--- Wait (yielding) until fd is readable ("r") or writable ("w"), or the
+-- absolute deadline passes. Must run inside a task.
+-- @treturn boolean true if ready, false on timeout
+function loop.wait_fd(fd, mode, deadline)
+  local task = loop.current()
+  if not task then
+    return loop.blocking(loop.wait_fd, fd, mode, deadline)
+  end
+  local w = watched[fd]
+  if not w then
+    w = {}
+    watched[fd] = w
+  end
+  if w[mode] and w[mode] ~= task then
+    error("another task is already waiting on this socket", 2)
+  end
+  w[mode] = task
+  set_interest(fd, w)
+  local timer
+  if deadline then
+    local delay = deadline - now()
+    if delay < 0 then delay = 0 end
+    timer = poller:timer(delay)
+    timers[timer] = task
+  end
+  local ok = park()
+  if timer and timers[timer] then
+    timers[timer] = nil
+    poller:cancel(timer)
+  end
+  if not ok then
+    -- timed out: stop watching for this task
+    w = watched[fd]
+    if w and w[mode] == task then
+      w[mode] = nil
+      set_interest(fd, w)
+    end
+  end
+  return ok and true or false
+end
+
+--- Forget a socket that is being closed; tasks waiting on it are woken
+-- with "closed" readiness so they find out when they retry.
+function loop.forget_fd(fd)
+  local w = watched[fd]
+  if not w then return end
+  watched[fd] = nil
+  if w.r_mode or w.w_mode then poller:del(fd) end
+  if w.r then loop.wake(w.r, true) end
+  if w.w then loop.wake(w.w, true) end
+end
+
+--- Suspend the current task for `s` seconds (0: yield to other tasks).
+function loop.sleep(s)
+  if s ~= nil and type(s) ~= "number" then
+    error("bad argument #1 to 'sleep' (number expected, got " .. type(s)
+      .. ")", 2)
+  end
+  local task = loop.current()
+  if not task then return loop.blocking(loop.sleep, s) end
+  if not s or s <= 0 then
+    loop.wake(task, true)
+    park()
+    return
+  end
+  local id = poller:timer(s)
+  timers[id] = task
+  park()
+end
+
+--- A condition: tasks wait on it until it is signalled.
+function loop.condition()
+  return { waiters = {} }
+end
+
+--- Wait on a condition until signalled or the absolute deadline passes.
+-- @treturn boolean true if signalled, false on timeout
+function loop.wait(cond, deadline)
+  local task = loop.current()
+  if not task then return loop.blocking(loop.wait, cond, deadline) end
+  local ws_ = cond.waiters
+  ws_[#ws_ + 1] = task
+  local timer
+  if deadline then
+    local delay = deadline - now()
+    if delay < 0 then delay = 0 end
+    timer = poller:timer(delay)
+    timers[timer] = task
+  end
+  local ok = park()
+  if timer and timers[timer] then
+    timers[timer] = nil
+    poller:cancel(timer)
+  end
+  if not ok then
+    for i = #ws_, 1, -1 do
+      if ws_[i] == task then table.remove(ws_, i) end
+    end
+  end
+  return ok and true or false
+end
+
+--- Wake every task waiting on the condition.
+function loop.signal(cond)
+  local ws_ = cond.waiters
+  if #ws_ == 0 then return end
+  cond.waiters = {}
+  for i = 1, #ws_ do loop.wake(ws_[i], true) end
+end
+
+--- Run until no task, timer or watched socket is left.
+function loop.run()
+  if loop.current() then
+    error("ws.run() called from inside a task", 2)
+  end
+  while ready_n > 0 or task_count > 0 or next(timers) ~= nil do
+    turn(nil)
+  end
+end
+
+--- How many tasks are alive.
+function loop.tasks()
+  return task_count
+end
+
+loop.now = now
+
+return loop

@@ -1,0 +1,211 @@
+--- Servers: `ws.listen{...}`.
+--
+-- Each accepted TCP connection runs in its own task: TLS handshake (when
+-- configured), the opening handshake with a deadline, the `authorize`
+-- hook, then `handler(conn, request)`. When the handler returns, a
+-- connection still open is closed with 1000; when it raises, with 1011.
+-- @module ws.server
+local core = require "ws.core"
+local loop = require "ws.loop"
+local handshake = require "ws.handshake"
+local transport = require "ws.transport"
+local Conn = require "ws.conn"
+
+local type, error, pairs, tostring, pcall = type, error, pairs, tostring,
+  pcall
+local now = core.now
+
+local Server = {}
+Server.__index = Server
+
+local option_names = {
+  host = true, port = true, backlog = true, tls = true, protocols = true,
+  authorize = true, handler = true, handshake_timeout = true,
+  max_connections = true, max_message_size = true, max_frame_size = true,
+  max_fragments = true, max_header_bytes = true, max_headers = true,
+  close_timeout = true, max_buffered = true, linger = true, inbox_max = true,
+  headers = true,
+}
+
+local function refuse(sock, status, headers, deadline)
+  local ok, bytes = pcall(handshake.error_response, status, headers)
+  if not ok then bytes = handshake.error_response(500) end
+  transport.write_all(sock, bytes, deadline)
+end
+
+local function close_sock(sock)
+  loop.forget_fd(sock:fd())
+  sock:close()
+end
+
+local function serve(self, sock, peer_addr, peer_port)
+  local o = self._opts
+  local deadline = now() + o.handshake_timeout
+  if self._tls then
+    local ok, _, msg = sock:tls_start(self._tls)
+    if ok then ok, _, msg = transport.tls_handshake(sock, deadline) end
+    if not ok then
+      self.tls_failures = self.tls_failures + 1
+      self.last_tls_error = msg
+      return close_sock(sock)
+    end
+  end
+  local parse_opts = {
+    max_bytes = o.max_header_bytes, max_headers = o.max_headers,
+    protocols = o.protocols,
+  }
+  local req, rest, status, response = transport.read_head(sock,
+    function(buf) return handshake.parse_request(buf, parse_opts) end,
+    deadline, o.max_header_bytes)
+  if not req then
+    -- rest is the reason; a refusal comes with its ready response
+    if type(response) == "string" then
+      transport.write_all(sock, response, deadline)
+    end
+    return close_sock(sock)
+  end
+  req.peer = { addr = peer_addr, port = peer_port }
+  if self._active > o.max_connections then
+    refuse(sock, 503, { ["Retry-After"] = "5" }, deadline)
+    return close_sock(sock)
+  end
+  if o.authorize then
+    local ok, allowed, st, headers = pcall(o.authorize, req)
+    if not ok then
+      loop.on_error("authorize: " .. tostring(allowed))
+      refuse(sock, 500, nil, deadline)
+      return close_sock(sock)
+    end
+    if not allowed then
+      refuse(sock, st or 403, headers, deadline)
+      return close_sock(sock)
+    end
+  end
+  local answer = handshake.response{ key = req.key, protocol = req.protocol,
+    headers = o.headers }
+  local ok = transport.write_all(sock, answer, deadline)
+  if not ok then return close_sock(sock) end
+  local conn = Conn.new(sock, "server", o, {
+    leftover = rest, protocol = req.protocol, request = req,
+  })
+  self._conns[conn] = true
+  local hok, herr = pcall(o.handler, conn, req)
+  if not hok then
+    loop.on_error("handler: " .. tostring(herr))
+    if not conn.close_event then conn:close("internal_error") end
+  elseif not conn.close_event then
+    conn:close("normal")
+  end
+  -- wait (bounded) until the reader has torn the TCP connection down
+  self._conns[conn] = nil
+end
+
+local function run_serve(self, sock, addr, port)
+  self._active = self._active + 1
+  local ok, err = pcall(serve, self, sock, addr, port)
+  self._active = self._active - 1
+  if not ok then
+    loop.on_error("server: " .. tostring(err))
+    pcall(close_sock, sock)
+  end
+end
+
+local function acceptor(self)
+  local l = self._listener
+  local fd = l:fd()
+  while not self.closed do
+    local sock, addr, port = l:accept()
+    if sock then
+      loop.spawn(run_serve, self, sock, addr, port)
+    elseif addr == "wantread" then
+      loop.wait_fd(fd, "r")
+    elseif not self.closed then
+      -- out of file descriptors and the like: back off, keep serving
+      loop.on_error("accept: " .. tostring(port or addr))
+      loop.sleep(0.1)
+    end
+  end
+end
+
+--- Start a server.
+-- @tparam table opts host ("127.0.0.1"), port (0 picks one), handler
+--   (required: function(conn, request)), protocols (list, server
+--   preference), authorize (function(request) -> true | false, status,
+--   headers), tls = {cert_file, key_file, ca_file, verify_client, ...},
+--   handshake_timeout (10 s), max_connections (10000), max_header_bytes,
+--   max_headers, headers (extra response headers), and the connection
+--   options of ws.connect (max_message_size, close_timeout, ...)
+-- @return server | nil, errname, message
+local function listen(opts)
+  if type(opts) ~= "table" then
+    error("bad argument #1 to 'listen' (table expected, got " .. type(opts)
+      .. ")", 2)
+  end
+  for k in pairs(opts) do
+    if not option_names[k] then
+      error("bad argument #1 to 'listen' (unknown option '" .. tostring(k)
+        .. "')", 2)
+    end
+  end
+  if type(opts.handler) ~= "function" then
+    error("bad option 'handler' (function expected, got "
+      .. type(opts.handler) .. ")", 2)
+  end
+  if type(opts.port) ~= "number" then
+    error("bad option 'port' (number expected, got " .. type(opts.port)
+      .. ")", 2)
+  end
+  if opts.authorize ~= nil and type(opts.authorize) ~= "function" then
+    error("bad option 'authorize' (function expected)", 2)
+  end
+  local o = {}
+  for k, v in pairs(opts) do o[k] = v end
+  o.host = o.host or "127.0.0.1"
+  o.handshake_timeout = o.handshake_timeout or 10
+  o.max_connections = o.max_connections or 10000
+  local tls
+  if o.tls then
+    local err, msg
+    tls, err, msg = transport.tls_context("server", o.tls)
+    if not tls then return nil, err, msg end
+  end
+  local l, err, msg = core.tcp_listen(o.host, o.port, o.backlog or 511)
+  if not l then return nil, err, msg end
+  local self = setmetatable({
+    host = o.host, port = l:port(), closed = false, tls_failures = 0,
+    _listener = l, _opts = o, _tls = tls, _conns = {}, _active = 0,
+  }, Server)
+  self._acceptor = loop.spawn(acceptor, self)
+  return self
+end
+
+--- Connections currently open.
+function Server:connections()
+  local n = 0
+  for _ in pairs(self._conns) do n = n + 1 end
+  return n
+end
+
+--- Stop accepting and close every connection with 1001 going_away.
+-- Blocks (yields in a task) until they are closed or `timeout` passes.
+function Server:close(timeout)
+  if self.closed then return end
+  self.closed = true
+  loop.forget_fd(self._listener:fd())
+  self._listener:close()
+  local conns = {}
+  for c in pairs(self._conns) do conns[#conns + 1] = c end
+  local deadline = now() + (timeout or 5)
+  loop.blocking(function()
+    local waits = {}
+    for i = 1, #conns do
+      waits[i] = loop.spawn(function() conns[i]:close("going_away", "",
+        deadline - now()) end)
+    end
+    for i = 1, #waits do
+      while not waits[i].done and now() < deadline do loop.sleep(0.01) end
+    end
+  end)
+end
+
+return listen
