@@ -271,6 +271,9 @@ function Conn:receive(timeout)
     error("bad argument #1 to 'receive' (number expected, got "
       .. type(timeout) .. ")", 2)
   end
+  -- The check and the wait must happen in one task: from the main thread
+  -- a message could otherwise arrive between them and be missed.
+  if not loop.current() then return loop.blocking(Conn.receive, self, timeout) end
   local deadline = timeout and now() + timeout
   while self._ih > self._it do
     if self.close_event then return nil, "closed", self.close_event end
@@ -309,6 +312,9 @@ function Conn:ping(data, timeout)
       .. ")", 2)
   end
   if self.close_event then return nil, "closed" end
+  if not loop.current() then
+    return loop.blocking(Conn.ping, self, data, timeout)
+  end
   if data == nil then
     self._ping_seq = self._ping_seq + 1
     data = "lua-ws ping " .. self._ping_seq

@@ -1,0 +1,381 @@
+-- Our client against our server over real loopback sockets.
+local ws = require "ws"
+local core = require "ws.core"
+
+-- Run fn in a task and drive the loop until it finishes (bounded).
+local function run(fn, limit)
+  local t = ws.spawn(fn)
+  t.joined = true
+  local deadline = ws.now() + (limit or 10)
+  while not t.done and ws.now() < deadline do ws.step(0.05) end
+  assert(t.done, "task did not finish in time")
+  if t.err then error(t.err, 0) end
+end
+
+local function echo_server(opts)
+  opts = opts or {}
+  opts.port = opts.port or 0
+  opts.handler = opts.handler or function(conn)
+    for data, kind in conn:messages() do conn:send(data, kind) end
+  end
+  return assert(ws.listen(opts))
+end
+
+local function url(server, path)
+  return "ws://127.0.0.1:" .. server.port .. (path or "/")
+end
+
+describe("connections over loopback", function()
+  local servers = {}
+  local function serve(opts)
+    local s = echo_server(opts)
+    servers[#servers + 1] = s
+    return s
+  end
+  after_each(function()
+    for _, s in ipairs(servers) do s:close(1) end
+    servers = {}
+  end)
+
+  it("echoes text and binary messages", function()
+    local s = serve()
+    local conn = assert(ws.connect(url(s), { timeout = 5 }))
+    assert.is_true(conn:send("héllo"))
+    assert.are.same({ "héllo", "text" }, { conn:receive(5) })
+    assert.is_true(conn:send("\0\255", "binary"))
+    assert.are.same({ "\0\255", "binary" }, { conn:receive(5) })
+    local ev = conn:close()
+    assert.are.same({ 1000, "normal", true, "local" },
+      { ev.code, ev.name, ev.clean, ev.initiator })
+    assert.are.equal("closed", conn.state)
+  end)
+
+  it("connects over IPv6 loopback", function()
+    local s = serve{ host = "::1" }
+    local conn, err = ws.connect("ws://[::1]:" .. s.port .. "/", { timeout = 5 })
+    if not conn and err:match("address") then
+      pending("no IPv6 loopback here")
+      return
+    end
+    assert.is_true(conn:send("six"))
+    assert.are.equal("six", (conn:receive(5)))
+    conn:close()
+  end)
+
+  it("gives the request to the handler and negotiates a subprotocol", function()
+    local seen
+    local s = serve{ protocols = { "v2", "v1" }, handler = function(conn, req)
+      seen = { req.path, req.headers["x-token"], conn.protocol }
+      conn:send("ok")
+      conn:receive(5)
+    end }
+    local conn = assert(ws.connect(url(s, "/feed?x=1"), {
+      protocols = { "v1", "v2" }, headers = { ["X-Token"] = "abc" },
+      timeout = 5 }))
+    assert.are.equal("v2", conn.protocol)
+    -- "ok" may arrive in the same read as the 101; receive must return it
+    -- at once, not when its timeout runs out
+    local t0 = ws.now()
+    assert.are.equal("ok", (conn:receive(3)))
+    assert.is_true(ws.now() - t0 < 2.5, "receive waited for its timeout")
+    assert.are.same({ "/feed?x=1", "abc", "v2" }, seen)
+    conn:close()
+  end)
+
+  it("reports the server's close code and reason as a remote close", function()
+    local s = serve{ handler = function(conn)
+      conn:receive(5)
+      conn:close("going_away", "restarting")
+    end }
+    local conn = assert(ws.connect(url(s), { timeout = 5 }))
+    conn:send("bye?")
+    local data, err, ev = conn:receive(5)
+    assert.is_nil(data)
+    assert.are.equal("closed", err)
+    assert.are.same({ code = 1001, name = "going_away", reason = "restarting",
+      clean = true, initiator = "remote", sent = { code = 1001, reason = "" },
+      received = { code = 1001, reason = "restarting" }, unsent = {} }, ev)
+    assert.are.equal(ev, conn.close_event)
+  end)
+
+  it("tells the server our close code and reason", function()
+    local got
+    local s = serve{ handler = function(conn)
+      local _, _, ev = conn:receive(5)
+      got = ev
+    end }
+    local conn = assert(ws.connect(url(s), { timeout = 5 }))
+    local ev = conn:close(4000, "done here")
+    assert.are.same({ 4000, "done here", true, "local" },
+      { ev.code, ev.reason, ev.clean, ev.initiator })
+    run(function() while not got do ws.sleep(0.01) end end)
+    assert.are.same({ 4000, "done here", true, "remote" },
+      { got.code, got.reason, got.clean, got.initiator })
+  end)
+
+  it("calls close handlers by name", function()
+    local s = serve{ handler = function(conn)
+      conn:receive(5)
+      conn:close("try_again_later")
+    end }
+    local conn = assert(ws.connect(url(s), { timeout = 5 }))
+    local calls = {}
+    conn:on("close", function(_, ev) calls[#calls + 1] = "close " .. ev.code end)
+    conn:on("close:try_again_later", function(_, ev)
+      calls[#calls + 1] = "named " .. ev.name
+    end)
+    conn:on("close:normal", function() calls[#calls + 1] = "wrong" end)
+    conn:send("x")
+    local data, err = conn:receive(5)
+    assert.are.same({ nil, "closed" }, { data, err })
+    assert.are.same({ "close 1013", "named try_again_later" }, calls)
+  end)
+
+  it("hands messages to an on('message') handler", function()
+    local s = serve()
+    local conn = assert(ws.connect(url(s), { timeout = 5 }))
+    local got = {}
+    conn:on("message", function(_, data, kind) got[#got + 1] = data .. ":" .. kind end)
+    conn:send("a")
+    conn:send("b", "binary")
+    run(function() while #got < 2 do ws.sleep(0.01) end end)
+    assert.are.same({ "a:text", "b:binary" }, got)
+    conn:close()
+  end)
+
+  it("times out a receive with nothing to read", function()
+    local s = serve()
+    local conn = assert(ws.connect(url(s), { timeout = 5 }))
+    assert.are.same({ nil, "timeout" }, { conn:receive(0.05) })
+    assert.are.equal("open", conn.state)
+    conn:close()
+  end)
+
+  it("measures a ping's round trip", function()
+    local s = serve()
+    local conn = assert(ws.connect(url(s), { timeout = 5 }))
+    local rtt = conn:ping("x", 5)
+    assert.is_number(rtt)
+    assert.is_true(rtt >= 0 and rtt < 5)
+    conn:close()
+  end)
+
+  it("shows the peer a 1006 when we abort", function()
+    local got
+    local s = serve{ handler = function(conn)
+      local _, _, ev = conn:receive(5)
+      got = ev
+    end }
+    local conn = assert(ws.connect(url(s), { timeout = 5 }))
+    run(function() ws.sleep(0.05) end)
+    local ev = conn:abort()
+    assert.are.same({ 1006, "abnormal", false, "local", "aborted" },
+      { ev.code, ev.name, ev.clean, ev.initiator, ev.error })
+    run(function() while not got do ws.sleep(0.01) end end)
+    assert.are.same({ 1006, "abnormal", false, "transport", "eof" },
+      { got.code, got.name, got.clean, got.initiator, got.error })
+  end)
+
+  it("refuses to close with 1006, naming the code", function()
+    local s = serve()
+    local conn = assert(ws.connect(url(s), { timeout = 5 }))
+    assert.has_error(function() conn:close(1006) end,
+      "bad argument #1 to 'close' (close code 1006 (abnormal) may not be sent)")
+    assert.are.equal("open", conn.state)
+    conn:close()
+  end)
+
+  it("refuses to send after closing", function()
+    local s = serve()
+    local conn = assert(ws.connect(url(s), { timeout = 5 }))
+    conn:close()
+    assert.are.same({ nil, "closed" }, { conn:send("late") })
+  end)
+
+  it("closes connections with 1001 when the server closes", function()
+    local s = serve{ handler = function(conn) conn:receive(30) end }
+    local conn = assert(ws.connect(url(s), { timeout = 5 }))
+    run(function() ws.sleep(0.05) end)
+    s:close(2)
+    local _, err, ev = conn:receive(5)
+    assert.are.equal("closed", err)
+    assert.are.same({ 1001, "going_away", "remote" },
+      { ev.code, ev.name, ev.initiator })
+  end)
+
+  it("fails the connection with 1009 on a message over the limit", function()
+    local got
+    local s = serve{ max_message_size = 1000, handler = function(conn)
+      local _, _, ev = conn:receive(5)
+      got = ev
+    end }
+    local conn = assert(ws.connect(url(s), { timeout = 5 }))
+    conn:send(("x"):rep(1001))
+    local _, _, ev = conn:receive(5)
+    assert.are.same({ 1009, "message_too_big", "remote" },
+      { ev.code, ev.name, ev.initiator })
+    assert.are.same({ 1009, "local", "protocol:message_too_big" },
+      { got.code, got.initiator, got.error })
+  end)
+
+  it("keeps messages that arrived before the close", function()
+    local s = serve{ handler = function(conn)
+      conn:send("one")
+      conn:send("two")
+      conn:close("normal")
+    end }
+    local conn = assert(ws.connect(url(s), { timeout = 5 }))
+    run(function() ws.sleep(0.1) end)
+    assert.are.equal("one", (conn:receive(5)))
+    assert.are.equal("two", (conn:receive(5)))
+    assert.are.equal("closed", select(2, conn:receive(5)))
+  end)
+end)
+
+describe("connection failures", function()
+  it("reports a refused connection as 1006 'refused'", function()
+    -- a port that was just free
+    local l = core.tcp_listen("127.0.0.1", 0)
+    local port = l:port()
+    l:close()
+    local conn, err, ev = ws.connect("ws://127.0.0.1:" .. port .. "/",
+      { timeout = 5 })
+    assert.is_nil(conn)
+    assert.matches("refused", err)
+    assert.are.same({ 1006, "abnormal", "refused", false },
+      { ev.code, ev.name, ev.error, ev.clean })
+  end)
+
+  it("reports a name that does not resolve as 'dns'", function()
+    local conn, _, ev = ws.connect("ws://no-such-host.invalid/", { timeout = 5 })
+    assert.is_nil(conn)
+    assert.are.same({ 1006, "dns" }, { ev.code, ev.error })
+  end)
+
+  it("reports a server that never answers as 'timeout'", function()
+    local l = core.tcp_listen("127.0.0.1", 0)
+    local conn, _, ev = ws.connect("ws://127.0.0.1:" .. l:port() .. "/",
+      { timeout = 0.3 })
+    l:close()
+    assert.is_nil(conn)
+    assert.are.same({ 1006, "timeout" }, { ev.code, ev.error })
+  end)
+
+  it("reports an HTTP refusal with its status", function()
+    local s = assert(ws.listen{ port = 0, handler = function() end,
+      authorize = function(req)
+        return false, 401, { ["WWW-Authenticate"] = "Bearer" }
+      end })
+    local conn, err, ev = ws.connect("ws://127.0.0.1:" .. s.port .. "/",
+      { timeout = 5 })
+    s:close()
+    assert.is_nil(conn)
+    assert.are.equal("server answered HTTP 401 instead of 101", err)
+    assert.are.same({ 1006, "http", 401 }, { ev.code, ev.error, ev.http_status })
+  end)
+
+  it("answers 503 past max_connections", function()
+    local s = assert(ws.listen{ port = 0, max_connections = 1,
+      handler = function(conn) conn:receive(5) end })
+    local first = assert(ws.connect("ws://127.0.0.1:" .. s.port .. "/"))
+    local conn, _, ev = ws.connect("ws://127.0.0.1:" .. s.port .. "/",
+      { timeout = 5 })
+    assert.is_nil(conn)
+    assert.are.equal(503, ev.http_status)
+    first:close()
+    s:close()
+  end)
+
+  it("drops a client that does not finish the handshake in time", function()
+    local s = assert(ws.listen{ port = 0, handshake_timeout = 0.2,
+      handler = function() end })
+    local sock = assert(core.tcp_connect("127.0.0.1", s.port))
+    local t0 = ws.now()
+    local result
+    run(function()
+      local loop = require "ws.loop"
+      loop.wait_fd(sock:fd(), "w", ws.now() + 2)
+      sock:write("GET / HTTP/1.1\r\n")
+      while ws.now() - t0 < 3 do
+        local data, err = sock:read()
+        if not data and err ~= "wantread" then result = err break end
+        loop.wait_fd(sock:fd(), "r", ws.now() + 0.1)
+      end
+    end)
+    require("ws.loop").forget_fd(sock:fd())
+    sock:close()
+    s:close()
+    assert.are.equal("eof", result)
+    assert.is_true(ws.now() - t0 >= 0.2)
+  end)
+
+  it("raises for an unknown connect option, naming it", function()
+    assert.has_error(function() ws.connect("ws://127.0.0.1:1/", { tiemout = 1 }) end,
+      "bad argument #2 to 'connect' (unknown option 'tiemout')")
+  end)
+
+  it("raises for a URL that is not ws or wss", function()
+    assert.has_error(function() ws.connect("http://x/") end,
+      "bad argument #1 to 'connect' (unsupported scheme 'http' (ws or wss expected))")
+  end)
+end)
+
+describe("back-pressure", function()
+  it("makes send wait instead of buffering without bound", function()
+    -- a raw TCP client that completes the handshake and then never reads
+    local max_seen, sent = 0, 0
+    local s = assert(ws.listen{ port = 0, max_buffered = 65536,
+      handler = function(conn)
+        local chunk = ("z"):rep(16384)
+        while sent < 2000 do
+          if not conn:send(chunk, "binary") then break end
+          sent = sent + 1
+          local b = conn:buffered_amount()
+          if b > max_seen then max_seen = b end
+        end
+      end })
+    local hs = require "ws.handshake"
+    local sock = assert(core.tcp_connect("127.0.0.1", s.port))
+    local loop = require "ws.loop"
+    run(function()
+      loop.wait_fd(sock:fd(), "w", ws.now() + 2)
+      sock:write((hs.request{ host = "127.0.0.1", path = "/" }))
+      ws.sleep(0.5)
+    end)
+    -- the handler is stuck in send: far fewer than 2000 chunks went out
+    assert.is_true(sent < 2000)
+    assert.is_true(max_seen <= 65536 + 16384 + 14)
+    loop.forget_fd(sock:fd())
+    sock:close()
+    s:close(1)
+  end)
+end)
+
+describe("many clients", function()
+  it("serves 200 concurrent clients, checking every message", function()
+    local s = echo_server()
+    local ok_count, bad = 0, 0
+    local tasks = {}
+    for c = 1, 200 do
+      tasks[c] = ws.spawn(function()
+        local conn = assert(ws.connect("ws://127.0.0.1:" .. s.port .. "/",
+          { timeout = 10 }))
+        for m = 1, 10 do
+          local msg = ("client %d message %d %s"):format(c, m, ("."):rep(m * 7))
+          conn:send(msg)
+          local echo = conn:receive(10)
+          if echo == msg then ok_count = ok_count + 1 else bad = bad + 1 end
+        end
+        conn:close()
+      end)
+    end
+    local deadline = ws.now() + 60
+    local function all_done()
+      for _, t in ipairs(tasks) do if not t.done then return false end end
+      return true
+    end
+    while not all_done() and ws.now() < deadline do ws.step(0.05) end
+    s:close(2)
+    assert.are.same({ 2000, 0 }, { ok_count, bad })
+  end)
+end)
