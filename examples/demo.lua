@@ -1,64 +1,55 @@
--- lua-ws demo: a client engine and a server engine talking through
--- in-memory buffers (no sockets), showing the close events by name.
---
---   make demo      (or: lua5.4 examples/demo.lua with ws on the paths)
+-- lua-ws demo over loopback: starts examples/echo_server.lua in another
+-- process, then a client exchanges messages, pings and closes by name.
+--   make demo
 local ws = require "ws"
 
-local function show(who, ev)
-  if ev.type == "close" then
-    print(string.format("  %-6s close  %d %-15s initiator=%-9s clean=%-5s%s%s",
-      who, ev.code, ev.name or "?", ev.initiator, tostring(ev.clean),
-      ev.reason ~= "" and ("  reason=%q"):format(ev.reason) or "",
-      ev.error and ("  error=" .. ev.error) or ""))
-  else
-    print(string.format("  %-6s %-6s %s", who, ev.type,
-      ev.kind and ("%s %q"):format(ev.kind, ev.data) or ("%q"):format(ev.data)))
-  end
+local lua = arg and arg[-1] or "lua5.4"
+local server = assert(io.popen(lua .. " examples/echo_server.lua 0 & echo PID $!"))
+local port, pid
+for _ = 1, 2 do
+  local line = server:read("*l") or ""
+  pid = pid or line:match("^PID (%d+)")
+  port = port or tonumber(line:match("^PORT (%d+)"))
 end
+assert(port, "the echo server did not start")
+print(("echo server (pid %s) listening on 127.0.0.1:%d"):format(pid, port))
 
--- Deliver bytes to an engine and print what it reports; return the
--- bytes it wants to send back (automatic pongs, close replies).
-local function deliver(who, p, bytes)
-  p:feed(bytes)
-  for ev in p:events() do show(who, ev) end
-  return p:take_output()
+local url = "ws://127.0.0.1:" .. port .. "/demo"
+local conn, err, ev = ws.connect(url, { timeout = 5 })
+if not conn then
+  print("connect failed: " .. err .. " (" .. ev.name .. ")")
+  os.exit(1)
 end
+print("connected to " .. url)
 
-local function pair()
-  return ws.protocol.new{ role = "client" }, ws.protocol.new{ role = "server" }
+conn:on("close:normal", function(_, e)
+  print(("  on('close:normal') called: %d %s, reason %q"):format(e.code, e.name,
+    e.reason))
+end)
+
+for _, msg in ipairs{ "hello", "¡hola!", ("big "):rep(20000) } do
+  conn:send(msg)
+  local echo = conn:receive(5)
+  print(("  sent %6d bytes of text, echo %s"):format(#msg,
+    echo == msg and "matches" or "DIFFERS"))
 end
+conn:send("\0\1\2\3", "binary")
+local data, kind = conn:receive(5)
+print(("  sent 4 bytes of binary, echo is %s and %s"):format(kind,
+  data == "\0\1\2\3" and "matches" or "DIFFERS"))
 
-print("1. A conversation that ends with a normal close")
-do
-  local client, server = pair()
-  local wire = client:send("hello") .. client:send("\0\1\2", "binary")
-    .. client:ping("are you there?")
-  local back = deliver("server", server, wire)
-  back = back .. server:send("hi, client")
-  deliver("client", client, back)
-  local close = assert(client:close("normal", "bye"))
-  local reply = deliver("server", server, close)
-  deliver("client", client, reply)
-  print("  states: client " .. client.state .. ", server " .. server.state)
-end
+local rtt = conn:ping("are you there?")
+print(("  ping answered in %.3f ms"):format(rtt * 1000))
 
-print("\n2. A corrupted frame: the server fails the connection")
-do
-  local client, server = pair()
-  local frame = client:send("a message that will be damaged")
-  -- set RSV1, which no extension was negotiated for
-  frame = string.char(frame:byte(1) + 0x40) .. frame:sub(2)
-  local reply = deliver("server", server, client:send("fine") .. frame)
-  deliver("client", client, reply)
-end
+local close = conn:close("normal", "demo done")
+print(("closed: code %d (%s), clean=%s, initiator=%s, server replied %d")
+  :format(close.code, close.name, tostring(close.clean), close.initiator,
+    close.received and close.received.code or 0))
 
-print("\n3. The byte stream ends without a close frame")
-do
-  local client, server = pair()
-  deliver("server", server, client:send("last words"))
-  server:eof()
-  for ev in server:events() do show("server", ev) end
-end
-
-print("\nSec-WebSocket-Accept for the RFC 6455 sample key: "
-  .. ws.handshake.accept("dGhlIHNhbXBsZSBub25jZQ=="))
+-- a connection that ends without a closing handshake
+local c2 = assert(ws.connect(url, { timeout = 5 }))
+os.execute("kill " .. pid)
+local _, why, ev2 = c2:receive(5)
+print(("server process killed: receive says %q, close event %d (%s), "
+  .. "error=%s"):format(why, ev2.code, ev2.name, tostring(ev2.error)))
+server:close()
