@@ -56,8 +56,13 @@ build/asan/guard_test: spec/c/guard_test.c $(CORE_SRC) $(HDRS)
 deps:
 	@.ci/deps.sh test
 
+# Interop peers: Node's ws, pinned by the committed package-lock.json.
+spec/interop/node_modules/.package-lock.json: spec/interop/package-lock.json
+	npm ci --prefix spec/interop --no-audit --no-fund
+
 # The sanitizer runtime has to be loaded before the interpreter starts.
-test: deps build/asan/guard_test build/asan/ws/core.so build/jit/ws/core.so
+test: deps spec/interop/node_modules/.package-lock.json build/asan/guard_test \
+      build/asan/ws/core.so build/jit/ws/core.so
 	build/asan/guard_test
 	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \

@@ -5,7 +5,8 @@
 set -euo pipefail
 
 build=(gcc make libssl-dev lua5.4 liblua5.4-dev)
-test=("${build[@]}" clang luajit2 libluajit2-5.1-dev lua-busted)
+test=("${build[@]}" clang luajit2 libluajit2-5.1-dev lua-busted openssl
+      python3-websockets)
 fuzz=(clang libclang-rt-dev libssl-dev)
 rock=("${build[@]}" luarocks)
 
@@ -18,6 +19,13 @@ case "${1:-build}" in
 esac
 
 missing=()
+# Node.js and npm (interop peers, benchmarks) may come from Debian or from
+# another repository that bundles npm: only install when the commands are
+# missing.
+if [ "${1:-build}" = test ] || [ "${1:-build}" = bench ]; then
+  command -v node >/dev/null || missing+=(nodejs)
+  command -v npm >/dev/null || missing+=(npm)
+fi
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
     || missing+=("$p")
