@@ -143,6 +143,20 @@ describe("connections over loopback", function()
     conn:close()
   end)
 
+  it("lets a message handler close the connection cleanly", function()
+    local s = serve()
+    local conn = assert(ws.connect(url(s), { timeout = 5 }))
+    local closed
+    conn:on("message", function(c, data)
+      closed = c:close("normal", "got " .. data)
+    end)
+    conn:send("it")
+    run(function() while not closed do ws.sleep(0.01) end end, 3)
+    assert.are.same({ 1000, "got it", true, "local" },
+      { closed.code, closed.reason, closed.clean, closed.initiator })
+    assert.is_true(closed.received ~= nil)
+  end)
+
   it("times out a receive with nothing to read", function()
     local s = serve()
     local conn = assert(ws.connect(url(s), { timeout = 5 }))

@@ -88,11 +88,16 @@ local function finish(self, ev)
 end
 Conn._finish = finish
 
+-- Handle queued engine events in order. Handlers may call receive or
+-- close, which read (and dispatch) inline when they run in the reader
+-- task, so each event is taken off the queue before it is handled.
 local function dispatch(self)
   local q = self._q
-  for i = self._qh, self._qt do
+  while self._qh <= self._qt do
+    local i = self._qh
     local ev = q[i]
     q[i] = nil
+    self._qh = i + 1
     local t = ev.type
     if t == "message" then
       local hs = self._handlers.message
@@ -176,36 +181,59 @@ function Conn:_transport_failed(err, msg)
   dispatch(self)
 end
 
+-- One round of reading: pump the socket through the engine, dispatch the
+-- events, write automatic output, and wait for the socket if it has
+-- nothing more. Returns false when the deadline passed while waiting.
+local function read_round(self, deadline, inline)
+  local sock, e = self._sock, self._e
+  if not inline and self._it - self._ih + 1 >= self._opts.inbox_max then
+    -- back-pressure: stop reading until receive makes room
+    return loop.wait(self._space_cond, deadline)
+  end
+  local tail, _, status, msg = sock:pump(e, self._q, self._qt)
+  self._qt = tail
+  if tail >= self._qh then dispatch(self) end
+  if e:buffered_amount() > 0 then self:_flush() end
+  if self.close_event then return true end
+  if status == "wantread" then
+    return loop.wait_fd(sock:fd(), "r", deadline)
+  elseif status == "wantwrite" then
+    return loop.wait_fd(sock:fd(), "w", deadline)
+  elseif status == nil then
+    loop.sleep(0)
+  else
+    self:_transport_failed(status, msg)
+  end
+  return true
+end
+
+-- Wait until done() is true or the deadline passes. In the reader task
+-- (a handler calling receive or close) nobody else would read, so read
+-- here; elsewhere wait for the reader to signal cond.
+function Conn:_wait_for(cond, done, deadline)
+  while not done() do
+    if self._torn and not self.close_event then return false end
+    local ok
+    if loop.current() == self._reader then
+      if self.close_event then return done() end
+      ok = read_round(self, deadline, true)
+    else
+      ok = loop.wait(cond, deadline)
+    end
+    if not ok then return done() end
+  end
+  return true
+end
+
 local function reader(self)
-  local sock, e, q = self._sock, self._e, self._q
-  local fd = sock:fd()
+  local e = self._e
   if self._leftover and #self._leftover > 0 then
-    self._qt = e:feed(self._leftover, q, self._qt)
+    self._qt = e:feed(self._leftover, self._q, self._qt)
     self._leftover = nil
     dispatch(self)
     if e:buffered_amount() > 0 then self:_flush() end
   end
-  while not self.close_event do
-    if self._it - self._ih + 1 >= self._opts.inbox_max then
-      loop.wait(self._space_cond)
-    else
-      local tail, _, status, msg = sock:pump(e, q, self._qt)
-      self._qt = tail
-      if tail >= self._qh then dispatch(self) end
-      if e:buffered_amount() > 0 then self:_flush() end
-      if not self.close_event then
-        if status == "wantread" then
-          loop.wait_fd(fd, "r")
-        elseif status == "wantwrite" then
-          loop.wait_fd(fd, "w")
-        elseif status == nil then
-          loop.sleep(0)
-        else
-          self:_transport_failed(status, msg)
-        end
-      end
-    end
-  end
+  while not self.close_event do read_round(self, nil, false) end
   teardown(self)
 end
 
@@ -275,12 +303,11 @@ function Conn:receive(timeout)
   -- a message could otherwise arrive between them and be missed.
   if not loop.current() then return loop.blocking(Conn.receive, self, timeout) end
   local deadline = timeout and now() + timeout
-  while self._ih > self._it do
-    if self.close_event then return nil, "closed", self.close_event end
-    if not loop.wait(self._inbox_cond, deadline) then
-      if self._ih > self._it then return nil, "timeout" end
-    end
+  local function ready() return self._ih <= self._it or self.close_event end
+  if not self:_wait_for(self._inbox_cond, ready, deadline) then
+    return nil, "timeout"
   end
+  if self._ih > self._it then return nil, "closed", self.close_event end
   local i = self._ih
   local ev = self._inbox[i]
   self._inbox[i] = nil
@@ -326,7 +353,9 @@ function Conn:ping(data, timeout)
   pw[#pw + 1] = waiter
   self:_flush()
   local deadline = now() + (timeout or 10)
-  local ok = loop.wait(waiter.cond, deadline)
+  local ok = self:_wait_for(waiter.cond, function()
+    return waiter.rtt or self.close_event
+  end, deadline)
   if waiter.rtt then return waiter.rtt end
   for k = #pw, 1, -1 do
     if pw[k] == waiter then table.remove(pw, k) end
@@ -352,9 +381,8 @@ function Conn:close(code, reason, timeout)
   if queued then self:_flush() end
   local deadline = now() + (timeout or self._opts.close_timeout)
   return loop.blocking(function()
-    while not self.close_event do
-      if not loop.wait(self._closed_cond, deadline) then break end
-    end
+    self:_wait_for(self._closed_cond, function() return self.close_event end,
+      deadline)
     if not self.close_event then
       finish(self, {
         code = 1006, reason = "", clean = false, initiator = "local",
@@ -364,7 +392,9 @@ function Conn:close(code, reason, timeout)
       self._sock:shutdown()
       loop.forget_fd(self._sock:fd())
     end
-    if not self._torn then
+    if not self._torn and loop.current() == self._reader then
+      teardown(self) -- called from a handler: the reader can't do it
+    elseif not self._torn then
       -- let the reader finish the TCP teardown (bounded by linger)
       local d = now() + self._opts.linger + 0.5
       while not self._torn and now() < d do
@@ -395,8 +425,10 @@ local known_events = { message = true, ping = true, pong = true, close = true }
 
 --- Call fn for an event: "message" (conn, data, kind), "ping" and "pong"
 -- (conn, data), "close" (conn, event), "close:<name>" (conn, event) for a
--- close with that code name. Message handlers take messages instead of
--- `receive`.
+-- close with that code name. Once a message handler is set, every message
+-- goes to the handlers (those already waiting first) and `receive` only
+-- reports the close. Handlers run in the connection's reader task: they
+-- may send and close; a handler that blocks delays the reading.
 -- @tparam string event
 -- @tparam function fn
 -- @return the connection
