@@ -28,7 +28,7 @@ HDRS     = csrc/ws.h csrc/ws_lua_compat.h csrc/ws_net.h csrc/ws_tls.h
 SAN      = -fsanitize=address,undefined -fno-sanitize-recover=undefined \
            -fno-omit-frame-pointer
 
-.PHONY: all luajit test demo bench fuzz clean deps rock
+.PHONY: all luajit test demo bench echo-bench fuzz clean deps rock
 
 all: $(BUILD)/ws/core.so
 
@@ -81,6 +81,16 @@ demo:
 build/bench/bench_core: bench/bench_core.c $(CORE_SRC) $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(WARN) -O2 -Icsrc bench/bench_core.c $(CORE_SRC) -o $@ $(LIBS)
+
+build/bench/loadgen: bench/loadgen.c $(CORE_SRC) $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(WARN) -O2 -Icsrc bench/loadgen.c $(CORE_SRC) -o $@ $(LIBS)
+
+# Echo benchmark: our server, Node ws and Python websockets under the C
+# load generator (DURATION=5 per case, QUICK=1 for a smoke run).
+echo-bench: all build/bench/loadgen spec/interop/node_modules/.package-lock.json
+	LUAWS_ECHO_CMD="$${LUAWS_ECHO_CMD:-env LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH='./$(BUILD)/?.so;;' $(LUA) examples/echo_server.lua 0}" \
+	  bench/echo_bench.sh
 
 bench:
 	@.ci/deps.sh bench

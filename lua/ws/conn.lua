@@ -255,6 +255,10 @@ function Conn.new(sock, role, opts, extra)
     request = extra and extra.request,
     response = extra and extra.response,
   }, mt)
+  -- made once: receive asks it on every call
+  self._has_message = function()
+    return self._ih <= self._it or self.close_event ~= nil
+  end
   self._reader = loop.spawn(reader, self)
   return self
 end
@@ -303,8 +307,7 @@ function Conn:receive(timeout)
   -- a message could otherwise arrive between them and be missed.
   if not loop.current() then return loop.blocking(Conn.receive, self, timeout) end
   local deadline = timeout and now() + timeout
-  local function ready() return self._ih <= self._it or self.close_event end
-  if not self:_wait_for(self._inbox_cond, ready, deadline) then
+  if not self:_wait_for(self._inbox_cond, self._has_message, deadline) then
     return nil, "timeout"
   end
   if self._ih > self._it then return nil, "closed", self.close_event end

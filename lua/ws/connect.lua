@@ -98,6 +98,7 @@ local function do_connect(u, opts)
     ok, err, msg = sock:tls_start(ctx, u.host)
     if ok then ok, err, msg = transport.tls_handshake(sock, deadline) end
     if not ok then
+      loop.forget_fd(sock:fd())
       sock:close()
       if err == "timeout" then return failed("timeout", "TLS handshake timed out") end
       return failed("tls", "TLS handshake with " .. u.host .. " failed: "

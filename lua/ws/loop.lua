@@ -73,12 +73,14 @@ local function resume(task, ...)
   end
 end
 
---- Schedule a task to be resumed at the next turn with the given values.
-function loop.wake(task, ...)
+--- Schedule a task to be resumed at the next turn; the yield that parked
+-- it returns `value`. A task already scheduled keeps its first value.
+function loop.wake(task, value)
   if task.done or task.scheduled then return end
   task.scheduled = true
+  task.wake_value = value
   ready_n = ready_n + 1
-  ready[ready_n] = { task, select("#", ...), ... }
+  ready[ready_n] = task
 end
 
 --- Start fn(...) in a new task. Returns the task.
@@ -93,7 +95,8 @@ function loop.spawn(fn, ...)
   local task = setmetatable({ co = co }, Task)
   tasks[co] = task
   task_count = task_count + 1
-  loop.wake(task, ...)
+  task.args = pack(...)
+  loop.wake(task)
   return task
 end
 
@@ -125,14 +128,25 @@ local function park()
   return coroutine_yield()
 end
 
+-- Two lists swap roles each turn, so waking allocates nothing.
+local spare = {}
+
 local function run_ready()
   local batch, n = ready, ready_n
-  ready, ready_n = {}, 0
+  ready, ready_n, spare = spare, 0, batch
   for i = 1, n do
-    local item = batch[i]
-    local task = item[1]
+    local task = batch[i]
+    batch[i] = nil
     task.scheduled = false
-    if not task.done then resume(task, unpack(item, 3, item[2] + 2)) end
+    if not task.done then
+      local args = task.args
+      if args then
+        task.args = nil
+        resume(task, unpack(args, 1, args.n))
+      else
+        resume(task, task.wake_value)
+      end
+    end
   end
 end
 
@@ -149,17 +163,32 @@ local function turn(timeout, until_done)
     local w = watched[fd]
     if w then
       local err = flags >= 4
-      if w.r and (flags % 2 == 1 or err) then
+      local readable = flags % 2 == 1 or err
+      local writable = floor(flags / 2) % 2 == 1 or err
+      local idle = false
+      -- Interest stays registered after a wake-up: the task usually waits
+      -- again at once, and dropping and re-adding it would cost two
+      -- epoll_ctl calls per message. It is dropped when it fires with
+      -- nobody waiting.
+      if readable then
         local t = w.r
-        w.r = nil
-        loop.wake(t, true)
+        if t then
+          w.r = nil
+          loop.wake(t, true)
+        elseif w.r_mode then
+          idle = true
+        end
       end
-      if w.w and (floor(flags / 2) % 2 == 1 or err) then
+      if writable then
         local t = w.w
-        w.w = nil
-        loop.wake(t, true)
+        if t then
+          w.w = nil
+          loop.wake(t, true)
+        elseif w.w_mode then
+          idle = true
+        end
       end
-      set_interest(fd, w)
+      if idle then set_interest(fd, w) end
     end
   end
   for i = 1, nt do
@@ -320,9 +349,13 @@ end
 --- Wake every task waiting on the condition.
 function loop.signal(cond)
   local ws_ = cond.waiters
-  if #ws_ == 0 then return end
-  cond.waiters = {}
-  for i = 1, #ws_ do loop.wake(ws_[i], true) end
+  local n = #ws_
+  if n == 0 then return end
+  for i = 1, n do
+    local t = ws_[i]
+    ws_[i] = nil
+    loop.wake(t, true)
+  end
 end
 
 --- Run until no task, timer or watched socket is left.
