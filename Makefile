@@ -91,6 +91,14 @@ build/bench/loadgen: bench/loadgen.c $(CORE_SRC) $(HDRS)
 echo-bench: all build/bench/loadgen spec/interop/node_modules/.package-lock.json
 	LUAWS_ECHO_CMD="$${LUAWS_ECHO_CMD:-env LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH='./$(BUILD)/?.so;;' $(LUA) examples/echo_server.lua 0}" \
 	  bench/echo_bench.sh
+	@echo; echo "our client (bench/client_echo.lua) against node ws:"
+	@node bench/node_echo.js 0 > build/bench/node_echo.out & pid=$$!; \
+	  for i in 1 2 3 4 5 6 7 8 9 10; do grep -q PORT build/bench/node_echo.out && break; sleep 0.2; done; \
+	  port=$$(awk '/PORT/{print $$2}' build/bench/node_echo.out); \
+	  for c in "50 16" "10 65536"; do \
+	    LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH='./$(BUILD)/?.so;;' \
+	      $(LUA) bench/client_echo.lua ws://127.0.0.1:$$port/ $$c $${DURATION:-5} || { kill $$pid; exit 1; }; \
+	  done; kill $$pid
 
 bench:
 	@.ci/deps.sh bench
