@@ -365,6 +365,55 @@ describe("back-pressure", function()
   end)
 end)
 
+describe("tearing down", function()
+  it("closes the socket when the peer closes while a large send waits",
+    function()
+      -- a server that answers the handshake, sends 1009 and stops reading,
+      -- while our writer task still waits to write 16 MiB
+      local loop = require "ws.loop"
+      local errors = {}
+      local saved = loop.on_error
+      loop.on_error = function(msg) errors[#errors + 1] = msg end
+      local l = assert(core.tcp_listen("127.0.0.1", 0))
+      local peer_done = false
+      ws.spawn(function()
+        local s
+        repeat
+          s = l:accept()
+          if not s then loop.wait_fd(l:fd(), "r", ws.now() + 5) end
+        until s
+        local buf = ""
+        for _ = 1, 100 do
+          local d, err = s:read(65536)
+          if d then buf = buf .. d
+          elseif err == "wantread" then loop.wait_fd(s:fd(), "r", ws.now() + 1)
+          else break end
+          local req = ws.handshake.parse_request(buf)
+          if req then
+            s:write(ws.handshake.response{ key = req.key })
+            break
+          end
+        end
+        ws.sleep(0.2)
+        s:write(ws.protocol.new{ role = "server" }:close(1009, "too big"))
+        ws.sleep(3)
+        loop.forget_fd(s:fd())
+        s:close()
+        peer_done = true
+      end)
+      local c = assert(ws.connect("ws://127.0.0.1:" .. l:port() .. "/"))
+      local ok, err = c:send(("x"):rep(16 * 2 ^ 20), "binary")
+      run(function() while not peer_done do ws.sleep(0.05) end end, 10)
+      loop.on_error = saved
+      l:close()
+      assert.are.same({ nil, "closed" }, { ok, err })
+      assert.are.same({ 1009, "remote" }, { c.close_event.code,
+        c.close_event.initiator })
+      assert.are.same({}, errors)
+      assert.are.equal("closed", select(2, c._sock:read(1)))
+    end)
+end)
+
 describe("many clients", function()
   it("serves 200 concurrent clients, checking every message", function()
     local s = echo_server()

@@ -41,31 +41,42 @@ local function call_handlers(self, list, ...)
   end
 end
 
--- Close the socket, after a client has waited (bounded) for the server
--- to close TCP first (RFC 6455 7.1.1).
+-- End the TCP connection after the close event: write what is still
+-- queued (our close frame or the reply to the peer's), send FIN, then read
+-- and discard until the peer's FIN, all within `linger` seconds. Closing
+-- with unread input would make the kernel send a reset, which can destroy
+-- our close frame before the peer reads it; and a client is to wait for
+-- the server to close TCP first (RFC 6455 7.1.1).
 local function teardown(self)
   local sock = self._sock
-  if not sock or self._torn then return end
-  self._torn = true
+  if not sock or self._torn or self._tearing then return end
+  self._tearing = true
   local e = self._e
+  local fd = sock:fd()
   local deadline = now() + self._opts.linger
-  -- write what is queued (a close reply) if the socket takes it in time
-  while e:buffered_amount() > 0 do
-    local pending, err = sock:flush(e)
-    if not pending or pending == 0 then break end
-    if not loop.wait_fd(sock:fd(), "w", deadline) then break end
+  while e:buffered_amount() > 0 and now() < deadline do
+    if self._writer then
+      -- the writer task owns waiting for writability
+      loop.wait(self._drained, deadline)
+    else
+      local pending = sock:flush(e)
+      if not pending or pending == 0 then break end
+      if not loop.wait_fd(fd, "w", deadline, sock) then break end
+    end
   end
-  if self.role == "client" and self.close_event and self.close_event.clean then
-    while true do
-      local data, err = sock:read(4096)
-      if not data and err ~= "wantread" and err ~= "wantwrite" then break end
-      if not data and not loop.wait_fd(sock:fd(), err == "wantwrite" and "w"
-          or "r", deadline) then
+  sock:shutdown("write")
+  while true do
+    local data, err = sock:read(65536)
+    if not data then
+      if err ~= "wantread" and err ~= "wantwrite" then break end
+      if not loop.wait_fd(fd, err == "wantwrite" and "w" or "r", deadline,
+          sock) then
         break
       end
     end
   end
-  loop.forget_fd(sock:fd())
+  self._torn = true
+  loop.forget_fd(fd)
   sock:close()
   loop.signal(self._drained)
 end
@@ -135,7 +146,7 @@ local function writer(self)
     local pending, err, msg = sock:flush(e)
     if pending == 0 then break end
     if pending then
-      if not loop.wait_fd(sock:fd(), "w") then break end
+      if not loop.wait_fd(sock:fd(), "w", nil, sock) then break end
     elseif err == "wantread" then
       loop.sleep(0.005) -- TLS wants to read first; the reader will
     else
@@ -196,9 +207,9 @@ local function read_round(self, deadline, inline)
   if e:buffered_amount() > 0 then self:_flush() end
   if self.close_event then return true end
   if status == "wantread" then
-    return loop.wait_fd(sock:fd(), "r", deadline)
+    return loop.wait_fd(sock:fd(), "r", deadline, sock)
   elseif status == "wantwrite" then
-    return loop.wait_fd(sock:fd(), "w", deadline)
+    return loop.wait_fd(sock:fd(), "w", deadline, sock)
   elseif status == nil then
     loop.sleep(0)
   else
@@ -266,15 +277,28 @@ end
 --- Send a message.
 -- @tparam string data
 -- @tparam[opt="text"] string kind "text" or "binary"
+-- @tparam[opt] table opts `fragment`: send as frames of at most this many
+--   payload bytes
 -- @return true | nil, "closed" | "closing" | "text is not valid UTF-8"
-function Conn:send(data, kind)
+function Conn:send(data, kind, opts)
   check(self)
   if type(data) ~= "string" then
     error("bad argument #1 to 'send' (string expected, got " .. type(data)
       .. ")", 2)
   end
+  local fragment
+  if opts ~= nil then
+    if type(opts) ~= "table" then
+      error("bad argument #3 to 'send' (table expected, got " .. type(opts)
+        .. ")", 2)
+    end
+    fragment = opts.fragment
+    if fragment ~= nil and (type(fragment) ~= "number" or fragment < 1) then
+      error("bad option 'fragment' (positive integer expected)", 2)
+    end
+  end
   if self.close_event then return nil, "closed" end
-  local n, err = self._e:send(data, kind)
+  local n, err = self._e:send(data, kind, fragment)
   if not n then
     if err and err:match("^connection is") then return nil, err:sub(15) end
     return nil, err

@@ -43,7 +43,7 @@ local function connect_tcp(u, deadline, family)
       while true do
         ok, err, emsg = sock:connected()
         if ok or err ~= "wantwrite" then break end
-        if not loop.wait_fd(sock:fd(), "w", deadline) then
+        if not loop.wait_fd(sock:fd(), "w", deadline, sock) then
           err, emsg = "timeout", "connect timed out"
           break
         end

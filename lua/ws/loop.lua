@@ -117,7 +117,10 @@ local function set_interest(fd, w)
   if w.r_mode or w.w_mode then
     poller:mod(fd, want_r, want_w)
   else
-    local ok, _, msg = poller:add(fd, want_r, want_w)
+    local ok, err, msg = poller:add(fd, want_r, want_w)
+    if not ok and err == "exists" then
+      ok, err, msg = poller:mod(fd, want_r, want_w)
+    end
     if not ok then error("cannot watch fd " .. fd .. ": " .. tostring(msg)) end
   end
   w.r_mode, w.w_mode = want_r, want_w
@@ -245,16 +248,27 @@ function loop.cancel(id)
 end
 
 --- Wait (yielding) until fd is readable ("r") or writable ("w"), or the
--- absolute deadline passes. Must run inside a task.
+-- absolute deadline passes.
+-- @tparam integer fd
+-- @tparam string mode "r" or "w"
+-- @tparam[opt] number deadline absolute, in ws.now() seconds
+-- @param[opt] owner the socket object the fd belongs to. A different
+--   owner on the same fd number means the old socket was closed without
+--   `forget_fd` and the number reused: its stale registration is dropped
+--   instead of silently swallowing the new socket's readiness.
 -- @treturn boolean true if ready, false on timeout
-function loop.wait_fd(fd, mode, deadline)
+function loop.wait_fd(fd, mode, deadline, owner)
   local task = loop.current()
   if not task then
-    return loop.blocking(loop.wait_fd, fd, mode, deadline)
+    return loop.blocking(loop.wait_fd, fd, mode, deadline, owner)
   end
   local w = watched[fd]
+  if w and owner ~= nil and w.owner ~= owner then
+    loop.forget_fd(fd)
+    w = nil
+  end
   if not w then
-    w = {}
+    w = { owner = owner }
     watched[fd] = w
   end
   if w[mode] and w[mode] ~= task then
@@ -291,6 +305,7 @@ function loop.forget_fd(fd)
   local w = watched[fd]
   if not w then return end
   watched[fd] = nil
+  -- fails harmlessly when the fd was already closed
   if w.r_mode or w.w_mode then poller:del(fd) end
   if w.r then loop.wake(w.r, true) end
   if w.w then loop.wake(w.w, true) end

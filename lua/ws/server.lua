@@ -118,7 +118,7 @@ local function acceptor(self)
     if sock then
       loop.spawn(run_serve, self, sock, addr, port)
     elseif addr == "wantread" then
-      loop.wait_fd(fd, "r")
+      loop.wait_fd(fd, "r", nil, l)
     elseif not self.closed then
       -- out of file descriptors and the like: back off, keep serving
       loop.on_error("accept: " .. tostring(port or addr))

@@ -12,7 +12,8 @@ local transport = {}
 
 --- Wait for the socket according to a want status; false at the deadline.
 local function await(sock, want, deadline)
-  return loop.wait_fd(sock:fd(), want == "wantwrite" and "w" or "r", deadline)
+  return loop.wait_fd(sock:fd(), want == "wantwrite" and "w" or "r", deadline,
+    sock)
 end
 transport.await = await
 

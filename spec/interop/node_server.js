@@ -1,0 +1,104 @@
+'use strict';
+// Interop peer: a WebSocket server on Node `ws`, driven by the Lua specs.
+//
+//   node spec/interop/node_server.js [--cert FILE --key FILE]
+//        [--max-payload BYTES]
+//
+// Listens on 127.0.0.1, any free port, and prints "PORT <n>" once
+// listening (wss:// when --cert and --key are given). Every message is
+// echoed with its kind, except text messages starting with "cmd:", which
+// are commands:
+//   cmd:close [CODE [REASON...]]  close (no CODE: a close frame with no code)
+//   cmd:terminate                 drop TCP with no close frame
+//   cmd:ping PAYLOAD              ping; the pong is answered with "pong:PAYLOAD"
+//   cmd:send KIND SIZE            send payloads.make(KIND, SIZE)
+//   cmd:fragment KIND SIZE N      the same message in N frames, split by bytes
+//   cmd:header NAME               send "header NAME VALUE" (request header)
+// Events are printed as lines, the request path naming the connection:
+//   open PATH PROTOCOL|-   ping PATH PAYLOAD   close PATH CODE REASON
+//   error PATH MESSAGE
+// Runs until SIGTERM, and never longer than 5 minutes (an orphan left by a
+// killed spec run goes away by itself).
+const fs = require('fs');
+const http = require('http');
+const https = require('https');
+const path = require('path');
+const { WebSocketServer } = require(path.join(__dirname, 'node_modules', 'ws'));
+const payloads = require('./payloads');
+
+function option(name) {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? process.argv[i + 1] : undefined;
+}
+
+function log(line) {
+  process.stdout.write(`${line}\n`);
+}
+
+const certFile = option('--cert');
+const keyFile = option('--key');
+const common = {
+  perMessageDeflate: false,
+  // above the 16 MiB case unless a limit is asked for
+  maxPayload: Number(option('--max-payload') || 64 * 1024 * 1024),
+  handleProtocols: (offered) => (offered.has('chat') ? 'chat' : false),
+};
+
+const listener = certFile
+  ? https.createServer({ cert: fs.readFileSync(certFile), key: fs.readFileSync(keyFile) })
+  : http.createServer();
+const wss = new WebSocketServer({ server: listener, ...common });
+
+function command(ws, req, text) {
+  const [name, ...args] = text.slice(4).split(' ');
+  switch (name) {
+    case 'close':
+      if (args.length === 0) ws.close();
+      else ws.close(Number(args[0]), args.slice(1).join(' '));
+      break;
+    case 'terminate':
+      ws.terminate();
+      break;
+    case 'ping':
+      ws.ping(args.join(' '));
+      break;
+    case 'send':
+      ws.send(payloads.make(args[0], Number(args[1])), { binary: args[0] === 'binary' });
+      break;
+    case 'fragment': {
+      const pieces = payloads.split(payloads.make(args[0], Number(args[1])), Number(args[2]));
+      pieces.forEach((piece, i) => {
+        ws.send(piece, { binary: args[0] === 'binary', fin: i === pieces.length - 1 });
+      });
+      break;
+    }
+    case 'header':
+      ws.send(`header ${args[0]} ${req.headers[args[0].toLowerCase()]}`);
+      break;
+    default:
+      ws.send(`unknown command ${name}`);
+  }
+}
+
+wss.on('connection', (ws, req) => {
+  const where = req.url;
+  log(`open ${where} ${ws.protocol || '-'}`);
+  ws.on('message', (data, isBinary) => {
+    if (!isBinary && data.length >= 4 && data.toString('latin1', 0, 4) === 'cmd:') {
+      command(ws, req, data.toString());
+    } else {
+      ws.send(data, { binary: isBinary });
+    }
+  });
+  ws.on('ping', (data) => log(`ping ${where} ${data}`));
+  ws.on('pong', (data) => {
+    if (ws.readyState === ws.OPEN) ws.send(`pong:${data}`);
+  });
+  ws.on('close', (code, reason) => log(`close ${where} ${code} ${reason}`));
+  ws.on('error', (err) => log(`error ${where} ${err.message}`));
+});
+
+listener.on('tlsClientError', (err) => log(`tls-error ${err.code || err.message}`));
+listener.listen(0, '127.0.0.1', () => log(`PORT ${listener.address().port}`));
+for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => process.exit(0));
+setTimeout(() => process.exit(0), 300 * 1000).unref();
