@@ -454,6 +454,8 @@ typedef struct {
   uint8_t received_reason[WS_CONTROL_MAX];
   size_t received_reason_len;
   uint64_t rx_frames, tx_frames;
+  uint64_t out_queued;  /* output bytes ever queued */
+  uint64_t out_written; /* output bytes ever consumed by the transport */
 } ws_engine;
 
 /* Set up an engine (cfg NULL means ws_config_init defaults for a client).
@@ -509,6 +511,17 @@ int ws_engine_close(ws_engine *e, int code, const uint8_t *reason,
 const uint8_t *ws_engine_output(const ws_engine *e, size_t *len);
 /* The transport wrote n of them. */
 void ws_engine_output_consume(ws_engine *e, size_t n);
+
+/* Stream positions: every output byte ever queued, and every one the
+ * transport took. A message queued when out_queued became Q has been
+ * written completely once out_written >= Q, which is how a transport can
+ * tell which accepted messages never reached the socket. */
+static inline uint64_t ws_engine_queued(const ws_engine *e) {
+  return e->out_queued;
+}
+static inline uint64_t ws_engine_written(const ws_engine *e) {
+  return e->out_written;
+}
 
 static inline ws_state ws_engine_state(const ws_engine *e) {
   return e->state;

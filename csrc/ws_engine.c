@@ -138,6 +138,7 @@ static int put_frame(ws_engine *e, unsigned opcode, int fin,
     else memcpy(dst + hsize, data, len);
   }
   e->out.len += hsize + len;
+  e->out_queued += hsize + len;
   e->tx_frames++;
   return 0;
 }
@@ -254,7 +255,9 @@ const uint8_t *ws_engine_output(const ws_engine *e, size_t *len) {
 
 void ws_engine_output_consume(ws_engine *e, size_t n) {
   size_t avail = e->out.len - e->out.off;
-  e->out.off += n < avail ? n : avail;
+  if (n > avail) n = avail;
+  e->out.off += n;
+  e->out_written += n;
   if (e->out.off == e->out.len) e->out.off = e->out.len = 0;
 }
 

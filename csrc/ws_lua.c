@@ -233,9 +233,8 @@ static int push_output(lua_State *L, ws_engine *e) {
 static int send_result(lua_State *L, lengine *le, int r, const char *fn) {
   if (r == 0) {
     if (le->hold) {
-      size_t n;
-      ws_engine_output(&le->e, &n);
-      lua_pushinteger(L, (lua_Integer)n);
+      /* the stream position just past these bytes (see positions) */
+      lua_pushnumber(L, (lua_Number)ws_engine_queued(&le->e));
       return 1;
     }
     return push_output(L, &le->e);
@@ -356,11 +355,19 @@ static int l_state(lua_State *L) {
 
 /* engine:hold_output(on): when on, send/ping/pong/close leave their bytes
  * in the engine for a transport to write (sock:flush) and return the
- * number of bytes queued instead of a string. */
+ * stream position just past them (compare with engine:written()) instead
+ * of a string. */
 static int l_hold_output(lua_State *L) {
   lengine *le = check_engine(L);
   le->hold = lua_toboolean(L, 2);
   return 0;
+}
+
+/* engine:written() -> output bytes the transport has taken so far */
+static int l_written(lua_State *L) {
+  lengine *le = check_engine(L);
+  lua_pushnumber(L, (lua_Number)ws_engine_written(&le->e));
+  return 1;
 }
 
 static int l_buffered(lua_State *L) {
@@ -507,7 +514,7 @@ static const luaL_Reg engine_methods[] = {
     {"ping", l_ping},   {"pong", l_pong},
     {"close", l_close}, {"take_output", l_take_output},
     {"state", l_state}, {"buffered_amount", l_buffered},
-    {"hold_output", l_hold_output},
+    {"hold_output", l_hold_output}, {"written", l_written},
     {"free", l_engine_gc}, {NULL, NULL}};
 
 static const luaL_Reg core_functions[] = {

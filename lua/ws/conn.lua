@@ -10,10 +10,11 @@
 local core = require "ws.core"
 local loop = require "ws.loop"
 local codes = require "ws.codes"
+local protocol = require "ws.protocol"
 
 local type, error, tostring, setmetatable, rawget = type, error, tostring,
   setmetatable, rawget
-local pcall, select = pcall, select
+local pcall, select, ipairs, pairs = pcall, select, ipairs, pairs
 local now = core.now
 
 local Conn = {}
@@ -86,7 +87,7 @@ local function finish(self, ev)
   if self.close_event then return end
   ev.type = nil
   if ev.name == nil then ev.name = codes[ev.code] end
-  ev.unsent = ev.unsent or {}
+  ev.unsent = ev.unsent or self:_unsent_messages()
   self.close_event = ev
   loop.signal(self._inbox_cond)
   loop.signal(self._closed_cond)
@@ -153,12 +154,42 @@ local function writer(self)
       self:_transport_failed(err, msg)
       break
     end
+    self:_prune_unsent()
     if e:buffered_amount() <= self._opts.max_buffered then
       loop.signal(self._drained)
     end
   end
   self._writer = nil
   loop.signal(self._drained)
+end
+
+-- Messages whose bytes the socket has not completely taken, oldest first,
+-- each { data, kind, pos } with pos the stream position of its end.
+function Conn:_prune_unsent()
+  local u = self._unsent
+  if #u == 0 then return end
+  local written = self._e:written()
+  local k = 0
+  while u[k + 1] and u[k + 1].pos <= written do k = k + 1 end
+  if k == #u then
+    self._unsent = {}
+  elseif k > 0 then
+    local rest = {}
+    for i = k + 1, #u do rest[#rest + 1] = u[i] end
+    self._unsent = rest
+  end
+end
+
+-- The unsent list of the close event: what send accepted and the socket
+-- never took in full (a message cut part way is as lost as one never
+-- begun).
+function Conn:_unsent_messages()
+  self:_prune_unsent()
+  local out = {}
+  for i, m in ipairs(self._unsent) do
+    out[i] = { data = m.data, kind = m.kind or "text" }
+  end
+  return out
 end
 
 -- Write queued output now; leave the rest to the writer task.
@@ -201,8 +232,9 @@ local function read_round(self, deadline, inline)
     -- back-pressure: stop reading until receive makes room
     return loop.wait(self._space_cond, deadline)
   end
-  local tail, _, status, msg = sock:pump(e, self._q, self._qt)
+  local tail, nread, status, msg = sock:pump(e, self._q, self._qt)
   self._qt = tail
+  if nread and nread > 0 then self._last_rx = now() end
   if tail >= self._qh then dispatch(self) end
   if e:buffered_amount() > 0 then self:_flush() end
   if self.close_event then return true end
@@ -236,6 +268,40 @@ function Conn:_wait_for(cond, done, deadline)
   return true
 end
 
+-- Heartbeat (RFC 6455 5.5.2 pings as keep-alive): after `interval`
+-- seconds without inbound bytes send a ping; if nothing at all arrives
+-- within `timeout`, the connection is dead: report 1006 with
+-- error "heartbeat_timeout", send 1011 as a courtesy and drop TCP.
+local function heartbeat(self, interval, timeout)
+  while not self.close_event do
+    local due = self._last_rx + interval
+    if now() < due then
+      loop.wait(self._closed_cond, due)
+    else
+      local seen = self._last_rx
+      self._e:ping("lua-ws heartbeat")
+      self:_flush()
+      local deadline = now() + timeout
+      while not self.close_event and self._last_rx == seen and
+          now() < deadline do
+        loop.wait(self._closed_cond, deadline)
+      end
+      if not self.close_event and self._last_rx == seen then
+        local e = self._e
+        if e:state() == "open" then
+          e:close(1011, "heartbeat timeout")
+          pcall(self._sock.flush, self._sock, e)
+        end
+        finish(self, { code = 1006, reason = "", clean = false,
+          initiator = "transport", error = "heartbeat_timeout",
+          sent = e:state() ~= "open" and { code = 1011,
+            reason = "heartbeat timeout" } or nil })
+        self:_drop()
+      end
+    end
+  end
+end
+
 local function reader(self)
   local e = self._e
   if self._leftover and #self._leftover > 0 then
@@ -246,6 +312,24 @@ local function reader(self)
   end
   while not self.close_event do read_round(self, nil, false) end
   teardown(self)
+end
+
+--- Validate a `heartbeat` option: nil or { interval = s, timeout = s }.
+-- Raises naming the option; returns it.
+function Conn.check_heartbeat(hb, level)
+  if hb == nil then return nil end
+  if type(hb) ~= "table" then
+    error("bad option 'heartbeat' (table expected, got " .. type(hb) .. ")",
+      level + 1)
+  end
+  for _, k in ipairs({ "interval", "timeout" }) do
+    local v = hb[k]
+    if type(v) ~= "number" or not (v > 0) or v == math.huge then
+      error("bad option 'heartbeat." .. k .. "' (positive number expected, got "
+        .. tostring(v) .. ")", level + 1)
+    end
+  end
+  return hb
 end
 
 --- Wrap an open socket (handshake done) in a connection. Internal.
@@ -261,6 +345,7 @@ function Conn.new(sock, role, opts, extra)
     _inbox_cond = loop.condition(), _space_cond = loop.condition(),
     _closed_cond = loop.condition(), _drained = loop.condition(),
     _handlers = {}, _ping_waiters = {}, _ping_seq = 0, _opts = o,
+    _unsent = {}, _last_rx = now(),
     _leftover = extra and extra.leftover,
     protocol = extra and extra.protocol,
     request = extra and extra.request,
@@ -271,6 +356,10 @@ function Conn.new(sock, role, opts, extra)
     return self._ih <= self._it or self.close_event ~= nil
   end
   self._reader = loop.spawn(reader, self)
+  local hb = opts.heartbeat
+  if hb then
+    self._heartbeat = loop.spawn(heartbeat, self, hb.interval, hb.timeout)
+  end
   return self
 end
 
@@ -286,24 +375,20 @@ function Conn:send(data, kind, opts)
     error("bad argument #1 to 'send' (string expected, got " .. type(data)
       .. ")", 2)
   end
-  local fragment
-  if opts ~= nil then
-    if type(opts) ~= "table" then
-      error("bad argument #3 to 'send' (table expected, got " .. type(opts)
-        .. ")", 2)
-    end
-    fragment = opts.fragment
-    if fragment ~= nil and (type(fragment) ~= "number" or fragment < 1) then
-      error("bad option 'fragment' (positive integer expected)", 2)
-    end
-  end
+  local fragment = protocol.fragment_option(opts, 2)
   if self.close_event then return nil, "closed" end
-  local n, err = self._e:send(data, kind, fragment)
-  if not n then
+  local pos, err = self._e:send(data, kind, fragment)
+  if not pos then
     if err and err:match("^connection is") then return nil, err:sub(15) end
     return nil, err
   end
   local pending = self:_flush()
+  if pending > 0 then
+    local u = self._unsent
+    u[#u + 1] = { data = data, kind = kind, pos = pos }
+  elseif self._unsent[1] then
+    self._unsent = {}
+  end
   if pending > self._opts.max_buffered then
     loop.blocking(function()
       while not self.close_event and not self._torn and
@@ -440,12 +525,17 @@ function Conn:abort()
     finish(self, { code = 1006, reason = "", clean = false,
       initiator = "local", error = "aborted" })
   end
-  if not self._torn then
-    self._torn = true
-    loop.forget_fd(self._sock:fd())
-    self._sock:close()
-  end
+  self:_drop()
   return self.close_event
+end
+
+-- Close TCP now, without a closing handshake.
+function Conn:_drop()
+  if self._torn then return end
+  self._torn = true
+  loop.forget_fd(self._sock:fd())
+  self._sock:close()
+  loop.signal(self._drained)
 end
 
 local known_events = { message = true, ping = true, pong = true, close = true }

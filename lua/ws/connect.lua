@@ -14,7 +14,7 @@ local option_names = {
   protocols = true, headers = true, origin = true, timeout = true,
   tls = true, max_message_size = true, max_frame_size = true,
   max_fragments = true, close_timeout = true, max_buffered = true,
-  linger = true, inbox_max = true, family = true,
+  linger = true, inbox_max = true, family = true, heartbeat = true,
 }
 
 -- The close event of a connection that never opened (RFC 6455 7.1.5:
@@ -76,6 +76,7 @@ local function check_opts(opts)
       opts.timeout <= 0) then
     error("bad option 'timeout' (positive number expected)", 3)
   end
+  Conn.check_heartbeat(opts.heartbeat, 3)
   return opts
 end
 

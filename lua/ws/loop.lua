@@ -134,6 +134,24 @@ end
 -- Two lists swap roles each turn, so waking allocates nothing.
 local spare = {}
 
+-- Park the current task until woken or until the absolute deadline (nil:
+-- no deadline); true when woken, false when the deadline passed.
+local function park_until(task, deadline)
+  local timer
+  if deadline then
+    local delay = deadline - now()
+    if delay < 0 then delay = 0 end
+    timer = poller:timer(delay)
+    timers[timer] = task
+  end
+  local ok = park()
+  if timer and timers[timer] then
+    timers[timer] = nil
+    poller:cancel(timer)
+  end
+  return ok
+end
+
 local function run_ready()
   local batch, n = ready, ready_n
   ready, ready_n, spare = spare, 0, batch
@@ -276,18 +294,7 @@ function loop.wait_fd(fd, mode, deadline, owner)
   end
   w[mode] = task
   set_interest(fd, w)
-  local timer
-  if deadline then
-    local delay = deadline - now()
-    if delay < 0 then delay = 0 end
-    timer = poller:timer(delay)
-    timers[timer] = task
-  end
-  local ok = park()
-  if timer and timers[timer] then
-    timers[timer] = nil
-    poller:cancel(timer)
-  end
+  local ok = park_until(task, deadline)
   if not ok then
     -- timed out: stop watching for this task
     w = watched[fd]
@@ -341,18 +348,7 @@ function loop.wait(cond, deadline)
   if not task then return loop.blocking(loop.wait, cond, deadline) end
   local ws_ = cond.waiters
   ws_[#ws_ + 1] = task
-  local timer
-  if deadline then
-    local delay = deadline - now()
-    if delay < 0 then delay = 0 end
-    timer = poller:timer(delay)
-    timers[timer] = task
-  end
-  local ok = park()
-  if timer and timers[timer] then
-    timers[timer] = nil
-    poller:cancel(timer)
-  end
+  local ok = park_until(task, deadline)
   if not ok then
     for i = #ws_, 1, -1 do
       if ws_[i] == task then table.remove(ws_, i) end

@@ -24,7 +24,7 @@ local option_names = {
   max_connections = true, max_message_size = true, max_frame_size = true,
   max_fragments = true, max_header_bytes = true, max_headers = true,
   close_timeout = true, max_buffered = true, linger = true, inbox_max = true,
-  headers = true,
+  headers = true, heartbeat = true,
 }
 
 local function refuse(sock, status, headers, deadline)
@@ -158,6 +158,7 @@ local function listen(opts)
   if opts.authorize ~= nil and type(opts.authorize) ~= "function" then
     error("bad option 'authorize' (function expected)", 2)
   end
+  Conn.check_heartbeat(opts.heartbeat, 2)
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
   o.host = o.host or "127.0.0.1"
