@@ -409,6 +409,23 @@ static int l_sock_close(lua_State *L) {
   return 1;
 }
 
+/* sock:reset() -> true: close now with a TCP reset (no TLS close_notify,
+ * unsent data discarded). */
+static int l_sock_reset(lua_State *L) {
+  lsock *s = check_sock(L);
+  if (s->tls) { /* no close_notify: this is an abrupt end */
+    ws_tls_free(s->tls);
+    s->tls = NULL;
+  }
+  if (s->fd >= 0) {
+    ws_net_abort(s->fd);
+    s->fd = -1;
+  }
+  sock_release(s);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static int l_sock_tostring(lua_State *L) {
   lsock *s = check_sock(L);
   if (s->fd < 0)
@@ -768,6 +785,7 @@ static const luaL_Reg sock_methods[] = {
     {"flush", l_flush},             {"tls_start", l_tls_start},
     {"tls_handshake", l_tls_handshake}, {"tls_info", l_tls_info},
     {"shutdown", l_shutdown},       {"close", l_sock_close},
+    {"reset", l_sock_reset},
     {NULL, NULL}};
 
 static const luaL_Reg listener_methods[] = {

@@ -357,6 +357,19 @@ int ws_net_shutdown(int fd, int how) {
   return shutdown(fd, h) < 0 ? errno : 0;
 }
 
+int ws_net_abort(int fd) {
+  /* A zero linger time makes close() discard unsent data and send RST,
+   * which is what a crashed peer or a middlebox cutting a flow looks
+   * like. */
+  struct linger lg;
+  int r;
+  lg.l_onoff = 1;
+  lg.l_linger = 0;
+  r = setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) < 0 ? errno : 0;
+  ws_net_close(fd);
+  return r;
+}
+
 void ws_net_close(int fd) {
   /* Retrying close on EINTR could close a descriptor another thread just
    * got: POSIX leaves the state unspecified, Linux always releases it. */

@@ -100,6 +100,11 @@ int ws_net_write(int fd, const void *buf, size_t len, size_t *n);
 /* shutdown(2) with how = 0 read, 1 write, 2 both. Returns 0 or errno. */
 int ws_net_shutdown(int fd, int how);
 
+/* Close fd so that the peer gets a TCP reset (SO_LINGER with a zero
+ * timeout) instead of an orderly FIN. Returns 0 or the errno of the
+ * setsockopt; the fd is closed either way. */
+int ws_net_abort(int fd);
+
 /* close(2), ignoring EINTR (the descriptor is gone either way). */
 void ws_net_close(int fd);
 

@@ -60,23 +60,23 @@ local function connect_tcp(u, deadline, family)
   return nil, last_err, last_msg
 end
 
-local function check_opts(opts)
+local function check_opts(opts, level)
   if opts == nil then return {} end
   if type(opts) ~= "table" then
     error("bad argument #2 to 'connect' (table expected, got " .. type(opts)
-      .. ")", 3)
+      .. ")", level or 3)
   end
   for k in pairs(opts) do
     if not option_names[k] then
       error("bad argument #2 to 'connect' (unknown option '" .. tostring(k)
-        .. "')", 3)
+        .. "')", level or 3)
     end
   end
   if opts.timeout ~= nil and (type(opts.timeout) ~= "number" or
       opts.timeout <= 0) then
-    error("bad option 'timeout' (positive number expected)", 3)
+    error("bad option 'timeout' (positive number expected)", level or 3)
   end
-  Conn.check_heartbeat(opts.heartbeat, 3)
+  Conn.check_heartbeat(opts.heartbeat, level or 3)
   return opts
 end
 
@@ -170,4 +170,10 @@ local function connect(url, opts)
   return loop.blocking(do_connect, u, check_opts(opts))
 end
 
-return connect
+return {
+  connect = connect,
+  --- Validate ws.connect options (raises naming the bad one).
+  check_options = function(opts, level)
+    return check_opts(opts, (level or 1) + 2)
+  end,
+}

@@ -1,7 +1,8 @@
 --- lua-ws: WebSocket (RFC 6455) for Lua with a C protocol core.
 --
 -- `ws.codes` close codes, `ws.protocol` the sans-IO engine,
--- `ws.handshake` the opening handshake; `ws.connect`, `ws.listen` and the
+-- `ws.handshake` the opening handshake; `ws.connect`, `ws.listen`,
+-- `ws.client` (reconnecting, with `ws.reconnect` policies) and the
 -- loop functions (`ws.run`, `ws.step`, `ws.spawn`, `ws.sleep`, `ws.now`)
 -- for networked use. The networking modules load on first use, so hosts
 -- that bring their own sockets (OpenResty, game engines) never create a
@@ -17,7 +18,9 @@ local ws = {
 }
 
 local lazy = {
-  connect = function() return require "ws.connect" end,
+  connect = function() return require("ws.connect").connect end,
+  client = function() return require "ws.client" end,
+  reconnect = function() return require "ws.reconnect" end,
   listen = function() return require "ws.server" end,
   loop = function() return require "ws.loop" end,
   run = function() return require("ws.loop").run end,

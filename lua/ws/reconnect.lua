@@ -26,28 +26,29 @@
 --
 -- `classify(event)` applies the first rule that matches, top to bottom:
 --
--- | Close                                             | Class                  | `default` does                          |
--- |---------------------------------------------------|------------------------|-----------------------------------------|
--- | we closed it (`initiator == "local"`, no `error`) | `stop`                 | stop                                    |
--- | HTTP 401, 403                                     | `auth`                 | stop (a policy may refresh credentials) |
--- | HTTP 429, 503                                     | `overload`             | long backoff, honours `Retry-After`     |
--- | other HTTP 4xx                                    | `fatal`                | stop                                    |
--- | HTTP 5xx                                          | `retry`                | exponential backoff                     |
--- | any other HTTP status but 101                     | `fatal`                | stop                                    |
--- | TLS failure (`error == "tls"`), 1015              | `fatal`                | stop                                    |
--- | DNS failure (`error == "dns"`)                    | `retry`                | exponential backoff                     |
--- | 1000 from the peer                                | `stop`                 | stop                                    |
--- | 1001, 1005, 1006, 1011, 1014                      | `retry`                | exponential backoff                     |
--- | 1012 service restart                              | `restart`              | random 5-30 s                           |
--- | 1013 try again later                              | `overload`             | long backoff                            |
--- | 1002, 1003, 1007, 1008, 1009, 1010                | `fatal`                | stop                                    |
--- | invalid codes (1004, 1016-2999, ...)              | `fatal`                | stop                                    |
--- | application codes 3000-4999                       | `retry`, or as defined | by class                                |
+-- | Close                                | Class     | `default` does                 |
+-- |--------------------------------------|-----------|--------------------------------|
+-- | we closed it (local, no `error`)     | stop      | stop                           |
+-- | HTTP 401, 403                        | auth      | stop                           |
+-- | HTTP 429, 503                        | overload  | `Retry-After`, or long backoff |
+-- | other HTTP 4xx                       | fatal     | stop                           |
+-- | HTTP 5xx                             | retry     | exponential backoff            |
+-- | other HTTP status but 101            | fatal     | stop                           |
+-- | `error == "tls"`, 1015               | fatal     | stop                           |
+-- | `error == "dns"`                     | retry     | exponential backoff            |
+-- | 1000 from the peer                   | stop      | stop                           |
+-- | 1001, 1005, 1006, 1011, 1014         | retry     | exponential backoff            |
+-- | 1012 service restart                 | restart   | random 5-30 s                  |
+-- | 1013 try again later                 | overload  | long backoff                   |
+-- | 1002, 1003, 1007, 1008, 1009, 1010   | fatal     | stop                           |
+-- | invalid codes (1004, 1016-2999, ...) | fatal     | stop                           |
+-- | application codes 3000-4999          | retry (1) | by class                       |
 --
 -- A close without a code (a transport failure: refused, timeout, a
 -- dead heartbeat) counts as 1006. `fatal` means another attempt would fail
--- the same way. An application code keeps the class given to
--- `codes.define(code, name, class)`; "normal" there means `stop`.
+-- the same way; `auth` stops unless a policy refreshes credentials (it may
+-- rewrite `ctx.headers`). (1) An application code has the class given to
+-- `codes.define(code, name, class)`, retry by default; "normal" means stop.
 --
 -- `default` is `by_class` over:
 -- `retry` = `exponential{initial = 0.5, max = 30, jitter = "full"}`,

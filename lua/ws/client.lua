@@ -1,0 +1,298 @@
+--- Long-lived clients that reconnect by policy: `ws.client(url, opts)`.
+--
+-- A supervisor task opens the connection, hands its events to the
+-- client's handlers, and when it closes asks the reconnect policy how long
+-- to wait before the next attempt (nil: give up). The attempt counter
+-- resets only after a connection stayed open `stable_after` seconds, so a
+-- server that accepts and closes at once cannot make the client spin.
+-- @module ws.client
+local core = require "ws.core"
+local loop = require "ws.loop"
+local codes = require "ws.codes"
+local reconnect = require "ws.reconnect"
+local connect_mod = require "ws.connect"
+local connect = connect_mod.connect
+local url_mod = require "ws.url"
+
+local type, error, pairs, ipairs, tostring, pcall, setmetatable =
+  type, error, pairs, ipairs, tostring, pcall, setmetatable
+local os_time = os.time
+
+local Client = {}
+local mt = { __name = "ws.client" }
+
+local client_options = {
+  reconnect = true, queue = true, stable_after = true, retry_initial = true,
+  random = true, clock = true,
+}
+
+local known_events = {
+  open = true, message = true, ping = true, pong = true, close = true,
+  reconnecting = true, give_up = true,
+}
+
+local function emit(self, event, ...)
+  local list = self._handlers[event]
+  if not list then return end
+  for i = 1, #list do
+    local ok, err = pcall(list[i], ...)
+    if not ok then loop.on_error("client handler '" .. event .. "': "
+      .. tostring(err)) end
+  end
+end
+
+local function emit_close(self, conn, ev)
+  emit(self, "close", conn, ev)
+  if ev.name then emit(self, "close:" .. ev.name, conn, ev) end
+end
+
+-- Seconds the server asked us to wait (429/503 Retry-After), or nil.
+local function retry_after(ev)
+  local h = ev.http_headers
+  if not h then return nil end
+  local v
+  for _, pair in ipairs(h) do
+    if type(pair) == "table" and tostring(pair[1]):lower() == "retry-after" then
+      v = pair[2]
+    end
+  end
+  if v == nil and h["retry-after"] then v = h["retry-after"] end
+  if v == nil then return nil end
+  return reconnect.parse_retry_after(v, os_time())
+end
+
+-- Send what was queued while disconnected, oldest first. Stops at the
+-- first message the connection refuses (it stays queued).
+local function flush_queue(self, conn)
+  local q = self._queue
+  while #q > 0 do
+    local m = q[1]
+    if not conn:send(m.data, m.kind) then return end
+    table.remove(q, 1)
+  end
+end
+
+local function attach(self, conn)
+  local hs = self._handlers
+  if hs.message then
+    conn:on("message", function(c, data, kind) emit(self, "message", c, data,
+      kind) end)
+  end
+  if hs.ping then
+    conn:on("ping", function(c, data) emit(self, "ping", c, data) end)
+  end
+  if hs.pong then
+    conn:on("pong", function(c, data) emit(self, "pong", c, data) end)
+  end
+end
+
+local function supervise(self)
+  local clock = self._clock
+  local attempt = 0
+  local outage_start = clock()
+  local last_delay
+  local opened_once = false
+  while not self._stopped do
+    self.state = opened_once and "reconnecting" or "connecting"
+    local copts = {}
+    for k, v in pairs(self._connect_opts) do copts[k] = v end
+    copts.headers = self.headers
+    local conn, _, ev = connect(self.url, copts)
+    if conn then
+      opened_once = true
+      self.conn = conn
+      self.state = "open"
+      local opened_at = clock()
+      attach(self, conn)
+      local closed = loop.condition()
+      conn:on("close", function() loop.signal(closed) end)
+      emit(self, "open", conn)
+      if not self._stopped then flush_queue(self, conn) end
+      while not conn.close_event do loop.wait(closed) end
+      ev = conn.close_event
+      if clock() - opened_at >= self._stable_after then
+        attempt = 0
+        last_delay = nil
+      end
+      if attempt == 0 then outage_start = clock() end
+      -- what the socket never took goes back to the front of the queue
+      if self._queue_max and #ev.unsent > 0 then
+        for i = #ev.unsent, 1, -1 do
+          table.insert(self._queue, 1, ev.unsent[i])
+        end
+      end
+    end
+    emit_close(self, conn, ev)
+    if self._stopped then break end
+
+    attempt = attempt + 1
+    local ctx = {
+      elapsed = clock() - outage_start, last_delay = last_delay,
+      retry_after = retry_after(ev), url = self.url, headers = self.headers,
+      random = self._random, class = reconnect.classify(ev),
+    }
+    local delay, perr
+    if not opened_once and attempt == 1 and not self._retry_initial then
+      delay = nil
+    else
+      delay, perr = reconnect.call(self._policy, ev, attempt, ctx)
+    end
+    if perr then
+      ev.policy_error = perr
+      loop.on_error("reconnect policy: " .. tostring(perr))
+    end
+    if ctx.url ~= self.url then
+      local ok = type(ctx.url) == "string" and url_mod.parse(ctx.url)
+      if ok then self.url = ctx.url else
+        loop.on_error("reconnect policy set a bad url: " .. tostring(ctx.url))
+      end
+    end
+    self.headers = ctx.headers
+    if delay == nil then
+      self.state = "closed"
+      local unsent = self._queue_max and self._queue or ev.unsent or {}
+      self._queue = {}
+      emit(self, "give_up", conn, ev, unsent)
+      break
+    end
+    self.attempt = attempt
+    last_delay = delay
+    emit(self, "reconnecting", conn, ev, delay, attempt)
+    if self._stopped then break end
+    self.state = "reconnecting"
+    loop.wait(self._stop_cond, loop.now() + delay)
+  end
+  self.state = "closed"
+  self.conn = self.conn and self.conn.close_event and self.conn or self.conn
+  loop.signal(self._done_cond)
+end
+
+--- Register a handler: "open" (conn), "message" (conn, data, kind),
+-- "ping"/"pong" (conn, data), "close" and "close:<name>" (conn, event;
+-- conn is nil for an attempt that never opened), "reconnecting" (conn,
+-- event, delay, attempt), "give_up" (conn, event, unsent).
+-- @return the client
+function Client:on(event, fn)
+  if type(event) ~= "string" or not (known_events[event] or
+      event:match("^close:[a-z_][a-z0-9_]*$")) then
+    error("bad argument #1 to 'on' (unknown event " .. tostring(event) .. ")",
+      2)
+  end
+  if type(fn) ~= "function" then
+    error("bad argument #2 to 'on' (function expected, got " .. type(fn)
+      .. ")", 2)
+  end
+  local list = self._handlers[event]
+  if not list then
+    list = {}
+    self._handlers[event] = list
+  end
+  list[#list + 1] = fn
+  if self.conn and not self.conn.close_event and
+      (event == "message" or event == "ping" or event == "pong") then
+    local conn = self.conn
+    conn:on(event, function(c, a, b) emit(self, event, c, a, b) end)
+  end
+  return self
+end
+
+--- Send a message on the current connection. While disconnected it
+-- queues when `queue = { max = N }` was given.
+-- @return true | nil, "not_connected" | "queue_full" | "closed" | error
+function Client:send(data, kind)
+  if type(data) ~= "string" then
+    error("bad argument #1 to 'send' (string expected, got " .. type(data)
+      .. ")", 2)
+  end
+  if kind ~= nil and kind ~= "text" and kind ~= "binary" then
+    error("bad argument #2 to 'send' (\"text\" or \"binary\" expected, got "
+      .. tostring(kind) .. ")", 2)
+  end
+  if self._stopped then return nil, "closed" end
+  local conn = self.conn
+  if conn and self.state == "open" and not conn.close_event then
+    local ok, err = conn:send(data, kind)
+    if ok or err == "text is not valid UTF-8" then return ok, err end
+  end
+  if not self._queue_max then return nil, "not_connected" end
+  if #self._queue >= self._queue_max then return nil, "queue_full" end
+  self._queue[#self._queue + 1] = { data = data, kind = kind or "text" }
+  return true
+end
+
+--- Messages queued while disconnected.
+function Client:queued()
+  local out = {}
+  for i, m in ipairs(self._queue) do out[i] = m end
+  return out
+end
+
+--- Stop reconnecting and close the current connection.
+-- @return the close event of the current connection, or nil
+function Client:close(code, reason)
+  if self._stopped then return self.conn and self.conn.close_event end
+  self._stopped = true
+  loop.signal(self._stop_cond)
+  local conn = self.conn
+  local ev
+  if conn and not conn.close_event then ev = conn:close(code, reason) end
+  self.state = "closed"
+  return ev or (conn and conn.close_event)
+end
+
+mt.__index = Client
+
+--- Create a reconnecting client and start connecting (in a task).
+-- @tparam string url
+-- @tparam[opt] table opts ws.connect options plus `reconnect` (a policy:
+--   function(event, attempt, ctx) -> seconds | nil; default
+--   ws.reconnect.default), `queue = { max = N }`, `stable_after` (10 s),
+--   `retry_initial` (true: a failed first attempt follows the policy),
+--   `random` and `clock` (injectable, for tests)
+-- @return client
+local function new(url, opts)
+  if type(url) ~= "string" then
+    error("bad argument #1 to 'client' (string expected, got " .. type(url)
+      .. ")", 2)
+  end
+  local ok, perr = url_mod.parse(url)
+  if not ok then error("bad argument #1 to 'client' (" .. perr .. ")", 2) end
+  opts = opts or {}
+  if type(opts) ~= "table" then
+    error("bad argument #2 to 'client' (table expected, got " .. type(opts)
+      .. ")", 2)
+  end
+  local copts = {}
+  for k, v in pairs(opts) do
+    if not client_options[k] then copts[k] = v end
+  end
+  -- ws.connect's options are checked now, not later in the task
+  connect_mod.check_options(copts, 2)
+  local policy = opts.reconnect or reconnect.default
+  if type(policy) ~= "function" and not (type(policy) == "table" and
+      getmetatable(policy) and getmetatable(policy).__call) then
+    error("bad option 'reconnect' (function expected, got " .. type(policy)
+      .. ")", 2)
+  end
+  local qmax
+  if opts.queue ~= nil then
+    if type(opts.queue) ~= "table" or type(opts.queue.max) ~= "number" or
+        opts.queue.max < 0 then
+      error("bad option 'queue' ({ max = N } expected)", 2)
+    end
+    qmax = opts.queue.max
+  end
+  local self = setmetatable({
+    url = url, headers = opts.headers, state = "connecting", attempt = 0,
+    _connect_opts = copts, _policy = policy, _queue = {}, _queue_max = qmax,
+    _stable_after = opts.stable_after or 10,
+    _retry_initial = opts.retry_initial ~= false,
+    _random = opts.random, _clock = opts.clock or core.now,
+    _handlers = {}, _stop_cond = loop.condition(),
+    _done_cond = loop.condition(),
+  }, mt)
+  self._task = loop.spawn(supervise, self)
+  return self
+end
+
+return new

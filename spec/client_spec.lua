@@ -1,0 +1,262 @@
+-- ws.client: reconnecting by policy against real loopback servers.
+local ws = require "ws"
+local core = require "ws.core"
+local reconnect = require "ws.reconnect"
+
+-- Drive the loop until pred() is true (bounded).
+local function until_true(pred, limit)
+  local deadline = ws.now() + (limit or 10)
+  while not pred() and ws.now() < deadline do ws.step(0.02) end
+  assert(pred(), "condition not reached in time")
+end
+
+-- A port with nothing listening on it (yet).
+local function free_port()
+  local l = core.tcp_listen("127.0.0.1", 0)
+  local p = l:port()
+  l:close()
+  return p
+end
+
+-- Record every client event as a short string.
+local function recorder(client)
+  local log = {}
+  client:on("open", function() log[#log + 1] = "open" end)
+  client:on("close", function(_, ev) log[#log + 1] = "close " .. ev.code end)
+  client:on("reconnecting", function(_, _, delay, attempt)
+    log[#log + 1] = ("reconnecting %d %.2f"):format(attempt, delay)
+  end)
+  client:on("give_up", function(_, ev) log[#log + 1] = "give_up " .. ev.code end)
+  return log
+end
+
+local servers = {}
+local function listen(opts)
+  opts.port = opts.port or 0
+  local s = assert(ws.listen(opts))
+  servers[#servers + 1] = s
+  return s
+end
+
+local function url(port) return "ws://127.0.0.1:" .. port .. "/" end
+
+describe("ws.client", function()
+  after_each(function()
+    for _, s in ipairs(servers) do s:close(1) end
+    servers = {}
+  end)
+
+  it("reconnects after the server drops TCP, waiting the policy's delay",
+    function()
+      local n = 0
+      local s = listen{ handler = function(conn)
+        n = n + 1
+        if n == 1 then conn:abort() return end
+        conn:receive(5)
+      end }
+      local c = ws.client(url(s.port), { reconnect = reconnect.fixed(0.05) })
+      local log = recorder(c)
+      local abnormal = 0
+      c:on("close:abnormal", function() abnormal = abnormal + 1 end)
+      until_true(function() return #log >= 4 end)
+      assert.are.same({ "open", "close 1006", "reconnecting 1 0.05", "open" },
+        log)
+      assert.are.equal(1, abnormal)
+      assert.are.equal("open", c.state)
+      c:close()
+      assert.are.equal("closed", c.state)
+    end)
+
+  it("gives up after a remote 1000 with the default policy", function()
+    local s = listen{ handler = function(conn) conn:close("normal") end }
+    local c = ws.client(url(s.port))
+    local log = recorder(c)
+    until_true(function() return c.state == "closed" end)
+    assert.are.same({ "open", "close 1000", "give_up 1000" }, log)
+  end)
+
+  local classes = {
+    { "going_away", "retry" }, { "service_restart", "restart" },
+    { "try_again_later", "overload" }, { "policy_violation", "fatal" },
+    { "internal_error", "retry" }, { nil, "retry" },
+  }
+  for _, c in ipairs(classes) do
+    it("classifies a server close with " .. tostring(c[1]) .. " as " .. c[2],
+      function()
+        local s = listen{ handler = function(conn)
+          if c[1] then conn:close(c[1]) else
+            conn._e:close(nil) -- a close frame with no code (1005)
+            conn:_flush()
+            conn:receive(2)
+          end
+        end }
+        local seen
+        local client = ws.client(url(s.port), { reconnect = function(_, _, ctx)
+          seen = ctx.class
+          return nil
+        end })
+        until_true(function() return client.state == "closed" end)
+        assert.are.equal(c[2], seen)
+      end)
+  end
+
+  it("keeps trying while connections are refused, then connects", function()
+    local port = free_port()
+    local c = ws.client(url(port), { reconnect = reconnect.fixed(0.02) })
+    local log = recorder(c)
+    c:on("reconnecting", function(_, _, _, attempt)
+      if attempt == 3 then
+        listen{ port = port, handler = function(conn) conn:receive(5) end }
+      end
+    end)
+    until_true(function() return c.state == "open" end)
+    assert.are.same({ "close 1006", "reconnecting 1 0.02", "close 1006",
+      "reconnecting 2 0.02", "close 1006", "reconnecting 3 0.02", "open" }, log)
+    c:close()
+  end)
+
+  it("draws exponential delays with the injected random source", function()
+    local port = free_port()
+    local c = ws.client(url(port), {
+      reconnect = reconnect.limit(reconnect.exponential{ initial = 0.04,
+        max = 1, jitter = "full" }, { max_attempts = 3 }),
+      random = function() return 0.5 end,
+    })
+    local log = recorder(c)
+    until_true(function() return c.state == "closed" end)
+    assert.are.same({ "close 1006", "reconnecting 1 0.02", "close 1006",
+      "reconnecting 2 0.04", "close 1006", "reconnecting 3 0.08",
+      "close 1006", "give_up 1006" }, log)
+  end)
+
+  it("passes a 503's Retry-After to the policy as overload", function()
+    local s = listen{ handler = function() end, authorize = function()
+      return false, 503, { ["Retry-After"] = "7" }
+    end }
+    local seen
+    local c = ws.client(url(s.port), { reconnect = function(ev, _, ctx)
+      seen = { ev.http_status, ctx.retry_after, ctx.class }
+      return nil
+    end })
+    until_true(function() return c.state == "closed" end)
+    assert.are.same({ 503, 7, "overload" }, seen)
+  end)
+
+  it("gives up on 401 with the default policy (auth)", function()
+    local s = listen{ handler = function() end, authorize = function()
+      return false, 401
+    end }
+    local c = ws.client(url(s.port))
+    local ev
+    c:on("give_up", function(_, e) ev = e end)
+    until_true(function() return c.state == "closed" end)
+    assert.are.same({ 1006, "http", 401 }, { ev.code, ev.error, ev.http_status })
+  end)
+
+  it("gives up on 404 with the default policy (fatal)", function()
+    local s = listen{ handler = function() end, authorize = function()
+      return false, 404
+    end }
+    local c = ws.client(url(s.port))
+    local log = recorder(c)
+    until_true(function() return c.state == "closed" end)
+    assert.are.same({ "close 1006", "give_up 1006" }, log)
+  end)
+
+  it("queues while disconnected and sends the queue in order", function()
+    local port = free_port()
+    local got = {}
+    local c = ws.client(url(port), { reconnect = reconnect.fixed(0.02),
+      queue = { max = 3 } })
+    assert.is_true(c:send("one"))
+    assert.is_true(c:send("two", "binary"))
+    assert.is_true(c:send("three"))
+    assert.are.same({ nil, "queue_full" }, { c:send("four") })
+    c:on("reconnecting", function(_, _, _, attempt)
+      if attempt == 1 then
+        listen{ port = port, handler = function(conn)
+          for d, k in conn:messages() do got[#got + 1] = d .. ":" .. k end
+        end }
+      end
+    end)
+    until_true(function() return #got == 3 end)
+    assert.are.same({ "one:text", "two:binary", "three:text" }, got)
+    assert.are.same({}, c:queued())
+    c:close()
+  end)
+
+  it("refuses to send while disconnected without a queue", function()
+    local c = ws.client(url(free_port()), { reconnect = reconnect.never() })
+    assert.are.same({ nil, "not_connected" }, { c:send("x") })
+    until_true(function() return c.state == "closed" end)
+  end)
+
+  it("hands the queue to give_up", function()
+    local c = ws.client(url(free_port()), { reconnect = reconnect.never(),
+      queue = { max = 5 } })
+    c:send("a")
+    c:send("b")
+    local unsent
+    c:on("give_up", function(_, _, u) unsent = u end)
+    until_true(function() return c.state == "closed" end)
+    assert.are.same({ { data = "a", kind = "text" },
+      { data = "b", kind = "text" } }, unsent)
+  end)
+
+  it("does not reset the attempt counter for connections that close at once",
+    function()
+      local s = listen{ handler = function(conn) conn:close("going_away") end }
+      local attempts = {}
+      local c = ws.client(url(s.port), { stable_after = 5,
+        reconnect = function(_, attempt)
+          attempts[#attempts + 1] = attempt
+          if attempt < 3 then return 0.01 end
+        end })
+      until_true(function() return c.state == "closed" end)
+      assert.are.same({ 1, 2, 3 }, attempts)
+    end)
+
+  it("treats a policy that raises as a stop and reports the error", function()
+    local errors = {}
+    local loop = require "ws.loop"
+    local saved = loop.on_error
+    loop.on_error = function(m) errors[#errors + 1] = m end
+    local c = ws.client(url(free_port()), { reconnect = function()
+      error("policy broke")
+    end })
+    local ev
+    c:on("give_up", function(_, e) ev = e end)
+    until_true(function() return c.state == "closed" end)
+    loop.on_error = saved
+    assert.matches("policy broke", ev.policy_error)
+    assert.are.equal(1, #errors)
+    assert.matches("policy broke", errors[1])
+  end)
+
+  it("stops reconnecting when closed", function()
+    local s = listen{ handler = function(conn) conn:receive(5) end }
+    local c = ws.client(url(s.port), { reconnect = reconnect.fixed(0.01) })
+    local log = recorder(c)
+    until_true(function() return c.state == "open" end)
+    local ev = c:close("normal", "bye")
+    assert.are.same({ 1000, "local" }, { ev.code, ev.initiator })
+    local t = ws.now()
+    while ws.now() - t < 0.1 do ws.step(0.02) end
+    assert.are.same({ "open", "close 1000" }, log)
+    assert.are.equal("closed", c.state)
+  end)
+
+  it("does not retry a failed first attempt when retry_initial is false",
+    function()
+      local c = ws.client(url(free_port()), { retry_initial = false,
+        reconnect = reconnect.fixed(0.01) })
+      local log = recorder(c)
+      until_true(function() return c.state == "closed" end)
+      assert.are.same({ "close 1006", "give_up 1006" }, log)
+    end)
+
+  it("raises for an unknown connect option, naming it", function()
+    assert.has_error(function() ws.client("ws://127.0.0.1:1/", { tiemout = 1 }) end,
+      "bad argument #2 to 'connect' (unknown option 'tiemout')")
+  end)
+end)
