@@ -74,9 +74,7 @@ demo:
 	@.ci/deps.sh demo
 	@$(MAKE) --no-print-directory all
 	LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH='./$(BUILD)/?.so;;' \
-	  $(LUA) examples/demo.lua && echo && \
-	  LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH='./$(BUILD)/?.so;;' \
-	  $(LUA) examples/sansio_demo.lua
+	  $(LUA) examples/bot_demo.lua
 
 build/bench/bench_core: bench/bench_core.c $(CORE_SRC) $(HDRS)
 	@mkdir -p $(@D)

@@ -131,6 +131,22 @@ describe("connections over loopback", function()
     assert.are.same({ "close 1013", "named try_again_later" }, calls)
   end)
 
+  it("calls a close handler named for a defined application code",
+    function()
+      ws.codes.define(4190, "spec_kicked", "fatal")
+      local s = serve{ handler = function(conn)
+        conn:receive(5)
+        conn:close(4190, "out")
+      end }
+      local conn = assert(ws.connect(url(s), { timeout = 5 }))
+      local got
+      conn:on("close:spec_kicked", function(_, ev) got = ev end)
+      conn:send("x")
+      conn:receive(5)
+      assert.are.same({ 4190, "spec_kicked", "out" },
+        { got.code, got.name, got.reason })
+    end)
+
   it("hands messages to an on('message') handler", function()
     local s = serve()
     local conn = assert(ws.connect(url(s), { timeout = 5 }))

@@ -51,6 +51,32 @@ describe("heartbeat", function()
     s:close()
   end)
 
+  it("lets a server drop a client that went silent", function()
+    local core = require "ws.core"
+    local loop = require "ws.loop"
+    local got
+    local s = assert(ws.listen{ port = 0,
+      heartbeat = { interval = 0.1, timeout = 0.1 },
+      handler = function(conn)
+        local _, _, ev = conn:receive(5)
+        got = ev
+      end })
+    -- a client that completes the handshake and then never reads
+    local sock = assert(core.tcp_connect("127.0.0.1", s.port))
+    local t = ws.spawn(function()
+      loop.wait_fd(sock:fd(), "w", ws.now() + 2, sock)
+      sock:write((ws.handshake.request{ host = "127.0.0.1", path = "/" }))
+      while not got do ws.sleep(0.02) end
+    end)
+    local deadline = ws.now() + 5
+    while not t.done and ws.now() < deadline do ws.step(0.02) end
+    loop.forget_fd(sock:fd())
+    sock:close()
+    s:close()
+    assert.are.same({ 1006, "transport", "heartbeat_timeout" },
+      { got.code, got.initiator, got.error })
+  end)
+
   it("raises for a heartbeat without a positive interval", function()
     assert.has_error(function()
       ws.connect("ws://127.0.0.1:1/", { heartbeat = { interval = 0, timeout = 1 } })

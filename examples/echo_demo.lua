@@ -1,6 +1,6 @@
 -- lua-ws demo over loopback: starts examples/echo_server.lua in another
 -- process, then a client exchanges messages, pings and closes by name.
---   make demo
+--   lua5.4 examples/echo_demo.lua   (with lua/ and build/5.4 on the paths)
 local ws = require "ws"
 
 local lua = arg and arg[-1] or "lua5.4"
