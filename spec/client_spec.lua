@@ -75,28 +75,47 @@ describe("ws.client", function()
     assert.are.same({ "open", "close 1000", "give_up 1000" }, log)
   end)
 
-  local classes = {
-    { "going_away", "retry" }, { "service_restart", "restart" },
-    { "try_again_later", "overload" }, { "policy_violation", "fatal" },
-    { "internal_error", "retry" }, { nil, "retry" },
+  -- Each server close: the exact event, the named handler, and what the
+  -- default policy decides with random() fixed at 0.5.
+  local closes = {
+    { "going_away", 1001, "retry", 0.25 },            -- 0.5 * 0.5 (full jitter)
+    { "internal_error", 1011, "retry", 0.25 },
+    { "bad_gateway", 1014, "retry", 0.25 },
+    { "service_restart", 1012, "restart", 17.5 },     -- 5 + 0.5 * 25
+    { "try_again_later", 1013, "overload", 2.5 },     -- 0.5 * 5 (full jitter)
+    { nil, 1005, "retry", 0.25 },
+    { "policy_violation", 1008, "fatal", nil },
+    { "unsupported_data", 1003, "fatal", nil },
   }
-  for _, c in ipairs(classes) do
-    it("classifies a server close with " .. tostring(c[1]) .. " as " .. c[2],
+  for _, c in ipairs(closes) do
+    local name = require("ws.codes")[c[2]]
+    it(("handles a server close with %d %s as %s"):format(c[2], name, c[3]),
       function()
         local s = listen{ handler = function(conn)
-          if c[1] then conn:close(c[1]) else
+          if c[1] then conn:close(c[1], "r") else
             conn._e:close(nil) -- a close frame with no code (1005)
             conn:_flush()
             conn:receive(2)
           end
         end }
-        local seen
-        local client = ws.client(url(s.port), { reconnect = function(_, _, ctx)
-          seen = ctx.class
-          return nil
-        end })
+        local seen, named, delay, gave_up
+        local client = ws.client(url(s.port), { random = function() return 0.5 end,
+          reconnect = function(ev, attempt, ctx)
+            seen = ctx.class
+            return reconnect.default(ev, attempt, ctx)
+          end })
+        local ev
+        client:on("close", function(_, e) ev = ev or e end)
+        client:on("close:" .. name, function() named = true end)
+        client:on("reconnecting", function(_, _, d) delay = d; client:close() end)
+        client:on("give_up", function() gave_up = true end)
         until_true(function() return client.state == "closed" end)
-        assert.are.equal(c[2], seen)
+        assert.are.same({ c[2], name, c[1] and "r" or "", true, "remote" },
+          { ev.code, ev.name, ev.reason, ev.clean, ev.initiator })
+        assert.is_true(named)
+        assert.are.equal(c[3], seen)
+        assert.are.equal(c[4], delay)
+        assert.are.equal(c[4] == nil, gave_up == true)
       end)
   end
 
