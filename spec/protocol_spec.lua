@@ -703,3 +703,48 @@ describe("the protocol object", function()
       "bad argument #1 to 'feed' (string expected, got nil)")
   end)
 end)
+
+describe("mask keys", function()
+  -- Keys come from a CSPRNG per frame, so two connections share a key
+  -- only by chance: 5000 keys each out of 2^32 give an expected 0.006
+  -- shared keys; 3 or more would happen with odds around 1e-8.
+  local function keys(n)
+    local p = protocol.new{ role = "client" }
+    local t, list = {}, {}
+    for i = 1, n do
+      local k = p:send("k"):sub(3, 6)
+      list[i] = k
+      t[k] = (t[k] or 0) + 1
+    end
+    return t, list
+  end
+
+  it("never repeats between two connections (statistically)", function()
+    local a = keys(5000)
+    local b = keys(5000)
+    local shared = 0
+    for k in pairs(a) do if b[k] then shared = shared + 1 end end
+    assert.is_true(shared <= 2, shared .. " keys shared")
+  end)
+
+  it("does not repeat within a connection (statistically)", function()
+    local t = keys(5000)
+    local repeats = 0
+    for _, n in pairs(t) do if n > 1 then repeats = repeats + n - 1 end end
+    assert.is_true(repeats <= 2, repeats .. " repeated keys")
+  end)
+
+  it("uses every byte value about evenly", function()
+    local _, list = keys(4000)
+    local counts = {}
+    for b = 0, 255 do counts[b] = 0 end
+    for _, k in ipairs(list) do
+      for i = 1, 4 do local v = k:byte(i) counts[v] = counts[v] + 1 end
+    end
+    -- 16000 bytes over 256 values: 62.5 expected each; a chi-square over
+    -- 255 degrees of freedom stays below 400 with odds beyond 1e-8
+    local chi = 0
+    for b = 0, 255 do chi = chi + (counts[b] - 62.5) ^ 2 / 62.5 end
+    assert.is_true(chi < 400, "chi-square " .. chi)
+  end)
+end)
