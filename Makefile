@@ -4,6 +4,8 @@ SHELL := /bin/bash
 #   make demo   the in-memory client/server demo
 #   make bench  core microbenchmarks
 #   make fuzz   every fuzz target for FUZZ_TIME seconds
+#   make lint      clang-tidy and cppcheck over csrc/ (doc/static-analysis.md)
+#   make valgrind  core specs under valgrind memcheck (plain -O1 -g build)
 # Build for another Lua: make LUA_INC=/usr/include/lua5.3 BUILD=build/5.3
 
 CC        ?= cc
@@ -28,7 +30,7 @@ HDRS     = csrc/ws.h csrc/ws_lua_compat.h csrc/ws_net.h csrc/ws_tls.h
 SAN      = -fsanitize=address,undefined -fno-sanitize-recover=undefined \
            -fno-omit-frame-pointer
 
-.PHONY: all luajit test demo bench echo-bench fuzz clean deps rock
+.PHONY: all luajit test demo bench echo-bench fuzz clean deps rock lint valgrind
 
 all: $(BUILD)/ws/core.so
 
@@ -126,6 +128,12 @@ fuzz:
 rock:
 	@.ci/deps.sh rock
 	luarocks --lua-version=5.4 make --tree build/rocktree rockspec/lua-ws-scm-1.rockspec
+
+lint:
+	.ci/lint.sh
+
+valgrind:
+	.ci/valgrind.sh
 
 clean:
 	rm -rf build

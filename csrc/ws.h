@@ -422,37 +422,39 @@ typedef struct {
   ws_state state;
   int failed;       /* closed by a violation or eof; input is ignored */
   int close_reported;
+  /* Within each group below the fields run from widest to narrowest
+   * alignment, so the struct carries little padding. */
   /* receive side */
-  uint8_t hdr[WS_FRAME_MAX_HEADER];
-  unsigned hdr_len;
-  int in_payload;   /* header decoded, payload bytes pending */
   ws_frame_header fh;
   uint64_t remaining;
+  uint64_t msg_total; /* payload bytes of the current message so far */
+  size_t msg_frames;
+  ws_buf msg;       /* reassembly of data messages */
+  size_t ctl_len;
+  int in_payload;   /* header decoded, payload bytes pending */
+  unsigned hdr_len;
   unsigned mask_phase;
   int in_message;   /* inside a fragmented data message */
   ws_opcode msg_kind;
   unsigned msg_rsv;
-  uint64_t msg_total; /* payload bytes of the current message so far */
   int discard;      /* skipping a data frame received after our close */
-  size_t msg_frames;
   ws_utf8_state utf8;
-  ws_buf msg;       /* reassembly of data messages */
+  uint8_t hdr[WS_FRAME_MAX_HEADER];
   uint8_t ctl[WS_CONTROL_MAX];
-  size_t ctl_len;
   /* send side */
+  ws_buf out;
+  size_t rnd_pos;
   int sending;      /* a fragmented message is being sent */
   ws_opcode send_kind;
   ws_utf8_state send_utf8;
-  ws_buf out;
   uint8_t rnd[256]; /* pool of random bytes for mask keys */
-  size_t rnd_pos;
   /* closing handshake */
-  int sent_code;
-  uint8_t sent_reason[WS_CONTROL_MAX];
   size_t sent_reason_len;
-  int received_code;
-  uint8_t received_reason[WS_CONTROL_MAX];
   size_t received_reason_len;
+  int sent_code;
+  int received_code;
+  uint8_t sent_reason[WS_CONTROL_MAX];
+  uint8_t received_reason[WS_CONTROL_MAX];
   uint64_t rx_frames, tx_frames;
   uint64_t out_queued;  /* output bytes ever queued */
   uint64_t out_written; /* output bytes ever consumed by the transport */

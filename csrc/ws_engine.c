@@ -18,12 +18,12 @@
 
 #include "ws.h"
 
-#define DEFAULT_MAX_MESSAGE (16u * 1024u * 1024u)
+#define DEFAULT_MAX_MESSAGE ((uint64_t)16 * 1024 * 1024)
 #define DEFAULT_MAX_FRAGMENTS 65536u
 /* A reassembly buffer larger than this is released before the next
  * message, so one huge message does not pin memory for the connection's
  * lifetime. */
-#define KEEP_BUFFER_MAX (256u * 1024u)
+#define KEEP_BUFFER_MAX ((size_t)256 * 1024)
 
 void ws_config_init(ws_config *cfg, ws_role role) {
   memset(cfg, 0, sizeof *cfg);
@@ -447,10 +447,9 @@ size_t ws_engine_recv(ws_engine *e, uint8_t *in, size_t len, ws_event *ev) {
   if (e->failed || e->state == WS_STATE_CLOSED) return len;
 
   while (pos < len) {
-    ws_violation v;
-    size_t avail;
-
     if (!e->in_payload) {
+      ws_violation v;
+      size_t avail;
       int n;
       if (e->hdr_len == 0) {
         n = ws_frame_decode(in + pos, len - pos, &e->fh);

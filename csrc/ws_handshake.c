@@ -559,7 +559,8 @@ static ws_hs_error check_response(ws_hs_response *resp, const char *key,
   size_t nproto;
 
   if (resp->status != 101) return WS_HS_STATUS;
-  if (!headers_have_token(h, n, "upgrade", "websocket"))
+  /* Without a header array no header was read (its capacity is 0). */
+  if (h == NULL || !headers_have_token(h, n, "upgrade", "websocket"))
     return WS_HS_NO_UPGRADE;
   if (!headers_have_token(h, n, "connection", "upgrade"))
     return WS_HS_NO_CONNECTION;

@@ -23,7 +23,7 @@
 #define POLLER_MT "ws.core.poller"
 
 #define IO_BUF_SIZE 65536        /* one per socket, kept for its life */
-#define PUMP_DEFAULT (256 * 1024) /* bytes per pump before yielding */
+#define PUMP_DEFAULT ((lua_Integer)256 * 1024) /* bytes a pump, then yield */
 #define RESOLVE_MAX 64
 #define ALPN_MAX 1024
 
@@ -181,11 +181,10 @@ static int l_tcp_connect(lua_State *L) {
 /* sock:connected() -> true | nil, "wantwrite" | nil, errname, message */
 static int l_connected(lua_State *L) {
   lsock *s = check_sock(L);
-  int err;
   if (s->fd < 0) return push_closed(L);
   if (s->connect_err) return push_errno(L, s->connect_err);
   if (s->connecting) {
-    err = ws_net_connect_result(s->fd);
+    int err = ws_net_connect_result(s->fd);
     if (err == EINPROGRESS) return push_fail(L, "wantwrite", NULL);
     if (err != 0) {
       s->connect_err = err;
@@ -312,13 +311,12 @@ static int l_flush(lua_State *L) {
   lsock *s = check_sock(L);
   ws_engine *e = ws_lua_check_engine(L, 2);
   size_t len;
-  const uint8_t *out;
   if (s->fd < 0) return push_closed(L);
   for (;;) {
     size_t n = 0;
     int err = 0;
     ws_tls_status st;
-    out = ws_engine_output(e, &len);
+    const uint8_t *out = ws_engine_output(e, &len);
     if (len == 0) break;
     st = sock_write(s, out, len, &n, &err);
     if (st == WS_TLS_WANT_WRITE || (st == WS_TLS_OK && n == 0)) break;
@@ -551,10 +549,10 @@ static void opt_alpn(lua_State *L, ws_tls_config *cfg, unsigned char *wire) {
   count = ws_rawlen(L, -1);
   for (i = 1; i <= count; i++) {
     size_t len = 0;
-    const char *p;
+    const char *p = ""; /* a non-string entry stays empty: rejected below */
     lua_rawgeti(L, -1, (int)i);
-    p = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
-    if (p == NULL || len == 0 || len > 255)
+    if (lua_type(L, -1) == LUA_TSTRING) p = lua_tolstring(L, -1, &len);
+    if (len == 0 || len > 255)
       luaL_error(L, "bad option 'alpn' to 'tls_context' (entry %d: a "
                  "protocol name of 1 to 255 bytes expected)", (int)i);
     if (n + 1 + len > ALPN_MAX)

@@ -135,7 +135,7 @@ static int lookup(const char *host, int port, int flags, int family,
   struct addrinfo hints;
   char serv[16];
   if (port < 0 || port > 65535) return EAI_SERVICE;
-  snprintf(serv, sizeof serv, "%d", port);
+  (void)snprintf(serv, sizeof serv, "%d", port); /* fits: 0..65535 */
   memset(&hints, 0, sizeof hints);
   hints.ai_family = family == WS_NET_INET    ? AF_INET
                     : family == WS_NET_INET6 ? AF_INET6
@@ -188,10 +188,10 @@ int ws_net_connect(const char *addr, int port, int *fd) {
   err = new_socket(res->ai_family, &s);
   if (err == 0) {
     set_nodelay(s);
-    if (connect(s, res->ai_addr, res->ai_addrlen) == 0 || errno == EINPROGRESS)
+    /* After EINTR the connection continues in the background. */
+    if (connect(s, res->ai_addr, res->ai_addrlen) == 0 ||
+        errno == EINPROGRESS || errno == EINTR)
       *fd = s;
-    else if (errno == EINTR)
-      *fd = s; /* the connection continues in the background */
     else {
       err = errno;
       ws_net_close(s);
@@ -230,6 +230,7 @@ int ws_net_listen(const char *host, int port, int backlog, int *fd,
     int s, one = 1;
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
+    memset(&ss, 0, sizeof ss); /* the family is read even if len shrank */
     if ((err = new_socket(ai->ai_family, &s)) != 0) continue;
     setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (ai->ai_family == AF_INET6 &&
@@ -288,6 +289,7 @@ int ws_net_accept(int lfd, int *fd, ws_net_addr *peer) {
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
     int s, err;
+    memset(&ss, 0, sizeof ss); /* the family is read even if len shrank */
 #if defined(__linux__)
     s = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 #else
@@ -327,6 +329,7 @@ int ws_net_accept(int lfd, int *fd, ws_net_addr *peer) {
 int ws_net_peer(int fd, ws_net_addr *peer) {
   struct sockaddr_storage ss;
   socklen_t len = sizeof ss;
+  memset(&ss, 0, sizeof ss); /* the family is read even if len shrank */
   if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0) return errno;
   addr_from_sockaddr((struct sockaddr *)&ss, len, peer);
   return 0;

@@ -67,7 +67,7 @@ static inline unsigned lead_info(unsigned c, unsigned *lo, unsigned *hi) {
   return 0;
 }
 
-int ws_utf8_validate(ws_utf8_state *state, const uint8_t *s, size_t len,
+int ws_utf8_validate(ws_utf8_state *state, const uint8_t *buf, size_t len,
                      size_t *bad) {
   size_t i = 0;
   uint32_t st = *state;
@@ -75,7 +75,7 @@ int ws_utf8_validate(ws_utf8_state *state, const uint8_t *s, size_t len,
   /* Finish a sequence left open by the previous chunk. */
   while (st != WS_UTF8_ACCEPT && i < len) {
     unsigned need = st >> 16, lo = (st >> 8) & 0xFF, hi = st & 0xFF;
-    unsigned c = s[i];
+    unsigned c = buf[i];
     if (c < lo || c > hi) goto fail;
     i++;
     st = need > 1 ? make_state(need - 1, 0x80, 0xBF) : WS_UTF8_ACCEPT;
@@ -83,16 +83,16 @@ int ws_utf8_validate(ws_utf8_state *state, const uint8_t *s, size_t len,
 
   while (i < len) {
     unsigned c, need, lo, hi;
-    if (s[i] < 0x80) {
+    if (buf[i] < 0x80) {
       /* ASCII run: skip 16, then 8 bytes at a time, then locate the
        * first high byte inside the word that stopped the run. */
       while (i + 16 <= len) {
-        uint64_t m = (load64(s + i) | load64(s + i + 8)) & HIGH_BITS;
+        uint64_t m = (load64(buf + i) | load64(buf + i + 8)) & HIGH_BITS;
         if (m) break;
         i += 16;
       }
       while (i + 8 <= len) {
-        uint64_t m = load64(s + i) & HIGH_BITS;
+        uint64_t m = load64(buf + i) & HIGH_BITS;
         if (m) {
           i += first_high_byte(m);
           break;
@@ -100,26 +100,26 @@ int ws_utf8_validate(ws_utf8_state *state, const uint8_t *s, size_t len,
         i += 8;
       }
       if (i + 8 > len) {
-        while (i < len && s[i] < 0x80) i++;
+        while (i < len && buf[i] < 0x80) i++;
       }
       if (i >= len) break;
-      if (s[i] < 0x80) continue;
+      if (buf[i] < 0x80) continue;
     }
-    c = s[i];
+    c = buf[i];
     need = lead_info(c, &lo, &hi);
     if (need == 0) goto fail;
     if (i + need < len) {
       /* Whole sequence present. */
-      unsigned c1 = s[i + 1];
+      unsigned c1 = buf[i + 1];
       if (c1 < lo || c1 > hi) {
         i += 1;
         goto fail;
       }
-      if (need >= 2 && (s[i + 2] & 0xC0) != 0x80) {
+      if (need >= 2 && (buf[i + 2] & 0xC0) != 0x80) {
         i += 2;
         goto fail;
       }
-      if (need == 3 && (s[i + 3] & 0xC0) != 0x80) {
+      if (need == 3 && (buf[i + 3] & 0xC0) != 0x80) {
         i += 3;
         goto fail;
       }
@@ -132,7 +132,7 @@ int ws_utf8_validate(ws_utf8_state *state, const uint8_t *s, size_t len,
     st = make_state(need, lo, hi);
     while (i < len) {
       unsigned n = st >> 16, l = (st >> 8) & 0xFF, h = st & 0xFF;
-      unsigned b = s[i];
+      unsigned b = buf[i];
       if (b < l || b > h) goto fail;
       i++;
       st = make_state(n - 1, 0x80, 0xBF); /* n > 1 here: the sequence

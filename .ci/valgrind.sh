@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The core specs under valgrind memcheck, against a plain (no sanitizer)
+# -O1 -g build of ws.core in build/valgrind/. Fails on any memcheck error
+# and on any definite leak; "still reachable" blocks (the interpreter's and
+# busted's, alive at exit) are fine. Installs what is missing (Debian
+# packages). See doc/static-analysis.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CC=${CC:-cc}
+LUA=${LUA:-lua5.4}
+LUA_INC=${LUA_INC:-/usr/include/lua5.4}
+BUSTED=${BUSTED:-/usr/bin/busted}
+OUT=build/valgrind
+
+# ----------------------------------------------------------- dependencies
+need=(valgrind gcc libssl-dev lua5.4 liblua5.4-dev lua-busted)
+missing=()
+for p in "${need[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+    || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if ! command -v apt-get >/dev/null; then
+    echo "missing packages: ${missing[*]} (no apt-get here; install them by hand)" >&2
+    exit 1
+  fi
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# ------------------------------------------------------------------ build
+# The Makefile's warnings and shared-object flags, without sanitizers
+# (their runtimes and valgrind do not mix) and at -O1 -g for exact lines.
+mkdir -p "$OUT/ws"
+"$CC" -std=c11 -Wall -Wextra -Werror -pedantic -O1 -g \
+  -fPIC -shared -fvisibility=hidden -I"$LUA_INC" -Icsrc \
+  csrc/*.c -o "$OUT/ws/core.so" -lssl -lcrypto
+
+# -------------------------------------------------------------------- run
+# By default the specs that drive the C core in-process (no sockets, no
+# child processes); VALGRIND_SPECS="spec/a_spec.lua ..." runs others.
+# --keep-debuginfo: Lua unloads ws.core at lua_close, before the leak
+# check, and a leak report should still name our lines.
+specs=(spec/core_spec.lua spec/protocol_spec.lua spec/split_spec.lua
+       spec/codes_spec.lua spec/handshake_spec.lua spec/url_spec.lua)
+if [ -n "${VALGRIND_SPECS:-}" ]; then
+  read -r -a specs <<< "$VALGRIND_SPECS"
+fi
+start=$SECONDS
+echo "== valgrind $(valgrind --version | sed 's/^valgrind-//'): ${specs[*]}"
+valgrind --tool=memcheck --error-exitcode=1 --leak-check=full \
+  --errors-for-leak-kinds=definite --track-origins=yes --keep-debuginfo=yes \
+  "$LUA" "$BUSTED" --cpath="./$OUT/?.so" -o spec/support/summary.lua \
+  "${specs[@]}"
+echo "valgrind: clean ($((SECONDS - start))s)"
