@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the Debian packages a make target needs, only those missing.
-# Usage: .ci/deps.sh build|test|demo|fuzz|bench|rock
+# Usage: .ci/deps.sh build|test|demo|fuzz|bench|rock|versions
 # Other systems: see README ("Requirements") for the equivalent packages.
 set -euo pipefail
 
@@ -9,13 +9,15 @@ test=("${build[@]}" clang luajit2 libluajit2-5.1-dev lua-busted openssl
       python3-websockets)
 fuzz=(clang libclang-rt-dev libssl-dev)
 rock=("${build[@]}" luarocks)
+versions=("${build[@]}" lua5.3 liblua5.3-dev lua5.1 liblua5.1-0-dev lua-busted)
 
 case "${1:-build}" in
   build|demo|bench) want=("${build[@]}") ;;
   test) want=("${test[@]}") ;;
   fuzz) want=("${fuzz[@]}") ;;
   rock) want=("${rock[@]}") ;;
-  *) echo "usage: $0 build|test|demo|fuzz|bench|rock" >&2; exit 2 ;;
+  versions) want=("${versions[@]}") ;;
+  *) echo "usage: $0 build|test|demo|fuzz|bench|rock|versions" >&2; exit 2 ;;
 esac
 
 missing=()

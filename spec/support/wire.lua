@@ -2,11 +2,25 @@
 -- specs do not check the engine against itself.
 local wire = {}
 
+-- XOR of two bytes: LuaJIT's bit library, 5.3+'s operator, or arithmetic
+-- on PUC Lua 5.1/5.2, which have neither.
 local bxor
 if bit then
   bxor = bit.bxor
-else
+elseif bit32 then
+  bxor = bit32.bxor
+elseif _VERSION >= "Lua 5.3" then
   bxor = load("return function(a, b) return a ~ b end")()
+else
+  bxor = function(a, b)
+    local r, p = 0, 1
+    for _ = 1, 8 do
+      local x, y = a % 2, b % 2
+      if x ~= y then r = r + p end
+      a, b, p = (a - x) / 2, (b - y) / 2, p * 2
+    end
+    return r
+  end
 end
 
 local char, byte, concat = string.char, string.byte, table.concat
