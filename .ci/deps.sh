@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the Debian packages a make target needs, only those missing.
-# Usage: .ci/deps.sh build|test|demo|fuzz|bench|rock|versions
+# Usage: .ci/deps.sh build|test|demo|fuzz|bench|rock|versions|lint|valgrind
 # Other systems: see README ("Requirements") for the equivalent packages.
 set -euo pipefail
 
@@ -10,6 +10,8 @@ test=("${build[@]}" clang luajit2 libluajit2-5.1-dev lua-busted openssl
 fuzz=(clang libclang-rt-dev libssl-dev)
 rock=("${build[@]}" luarocks)
 versions=("${build[@]}" lua5.3 liblua5.3-dev lua5.1 liblua5.1-0-dev lua-busted)
+lint=(clang-tidy cppcheck liblua5.4-dev libluajit2-5.1-dev libssl-dev)
+valgrind=(valgrind "${build[@]}" lua-busted)
 
 case "${1:-build}" in
   build|demo|bench) want=("${build[@]}") ;;
@@ -17,7 +19,9 @@ case "${1:-build}" in
   fuzz) want=("${fuzz[@]}") ;;
   rock) want=("${rock[@]}") ;;
   versions) want=("${versions[@]}") ;;
-  *) echo "usage: $0 build|test|demo|fuzz|bench|rock|versions" >&2; exit 2 ;;
+  lint) want=("${lint[@]}") ;;
+  valgrind) want=("${valgrind[@]}") ;;
+  *) echo "usage: $0 build|test|demo|fuzz|bench|rock|versions|lint|valgrind" >&2; exit 2 ;;
 esac
 
 missing=()

@@ -14,24 +14,7 @@ LUA_INC=${LUA_INC:-/usr/include/lua5.4}
 LUAJIT_INC=${LUAJIT_INC:-/usr/include/luajit-2.1}
 
 # ----------------------------------------------------------- dependencies
-need=(clang-tidy cppcheck liblua5.4-dev libluajit2-5.1-dev libssl-dev)
-missing=()
-for p in "${need[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
-    || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  if ! command -v apt-get >/dev/null; then
-    echo "missing packages: ${missing[*]} (no apt-get here; install them by hand)" >&2
-    exit 1
-  fi
-  sudo=""
-  [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  echo "installing: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -qq
-  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+.ci/deps.sh lint
 
 # Every csrc/*.c is part of ws.core; the binding files include lua.h.
 all=(csrc/*.c)

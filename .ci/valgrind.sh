@@ -14,24 +14,7 @@ BUSTED=${BUSTED:-/usr/bin/busted}
 OUT=build/valgrind
 
 # ----------------------------------------------------------- dependencies
-need=(valgrind gcc libssl-dev lua5.4 liblua5.4-dev lua-busted)
-missing=()
-for p in "${need[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
-    || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  if ! command -v apt-get >/dev/null; then
-    echo "missing packages: ${missing[*]} (no apt-get here; install them by hand)" >&2
-    exit 1
-  fi
-  sudo=""
-  [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  echo "installing: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -qq
-  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+.ci/deps.sh valgrind
 
 # ------------------------------------------------------------------ build
 # The Makefile's warnings and shared-object flags, without sanitizers
