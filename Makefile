@@ -5,6 +5,8 @@ SHELL := /bin/bash
 #   make bench  core microbenchmarks
 #   make fuzz   every fuzz target for FUZZ_TIME seconds
 #   make test-versions  full specs on Lua 5.3, core specs on PUC Lua 5.1
+#   make soak      1000 connections for 60 s, direct and through a fault
+#                  proxy (SHORT=1: 200 for 10 s), bench/soak/README.md
 #   make lint      clang-tidy and cppcheck over csrc/ (doc/static-analysis.md)
 #   make valgrind  core specs under valgrind memcheck (plain -O1 -g build)
 # Build for another Lua: make LUA_INC=/usr/include/lua5.3 BUILD=build/5.3
@@ -31,7 +33,7 @@ HDRS     = csrc/ws.h csrc/ws_lua_compat.h csrc/ws_net.h csrc/ws_tls.h
 SAN      = -fsanitize=address,undefined -fno-sanitize-recover=undefined \
            -fno-omit-frame-pointer
 
-.PHONY: all luajit test demo bench echo-bench fuzz clean deps rock lint valgrind test-versions
+.PHONY: all luajit test demo bench echo-bench fuzz clean deps rock lint valgrind test-versions soak
 
 all: $(BUILD)/ws/core.so
 
@@ -142,6 +144,9 @@ test-versions:
 	@$(MAKE) --no-print-directory LUA_INC=/usr/include/lua5.1 BUILD=build/5.1 all
 	lua5.3 $(BUSTED) --cpath='./build/5.3/?.so' -o spec/support/summary.lua
 	lua5.1 $(BUSTED) --cpath='./build/5.1/?.so' -o spec/support/summary.lua $(CORE_SPECS)
+
+soak: all
+	bench/soak/run.sh
 
 lint:
 	.ci/lint.sh

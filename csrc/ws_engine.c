@@ -258,7 +258,12 @@ void ws_engine_output_consume(ws_engine *e, size_t n) {
   if (n > avail) n = avail;
   e->out.off += n;
   e->out_written += n;
-  if (e->out.off == e->out.len) e->out.off = e->out.len = 0;
+  if (e->out.off == e->out.len) {
+    e->out.off = e->out.len = 0;
+    /* Like the reassembly buffer: one huge message must not pin its
+     * buffer for the rest of the connection. */
+    if (e->out.cap > KEEP_BUFFER_MAX) buf_release(e, &e->out);
+  }
 }
 
 /* ----------------------------------------------------------- receiving */
@@ -444,6 +449,9 @@ static void data_frame_done(ws_engine *e, ws_event *ev) {
 size_t ws_engine_recv(ws_engine *e, uint8_t *in, size_t len, ws_event *ev) {
   size_t pos = 0;
   ev->type = WS_EV_NONE;
+  /* A large reassembly buffer is let go as soon as its message has been
+   * handed out (its data stayed valid until this call). */
+  if (!e->in_message && e->msg.cap > KEEP_BUFFER_MAX) buf_release(e, &e->msg);
   if (e->failed || e->state == WS_STATE_CLOSED) return len;
 
   while (pos < len) {

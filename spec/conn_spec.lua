@@ -422,9 +422,12 @@ describe("tearing down", function()
       run(function() while not peer_done do ws.sleep(0.05) end end, 10)
       loop.on_error = saved
       l:close()
-      assert.are.same({ nil, "closed" }, { ok, err })
+      -- accepted, never written in full: listed in unsent
+      assert.are.same({ true }, { ok, err })
       assert.are.same({ 1009, "remote" }, { c.close_event.code,
         c.close_event.initiator })
+      assert.are.equal(1, #c.close_event.unsent)
+      assert.are.equal(16 * 2 ^ 20, #c.close_event.unsent[1].data)
       assert.are.same({}, errors)
       assert.are.equal("closed", select(2, c._sock:read(1)))
     end)

@@ -107,6 +107,26 @@ describe("unsent messages", function()
     peer:wait()
   end)
 
+  it("lists a message whose own write found the connection reset",
+    function()
+      local peer = raw_peer.start(function(p) ws.sleep(0.1) end)
+      local conn = assert(ws.connect("ws://127.0.0.1:" .. peer.port .. "/"))
+      local t = ws.spawn(function() ws.sleep(0.05) end)
+      while not t.done do ws.step(0.01) end
+      -- reset by the peer; the client has not read the RST yet
+      local loop = require "ws.loop"
+      loop.forget_fd(peer.sock:fd())
+      peer.sock:reset()
+      peer.sock = nil
+      local msg = ("m"):rep(1000)
+      local ok = conn:send(msg, "binary")
+      local _, _, ev = conn:receive(2)
+      peer:wait()
+      assert.is_true(ok)
+      assert.are.equal(1006, ev.code)
+      assert.are.same({ { data = msg, kind = "binary" } }, ev.unsent)
+    end)
+
   it("lists nothing when every message was written", function()
     local s = assert(ws.listen{ port = 0, handler = function(c)
       for d in c:messages() do c:send(d) end end })

@@ -368,7 +368,9 @@ end
 -- @tparam[opt="text"] string kind "text" or "binary"
 -- @tparam[opt] table opts `fragment`: send as frames of at most this many
 --   payload bytes
--- @return true | nil, "closed" | "closing" | "text is not valid UTF-8"
+-- @return true (accepted: written, or listed in the close event's
+--   `unsent` if the connection ends first) | nil, "closed" | "closing" |
+--   "text is not valid UTF-8" (not accepted)
 function Conn:send(data, kind, opts)
   check(self)
   if type(data) ~= "string" then
@@ -382,13 +384,13 @@ function Conn:send(data, kind, opts)
     if err and err:match("^connection is") then return nil, err:sub(15) end
     return nil, err
   end
+  -- Accepted: from here on the message is either written or listed in
+  -- the close event's unsent, so it is recorded before the write that may
+  -- find the connection dead.
+  local u = self._unsent
+  u[#u + 1] = { data = data, kind = kind or "text", pos = pos }
   local pending = self:_flush()
-  if pending > 0 then
-    local u = self._unsent
-    u[#u + 1] = { data = data, kind = kind, pos = pos }
-  elseif self._unsent[1] then
-    self._unsent = {}
-  end
+  if pending == 0 and not self.close_event then self._unsent = {} end
   if pending > self._opts.max_buffered then
     loop.blocking(function()
       while not self.close_event and not self._torn and
@@ -396,10 +398,9 @@ function Conn:send(data, kind, opts)
         loop.wait(self._drained)
       end
     end)
-    if self.close_event and self._e:buffered_amount() > 0 then
-      return nil, "closed"
-    end
   end
+  -- true means accepted: if the connection closes before the socket takes
+  -- it all, the close event lists it in unsent
   return true
 end
 
