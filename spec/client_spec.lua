@@ -274,6 +274,12 @@ describe("ws.client", function()
       assert.are.same({ "close 1006", "give_up 1006" }, log)
     end)
 
+  it("waits until the client gives up", function()
+    local c = ws.client(url(free_port()), { reconnect = reconnect.never() })
+    assert.is_true(c:wait(5))
+    assert.are.equal("closed", c.state)
+  end)
+
   it("raises for an unknown connect option, naming it", function()
     assert.has_error(function() ws.client("ws://127.0.0.1:1/", { tiemout = 1 }) end,
       "bad argument #2 to 'connect' (unknown option 'tiemout')")

@@ -163,7 +163,6 @@ local function supervise(self)
     loop.wait(self._stop_cond, loop.now() + delay)
   end
   self.state = "closed"
-  self.conn = self.conn and self.conn.close_event and self.conn or self.conn
   loop.signal(self._done_cond)
 end
 
@@ -238,6 +237,22 @@ function Client:close(code, reason)
   if conn and not conn.close_event then ev = conn:close(code, reason) end
   self.state = "closed"
   return ev or (conn and conn.close_event)
+end
+
+--- Wait (yielding in a task, driving the loop otherwise) until the
+-- client has stopped: closed or given up.
+-- @tparam[opt] number timeout seconds
+-- @treturn boolean true if stopped, false on timeout
+function Client:wait(timeout)
+  local deadline = timeout and core.now() + timeout
+  return loop.blocking(function()
+    while self._task and not self._task.done do
+      if not loop.wait(self._done_cond, deadline) then
+        return self._task.done == true
+      end
+    end
+    return true
+  end)
 end
 
 mt.__index = Client
