@@ -3,12 +3,7 @@ local ws = require "ws"
 local core = require "ws.core"
 local reconnect = require "ws.reconnect"
 
--- Drive the loop until pred() is true (bounded).
-local function until_true(pred, limit)
-  local deadline = ws.now() + (limit or 10)
-  while not pred() and ws.now() < deadline do ws.step(0.02) end
-  assert(pred(), "condition not reached in time")
-end
+local until_true = require("support.drive").until_true
 
 -- A port with nothing listening on it (yet).
 local function free_port()

@@ -2,15 +2,7 @@
 local ws = require "ws"
 local core = require "ws.core"
 
--- Run fn in a task and drive the loop until it finishes (bounded).
-local function run(fn, limit)
-  local t = ws.spawn(fn)
-  t.joined = true
-  local deadline = ws.now() + (limit or 10)
-  while not t.done and ws.now() < deadline do ws.step(0.05) end
-  assert(t.done, "task did not finish in time")
-  if t.err then error(t.err, 0) end
-end
+local run = require("support.drive").run
 
 local function echo_server(opts)
   opts = opts or {}

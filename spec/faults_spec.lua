@@ -5,11 +5,7 @@ local reconnect = require "ws.reconnect"
 local fault_proxy = require "support.fault_proxy"
 local raw_peer = require "support.raw_peer"
 
-local function until_true(pred, limit)
-  local deadline = ws.now() + (limit or 10)
-  while not pred() and ws.now() < deadline do ws.step(0.02) end
-  assert(pred(), "condition not reached in time")
-end
+local until_true = require("support.drive").until_true
 
 local function fields(ev)
   return { ev.code, ev.name, ev.clean, ev.initiator, ev.error }

@@ -4,16 +4,7 @@ local core = require "ws.core"
 local loop = require "ws.loop"
 local raw_peer = require "support.raw_peer"
 
-local function run(fn, limit)
-  local t = ws.spawn(fn)
-  t.joined = true
-  local deadline = ws.now() + (limit or 10)
-  while not t.done and ws.now() < deadline do ws.step(0.02) end
-  assert(t.done, "task did not finish in time")
-  if t.err then error(t.err, 0) end
-  local unpack = table.unpack or unpack
-  return unpack(t.results, 1, t.results.n)
-end
+local run = require("support.drive").run
 
 -- Connect a raw TCP socket to port, write `bytes` (or call write(sock)),
 -- then read until EOF; returns everything read and the time it took.

@@ -13,6 +13,7 @@ local reconnect = require "ws.reconnect"
 local connect_mod = require "ws.connect"
 local connect = connect_mod.connect
 local url_mod = require "ws.url"
+local Conn = require "ws.conn"
 
 local type, error, pairs, ipairs, tostring, pcall, setmetatable =
   type, error, pairs, ipairs, tostring, pcall, setmetatable
@@ -172,21 +173,7 @@ end
 -- event, delay, attempt), "give_up" (conn, event, unsent).
 -- @return the client
 function Client:on(event, fn)
-  if type(event) ~= "string" or not (known_events[event] or
-      event:match("^close:[a-z_][a-z0-9_]*$")) then
-    error("bad argument #1 to 'on' (unknown event " .. tostring(event) .. ")",
-      2)
-  end
-  if type(fn) ~= "function" then
-    error("bad argument #2 to 'on' (function expected, got " .. type(fn)
-      .. ")", 2)
-  end
-  local list = self._handlers[event]
-  if not list then
-    list = {}
-    self._handlers[event] = list
-  end
-  list[#list + 1] = fn
+  Conn.add_handler(self._handlers, known_events, event, fn, 3)
   if self.conn and not self.conn.close_event and
       (event == "message" or event == "ping" or event == "pong") then
     local conn = self.conn

@@ -290,7 +290,7 @@ local function heartbeat(self, interval, timeout)
         local e = self._e
         if e:state() == "open" then
           e:close(1011, "heartbeat timeout")
-          pcall(self._sock.flush, self._sock, e)
+          self._sock:flush(e) -- best effort: errors are not raised
         end
         finish(self, { code = 1006, reason = "", clean = false,
           initiator = "transport", error = "heartbeat_timeout",
@@ -541,6 +541,28 @@ end
 
 local known_events = { message = true, ping = true, pong = true, close = true }
 
+--- Check an `on(event, fn)` call against the known event names (plus
+-- "close:<name>") and append fn to handlers[event]; shared with ws.client.
+-- Raises naming the bad argument at `level`. Returns the handler list.
+function Conn.add_handler(handlers, known, event, fn, level)
+  if type(event) ~= "string" or not (known[event] or
+      event:match("^close:[a-z_][a-z0-9_]*$")) then
+    error("bad argument #1 to 'on' (unknown event " .. tostring(event)
+      .. ")", level)
+  end
+  if type(fn) ~= "function" then
+    error("bad argument #2 to 'on' (function expected, got " .. type(fn)
+      .. ")", level)
+  end
+  local list = handlers[event]
+  if not list then
+    list = {}
+    handlers[event] = list
+  end
+  list[#list + 1] = fn
+  return list
+end
+
 --- Call fn for an event: "message" (conn, data, kind), "ping" and "pong"
 -- (conn, data), "close" (conn, event), "close:<name>" (conn, event) for a
 -- close with that code name. Once a message handler is set, every message
@@ -552,21 +574,7 @@ local known_events = { message = true, ping = true, pong = true, close = true }
 -- @return the connection
 function Conn:on(event, fn)
   check(self)
-  if type(event) ~= "string" or not (known_events[event] or
-      event:match("^close:[a-z_][a-z0-9_]*$")) then
-    error("bad argument #1 to 'on' (unknown event " .. tostring(event)
-      .. ")", 2)
-  end
-  if type(fn) ~= "function" then
-    error("bad argument #2 to 'on' (function expected, got " .. type(fn)
-      .. ")", 2)
-  end
-  local list = self._handlers[event]
-  if not list then
-    list = {}
-    self._handlers[event] = list
-  end
-  list[#list + 1] = fn
+  local list = Conn.add_handler(self._handlers, known_events, event, fn, 3)
   if event == "message" then
     -- messages that arrived before the handler go to it now, in order
     while self._ih <= self._it do

@@ -90,9 +90,7 @@ local function do_connect(u, opts)
   end
 
   local sock, err, msg = connect_tcp(u, deadline, opts.family)
-  if not sock then return failed(err == "dns" and "dns" or
-    (err == "timeout" and "timeout" or (err == "refused" and "refused" or err)),
-    msg) end
+  if not sock then return failed(err, msg) end
 
   if ctx then
     local ok

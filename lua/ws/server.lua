@@ -96,7 +96,6 @@ local function serve(self, sock, peer_addr, peer_port)
   elseif not conn.close_event then
     conn:close("normal")
   end
-  -- wait (bounded) until the reader has torn the TCP connection down
   self._conns[conn] = nil
 end
 
