@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
 # Install the Debian packages a make target needs, only those missing.
-# Usage: .ci/deps.sh build|test|demo|fuzz|bench|rock|versions|lint|valgrind
+# Usage: .ci/deps.sh build|test|demo|fuzz|bench|rock|versions|lint|valgrind|
+#                    nginx|love
 # Other systems: see README ("Requirements") for the equivalent packages.
 set -euo pipefail
 
 build=(gcc make libssl-dev lua5.4 liblua5.4-dev)
+# nginx with the Lua module (LuaJIT) for ws.resty, and lua-resty-websocket
+# (Debian's lua-nginx-websocket) to benchmark it against
+nginx=(nginx libnginx-mod-http-lua lua-nginx-websocket luajit2
+       libluajit2-5.1-dev curl)
 test=("${build[@]}" clang luajit2 libluajit2-5.1-dev lua-busted openssl
-      python3-websockets)
+      python3-websockets "${nginx[@]}")
 fuzz=(clang libclang-rt-dev libssl-dev)
 rock=("${build[@]}" luarocks)
 versions=("${build[@]}" lua5.3 liblua5.3-dev lua5.1 liblua5.1-0-dev lua-busted)
 lint=(clang-tidy cppcheck liblua5.4-dev libluajit2-5.1-dev libssl-dev)
+# LÖVE 11 under a virtual X server, rendering with Mesa's software GL
+love=(love xvfb xauth libgl1-mesa-dri luajit2 libluajit2-5.1-dev)
 valgrind=(valgrind "${build[@]}" lua-busted)
 
 case "${1:-build}" in
@@ -21,7 +28,10 @@ case "${1:-build}" in
   versions) want=("${versions[@]}") ;;
   lint) want=("${lint[@]}") ;;
   valgrind) want=("${valgrind[@]}") ;;
-  *) echo "usage: $0 build|test|demo|fuzz|bench|rock|versions|lint|valgrind" >&2; exit 2 ;;
+  nginx) want=("${nginx[@]}") ;;
+  love) want=("${love[@]}") ;;
+  *) echo "usage: $0 build|test|demo|fuzz|bench|rock|versions|lint|valgrind|nginx|love" >&2
+     exit 2 ;;
 esac
 
 missing=()
