@@ -13,7 +13,7 @@ local reconnect = require "ws.reconnect"
 local connect_mod = require "ws.connect"
 local connect = connect_mod.connect
 local url_mod = require "ws.url"
-local Conn = require "ws.conn"
+local shared = require "ws.shared"
 
 local type, error, pairs, ipairs, tostring, pcall, setmetatable =
   type, error, pairs, ipairs, tostring, pcall, setmetatable
@@ -173,7 +173,7 @@ end
 -- event, delay, attempt), "give_up" (conn, event, unsent).
 -- @return the client
 function Client:on(event, fn)
-  Conn.add_handler(self._handlers, known_events, event, fn, 3)
+  shared.add_handler(self._handlers, known_events, event, fn, 3)
   if self.conn and not self.conn.close_event and
       (event == "message" or event == "ping" or event == "pong") then
     local conn = self.conn

@@ -11,6 +11,7 @@ local core = require "ws.core"
 local loop = require "ws.loop"
 local codes = require "ws.codes"
 local protocol = require "ws.protocol"
+local shared = require "ws.shared"
 
 local type, error, tostring, setmetatable, rawget = type, error, tostring,
   setmetatable, rawget
@@ -314,23 +315,7 @@ local function reader(self)
   teardown(self)
 end
 
---- Validate a `heartbeat` option: nil or { interval = s, timeout = s }.
--- Raises naming the option; returns it.
-function Conn.check_heartbeat(hb, level)
-  if hb == nil then return nil end
-  if type(hb) ~= "table" then
-    error("bad option 'heartbeat' (table expected, got " .. type(hb) .. ")",
-      level + 1)
-  end
-  for _, k in ipairs({ "interval", "timeout" }) do
-    local v = hb[k]
-    if type(v) ~= "number" or not (v > 0) or v == math.huge then
-      error("bad option 'heartbeat." .. k .. "' (positive number expected, got "
-        .. tostring(v) .. ")", level + 1)
-    end
-  end
-  return hb
-end
+Conn.check_heartbeat = shared.check_heartbeat
 
 --- Wrap an open socket (handshake done) in a connection. Internal.
 function Conn.new(sock, role, opts, extra)
@@ -540,28 +525,7 @@ function Conn:_drop()
 end
 
 local known_events = { message = true, ping = true, pong = true, close = true }
-
---- Check an `on(event, fn)` call against the known event names (plus
--- "close:<name>") and append fn to handlers[event]; shared with ws.client.
--- Raises naming the bad argument at `level`. Returns the handler list.
-function Conn.add_handler(handlers, known, event, fn, level)
-  if type(event) ~= "string" or not (known[event] or
-      event:match("^close:[a-z_][a-z0-9_]*$")) then
-    error("bad argument #1 to 'on' (unknown event " .. tostring(event)
-      .. ")", level)
-  end
-  if type(fn) ~= "function" then
-    error("bad argument #2 to 'on' (function expected, got " .. type(fn)
-      .. ")", level)
-  end
-  local list = handlers[event]
-  if not list then
-    list = {}
-    handlers[event] = list
-  end
-  list[#list + 1] = fn
-  return list
-end
+Conn.add_handler = shared.add_handler
 
 --- Call fn for an event: "message" (conn, data, kind), "ping" and "pong"
 -- (conn, data), "close" (conn, event), "close:<name>" (conn, event) for a
@@ -574,7 +538,7 @@ end
 -- @return the connection
 function Conn:on(event, fn)
   check(self)
-  local list = Conn.add_handler(self._handlers, known_events, event, fn, 3)
+  local list = shared.add_handler(self._handlers, known_events, event, fn, 3)
   if event == "message" then
     -- messages that arrived before the handler go to it now, in order
     while self._ih <= self._it do
