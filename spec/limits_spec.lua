@@ -1,33 +1,10 @@
 -- Every limit, hit over real sockets.
 local ws = require "ws"
-local core = require "ws.core"
-local loop = require "ws.loop"
 local raw_peer = require "support.raw_peer"
 
 local run = require("support.drive").run
 
--- Connect a raw TCP socket to port, write `bytes` (or call write(sock)),
--- then read until EOF; returns everything read and the time it took.
-local function raw_exchange(port, write, limit)
-  local sock = assert(core.tcp_connect("127.0.0.1", port))
-  local t0 = ws.now()
-  local got = ""
-  run(function()
-    loop.wait_fd(sock:fd(), "w", ws.now() + 2, sock)
-    if type(write) == "string" then sock:write(write) else write(sock) end
-    local deadline = ws.now() + (limit or 5)
-    while ws.now() < deadline do
-      local d, err = sock:read(65536)
-      if d then got = got .. d
-      elseif err == "wantread" then
-        loop.wait_fd(sock:fd(), "r", deadline, sock)
-      else break end
-    end
-  end, (limit or 5) + 2)
-  loop.forget_fd(sock:fd())
-  sock:close()
-  return got, ws.now() - t0
-end
+local raw_exchange = require("support.drive").raw_exchange
 
 describe("server limits", function()
   local server
