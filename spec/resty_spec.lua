@@ -1,0 +1,465 @@
+-- ws.resty in a real nginx (Debian's nginx with lua-nginx-module, which
+-- runs LuaJIT): a generated configuration on loopback ports, served by
+-- spec/support/resty_app.lua. Our client, Node `ws` and Python
+-- `websockets` clients against its locations, and its client (inside
+-- nginx) against nginx itself, Node, Python, our server and a misbehaving
+-- peer. Every wait is bounded.
+local ws = require "ws"
+local nginx = require "support.nginx"
+local peers = require "interop.peers"
+local wire = require "support.wire"
+local raw_peer = require "support.raw_peer"
+local drive = require "support.drive"
+
+local MiB = 1024 * 1024
+
+local BODY = [[
+  location /echo/ {
+    content_by_lua_block { require("support.resty_app").commands() }
+  }
+  location /hb/ {
+    content_by_lua_block {
+      require("support.resty_app").commands{
+        heartbeat = { interval = 0.2, timeout = 0.4 } }
+    }
+  }
+  location = /handlers {
+    content_by_lua_block { require("support.resty_app").handlers() }
+  }
+  location = /refuse {
+    content_by_lua_block { require("support.resty_app").refuse() }
+  }
+  location = /seen {
+    content_by_lua_block { require("support.resty_app").seen() }
+  }
+  location = /client {
+    content_by_lua_block { require("support.resty_app").client() }
+  }
+]]
+
+local function lines_of(text)
+  local t = {}
+  for line in text:gmatch("[^\n]+") do t[#t + 1] = line end
+  return t
+end
+
+local function urlencode(s)
+  return (s:gsub("[^%w%-._~]", function(c)
+    return ("%%%02X"):format(c:byte())
+  end))
+end
+
+local function upgrade_request(path)
+  return ws.handshake.request{ host = "127.0.0.1", path = path,
+    key = "dGhlIHNhbXBsZSBub25jZQ==" }
+end
+
+-- The frames after the 101 head of a raw exchange.
+local function frames_after_head(got)
+  local head_end = got:find("\r\n\r\n", 1, true)
+  assert(head_end, "no HTTP head in: " .. got:sub(1, 200))
+  assert.matches("^HTTP/1.1 101 ", got)
+  return wire.parse(got:sub(head_end + 4))
+end
+
+if not nginx.available() then
+  error("nginx with lua-nginx-module is not installed: run .ci/deps.sh nginx")
+end
+
+describe("ws.resty in nginx", function()
+  local server, certs
+  local count = 0
+
+  lazy_setup(function()
+    certs = peers.certs()
+    server = nginx.start(BODY, {
+      ssl = { cert = certs .. "/server.pem", key = certs .. "/server.key" },
+      http = "lua_shared_dict seen 4m;\n"
+        .. "lua_ssl_trusted_certificate " .. certs .. "/ca.pem;\n"
+        .. "lua_ssl_verify_depth 3;",
+    })
+  end)
+
+  lazy_teardown(function()
+    local log = server and server:error_log() or ""
+    if server then server:stop() end
+    peers.remove_dir(certs)
+    -- nothing in nginx crashed or raised
+    assert.is_nil(log:match("[^\n]*runtime error[^\n]*"))
+    assert.is_nil(log:match("[^\n]*%[alert%][^\n]*"))
+    assert.is_nil(log:match("[^\n]*%[crit%][^\n]*"))
+  end)
+
+  local function fresh(prefix)
+    count = count + 1
+    return (prefix or "/echo/") .. "t" .. count
+  end
+
+  -- What resty_app recorded for a path, once it recorded the close.
+  local function seen(path)
+    local text
+    drive.until_true(function()
+      text = server:get("/seen?path=" .. urlencode(path))
+      return text:find("\nclose ", 1, true) ~= nil
+    end, 10)
+    return lines_of(text)
+  end
+
+  describe("serving our client", function()
+    it("echoes 0 B to 16 MiB, text and binary, with the chosen subprotocol",
+        function()
+      local path = fresh()
+      local conn = assert(ws.connect(server:url(path), { protocols = "chat",
+        max_message_size = 64 * MiB }))
+      assert.are.equal("chat", conn.protocol)
+      local sizes = { 0, 125, 126, 65535, 65536, 16 * MiB }
+      for _, size in ipairs(sizes) do
+        for _, kind in ipairs({ "text", "binary" }) do
+          local msg = peers.payload(kind, size)
+          assert.is_true(conn:send(msg, kind))
+          local data, got_kind = conn:receive(20)
+          assert.are.equal(kind, got_kind)
+          assert.is_true(data == msg, kind .. " " .. size .. " differs")
+        end
+      end
+      local utf8 = peers.payload("utf8", 1000)
+      conn:send(utf8)
+      assert.are.equal(utf8, (conn:receive(5)))
+      conn:close()
+      local rec = seen(path)
+      assert.are.equal("protocol chat", rec[1])
+      assert.are.equal("text 0", rec[2])
+      assert.are.equal("binary " .. 16 * MiB, rec[13])
+      assert.are.equal("text " .. #utf8, rec[14])
+    end)
+
+    it("reassembles fragments from the client and fragments to it",
+        function()
+      local path = fresh()
+      local conn = assert(ws.connect(server:url(path)))
+      local text = peers.payload("utf8", 200)
+      conn:send(text, "text", { fragment = 5 }) -- cuts inside characters
+      assert.are.equal(text, (conn:receive(5)))
+      local bin = peers.payload("binary", 100000)
+      conn:send(bin, "binary", { fragment = 4096 })
+      assert.is_true(bin == conn:receive(5))
+      -- the server sends 3000 bytes in 7-byte frames
+      local sample = peers.payload("text", 3000)
+      conn:send("cmd:frag 7 " .. sample)
+      assert.are.equal(sample, (conn:receive(5)))
+      conn:close()
+      local rec = seen(path)
+      assert.are.same({ "text " .. #text, "binary 100000" },
+        { rec[2], rec[3] })
+    end)
+
+    it("answers our ping and pings us", function()
+      local path = fresh()
+      local conn = assert(ws.connect(server:url(path)))
+      local pings = {}
+      conn:on("ping", function(_, data) pings[#pings + 1] = data end)
+      assert.is_number(conn:ping("from lua", 5))
+      conn:send("cmd:ping from nginx")
+      assert.are.equal("pinged from nginx ok", (conn:receive(5)))
+      assert.are.same({ "from nginx" }, pings)
+      conn:close()
+    end)
+
+    it("reports our close code and reason on both sides", function()
+      local path = fresh()
+      local conn = assert(ws.connect(server:url(path)))
+      local ev = conn:close(4003, "client bye")
+      assert.are.equal(4003, ev.code)
+      assert.is_true(ev.clean)
+      assert.are.equal("local", ev.initiator)
+      assert.are.same({ code = 4003, reason = "" }, ev.received)
+      local rec = seen(path)
+      assert.are.equal("close code=4003 name=nil reason=client bye "
+        .. "clean=true initiator=remote error=nil sent=4003/ "
+        .. "received=4003/client bye unsent=0", rec[#rec])
+    end)
+
+    it("closes with the server's code and reason", function()
+      local path = fresh()
+      local conn = assert(ws.connect(server:url(path)))
+      local named
+      conn:on("close:going_away", function(_, e) named = e.reason end)
+      conn:send("cmd:close 1001 server bye")
+      local data, err, ev = conn:receive(5)
+      assert.is_nil(data)
+      assert.are.equal("closed", err)
+      assert.are.equal(1001, ev.code)
+      assert.are.equal("going_away", ev.name)
+      assert.are.equal("server bye", ev.reason)
+      assert.are.equal("remote", ev.initiator)
+      assert.is_true(ev.clean)
+      assert.are.equal("server bye", named)
+      local rec = seen(path)
+      assert.are.equal("close code=1001 name=going_away reason=server bye "
+        .. "clean=true initiator=local error=nil sent=1001/server bye "
+        .. "received=1001/ unsent=0", rec[#rec])
+    end)
+
+    it("fails a protocol violation with 1002", function()
+      local path = fresh()
+      -- RSV1 without an extension
+      local got = drive.raw_exchange(server.port, upgrade_request(path)
+        .. wire.frame{ rsv = 4, payload = "x", key = wire.KEY })
+      local frames = frames_after_head(got)
+      assert.are.equal(1, #frames)
+      assert.are.equal(8, frames[1].opcode)
+      assert.are.equal(wire.close_payload(1002, "protocol:rsv_bits"),
+        frames[1].payload)
+      local rec = seen(path)
+      assert.matches("^close code=1002 name=protocol_error ", rec[#rec])
+    end)
+
+    it("fails invalid UTF-8 with 1007 and an unmasked frame with 1002",
+        function()
+      local path = fresh()
+      local got = drive.raw_exchange(server.port, upgrade_request(path)
+        .. wire.frame{ payload = "\237\160\128", key = wire.KEY })
+      local frames = frames_after_head(got)
+      assert.are.equal(1007, frames[1].payload:byte(1) * 256
+        + frames[1].payload:byte(2))
+      path = fresh()
+      got = drive.raw_exchange(server.port, upgrade_request(path)
+        .. wire.frame{ payload = "unmasked" })
+      frames = frames_after_head(got)
+      assert.are.equal(1002, frames[1].payload:byte(1) * 256
+        + frames[1].payload:byte(2))
+    end)
+
+    it("takes frames sent in the same packet as the request", function()
+      local path = fresh()
+      local got = drive.raw_exchange(server.port, upgrade_request(path)
+        .. wire.frame{ payload = "early", key = wire.KEY }
+        .. wire.frame{ opcode = 9, payload = "p", key = wire.KEY }, 1)
+      local frames = frames_after_head(got)
+      assert.are.equal(2, #frames)
+      -- the pong goes out as the bytes are read, before the handler's echo
+      assert.are.same({ 10, "p" }, { frames[1].opcode, frames[1].payload })
+      assert.are.same({ 1, "early" }, { frames[2].opcode, frames[2].payload })
+    end)
+
+    it("drops the connection on abort: we see 1006", function()
+      local path = fresh()
+      local conn = assert(ws.connect(server:url(path)))
+      conn:send("cmd:abort")
+      local _, err, ev = conn:receive(5)
+      assert.are.equal("closed", err)
+      assert.are.equal(1006, ev.code)
+      assert.are.equal("abnormal", ev.name)
+      assert.is_false(ev.clean)
+      local rec = seen(path)
+      assert.matches("^close code=1006 name=abnormal .* error=aborted ",
+        rec[#rec])
+    end)
+
+    it("lets a writer thread send while the reader echoes", function()
+      local path = fresh()
+      local conn = assert(ws.connect(server:url(path)))
+      conn:send("cmd:ticks 300")
+      for i = 1, 50 do conn:send("echo " .. i) end
+      local ticks, echoes = {}, {}
+      for _ = 1, 350 do
+        local data = conn:receive(5)
+        if not data then break end
+        if data:match("^tick ") then ticks[#ticks + 1] = data
+        else echoes[#echoes + 1] = data end
+      end
+      assert.are.equal(300, #ticks)
+      assert.are.equal(50, #echoes)
+      for i = 1, 300 do assert.are.equal("tick " .. i, ticks[i]) end
+      for i = 1, 50 do assert.are.equal("echo " .. i, echoes[i]) end
+      conn:close()
+      local rec = seen(path)
+      assert.are.equal("writer true 300", rec[#rec - 1])
+    end)
+
+    it("runs on(\"message\") and close:<name> handlers", function()
+      local path = "/handlers"
+      local conn = assert(ws.connect(server:url(path)))
+      conn:send("via handler")
+      assert.are.equal("via handler", (conn:receive(5)))
+      conn:close("going_away")
+      local rec = seen(path)
+      assert.are.same({ "going_away handler 1001", "receive nil closed" },
+        { rec[1], rec[2] })
+    end)
+
+    it("refuses by authorize with the status and headers it returns",
+        function()
+      local conn, msg, ev = ws.connect(server:url("/refuse"))
+      assert.is_nil(conn)
+      assert.are.equal("server answered HTTP 403 instead of 101", msg)
+      assert.are.equal(403, ev.http_status)
+      assert.are.equal("no /refuse", ev.http_headers["x-reason"])
+    end)
+
+    it("answers a request that is not an upgrade with 400", function()
+      local got = drive.raw_exchange(server.port,
+        "GET /echo/plain HTTP/1.1\r\nHost: x\r\n\r\n")
+      assert.matches("^HTTP/1.1 400 ", got)
+      got = drive.raw_exchange(server.port, (upgrade_request("/echo/v")
+        :gsub("Sec%-WebSocket%-Version: 13", "Sec-WebSocket-Version: 8")))
+      assert.matches("^HTTP/1.1 426 ", got)
+      assert.matches("\r\nSec%-WebSocket%-Version: 13\r\n", got)
+    end)
+
+    it("pings on its heartbeat and fails a silent peer", function()
+      local conn = assert(ws.connect(server:url(fresh("/hb/"))))
+      local pings = 0
+      conn:on("ping", function() pings = pings + 1 end)
+      drive.run(function() ws.sleep(0.9) end)
+      assert.is_true(pings >= 2, "pings: " .. pings)
+      assert.are.equal("open", conn.state)
+      conn:close()
+      -- a peer that never answers: 1006 heartbeat_timeout, 1011 sent
+      local path = fresh("/hb/")
+      local got = drive.raw_exchange(server.port, upgrade_request(path), 5)
+      local frames = frames_after_head(got)
+      local last = frames[#frames]
+      assert.are.equal(8, last.opcode)
+      assert.are.equal(wire.close_payload(1011, "heartbeat timeout"),
+        last.payload)
+      local rec = seen(path)
+      assert.matches("^close code=1006 name=abnormal .*"
+        .. "error=heartbeat_timeout sent=1011/heartbeat timeout", rec[#rec])
+    end)
+  end)
+
+  for _, impl in ipairs({ "node", "python" }) do
+    describe("serving a " .. impl .. " client", function()
+      it("echoes to 16 MiB, fragments, pings and closes both ways",
+          function()
+        local lines = peers.run_client(impl, server:url(fresh()), {
+          "echo text 0", "echo binary 125", "echo text 65536",
+          "echo binary 16777216", "echo utf8 3000",
+          "fragment utf8 100 7", "fragment binary 65536 16",
+          "ping hello there", "send cmd:ping from nginx", "recv",
+          "close 4003 client bye",
+        }, { protocol = "chat", timeout = 60 })
+        assert.are.same({
+          "echo text 0: text 0 ok",
+          "echo binary 125: binary 125 ok",
+          "echo text 65536: text 65536 ok",
+          "echo binary 16777216: binary 16777216 ok",
+          "echo utf8 3000: text 69000 ok",
+          "fragment utf8 100 7: text 2300 ok",
+          "fragment binary 65536 16: binary 65536 ok",
+          "pong hello there",
+          "got-ping from nginx",
+          "recv text 20 pinged from nginx ok",
+          "closed 4003 ",
+        }, lines)
+        lines = peers.run_client(impl, server:url(fresh()), {
+          "send cmd:close 4004 server bye", "wait-close" })
+        assert.are.same({ "closed 4004 server bye" }, lines)
+      end)
+    end)
+  end
+
+  describe("its client, inside nginx", function()
+    local function run_client(url, mode, extra)
+      return lines_of(server:get(("/client?mode=%s&url=%s%s"):format(mode,
+        urlencode(url), extra or "")))
+    end
+
+    local ECHOED = {
+      "echo binary 0: binary ok", "echo binary 125: binary ok",
+      "echo binary 126: binary ok", "echo binary 65535: binary ok",
+      "echo binary 65536: binary ok", "echo binary 16777216: binary ok",
+      "fragmented text 4800: text ok", "ping ok",
+    }
+
+    local function expect_echo(lines, protocol, received_reason)
+      local want = { "open " .. protocol }
+      for _, l in ipairs(ECHOED) do want[#want + 1] = l end
+      want[#want + 1] = "close code=4002 name=nil reason=resty bye "
+        .. "clean=true initiator=local error=nil sent=4002/resty bye "
+        .. "received=4002/" .. received_reason .. " unsent=0"
+      assert.are.same(want, lines)
+    end
+
+    it("talks to nginx itself over ws://", function()
+      local path = fresh()
+      expect_echo(run_client(server:url(path), "echo", "&protocol=chat"),
+        "chat", "")
+      local rec = seen(path)
+      assert.are.equal("close code=4002 name=nil reason=resty bye "
+        .. "clean=true initiator=remote error=nil sent=4002/ "
+        .. "received=4002/resty bye unsent=0", rec[#rec])
+    end)
+
+    it("talks to nginx itself over wss:// with a verified certificate",
+        function()
+      -- nginx checks names only, not IP addresses: name the server
+      expect_echo(run_client(server:url(fresh(), true), "echo",
+        "&server_name=localhost"), "nil", "")
+    end)
+
+    it("refuses a certificate for another name with 1015", function()
+      local lines = run_client(server:url(fresh(), true), "echo",
+        "&server_name=other.example")
+      assert.matches("^connect%-failed TLS handshake with 127.0.0.1 failed",
+        lines[1])
+      assert.matches("^event code=1015 name=tls_handshake .*error=tls ",
+        lines[2])
+    end)
+
+    for _, impl in ipairs({ "node", "python" }) do
+      it("talks to a " .. impl .. " server", function()
+        local peer = peers.server(impl)
+        local ok, lines = pcall(run_client, peer.url("/"), "echo")
+        peer:stop()
+        assert(ok, lines)
+        -- Node and websockets echo the reason in their close reply
+        expect_echo(lines, "nil", "resty bye")
+      end)
+    end
+
+    it("shares a connection between a writer and a reader thread",
+        function()
+      assert.are.same({ "open nil", "threads 200 in order true",
+        "close code=1000 name=normal reason= clean=true initiator=local "
+        .. "error=nil sent=1000/ received=1000/ unsent=0" },
+        run_client(server:url(fresh()), "threads"))
+    end)
+
+    it("reports our server's close code", function()
+      local lserver = assert(ws.listen{ port = 0, handler = function(conn)
+        local data = conn:receive(5)
+        conn:close(4005, "from " .. tostring(data))
+      end })
+      local lines = run_client(("ws://127.0.0.1:%d/"):format(lserver.port),
+        "wait", "&send=lua")
+      lserver:close(1)
+      assert.are.same({ "open nil", "receive closed",
+        "close code=4005 name=nil reason=from lua clean=true "
+        .. "initiator=remote error=nil sent=4005/ "
+        .. "received=4005/from lua unsent=0" }, lines)
+    end)
+
+    it("fails a masked frame from the server with 1002", function()
+      local peer = raw_peer.start(function(p)
+        p:write(wire.frame{ payload = "masked", key = wire.KEY })
+        p:read_for(1)
+      end)
+      local lines = run_client(("ws://127.0.0.1:%d/"):format(peer.port),
+        "wait")
+      assert.are.same({ "open nil", "receive closed",
+        "close code=1002 name=protocol_error reason= "
+        .. "clean=false initiator=local error=protocol:masked_frame "
+        .. "sent=1002/protocol:masked_frame received=- unsent=0" }, lines)
+    end)
+
+    it("reports a refused upgrade with its HTTP status", function()
+      local lines = run_client(server:url("/refuse"), "echo")
+      assert.are.same({ "connect-failed server answered HTTP 403 instead "
+        .. "of 101", "event code=1006 name=abnormal reason= clean=false "
+        .. "initiator=transport error=http sent=- received=- unsent=0 "
+        .. "http_status=403" }, lines)
+    end)
+  end)
+end)
