@@ -9,6 +9,9 @@ SHELL := /bin/bash
 #                  proxy (SHORT=1: 200 for 10 s), bench/soak/README.md
 #   make lint      clang-tidy and cppcheck over csrc/ (doc/static-analysis.md)
 #   make valgrind  core specs under valgrind memcheck (plain -O1 -g build)
+#   make rock-versions  luarocks make + load on Lua 5.4, 5.3, 5.1, LuaJIT
+#   make nginx-bench    ws.resty vs lua-resty-websocket in one nginx
+#   make love-demo      the LÖVE example under Xvfb (LOVE_SHOT=file.png)
 # Build for another Lua: make LUA_INC=/usr/include/lua5.3 BUILD=build/5.3
 
 CC        ?= cc
@@ -33,7 +36,8 @@ HDRS     = csrc/ws.h csrc/ws_lua_compat.h csrc/ws_net.h csrc/ws_tls.h
 SAN      = -fsanitize=address,undefined -fno-sanitize-recover=undefined \
            -fno-omit-frame-pointer
 
-.PHONY: all luajit test demo bench echo-bench fuzz clean deps rock lint valgrind test-versions soak
+.PHONY: all luajit test demo bench echo-bench fuzz clean deps rock lint valgrind test-versions soak \
+        rock-versions love-demo nginx-bench
 
 all: $(BUILD)/ws/core.so
 
@@ -156,3 +160,24 @@ valgrind:
 
 clean:
 	rm -rf build
+
+# `luarocks make` into a tree of its own per Lua (5.4, 5.3, 5.1, LuaJIT),
+# then each Lua loads the rock from that tree alone (.ci/rock_versions.sh).
+rock-versions:
+	@.ci/deps.sh rock
+	@.ci/deps.sh versions
+	.ci/rock_versions.sh
+
+# The LÖVE 11 echo client (examples/love) under Xvfb against the echo
+# server, with a server restart in the middle; LOVE_SHOT=file.png keeps
+# the screenshot (examples/love/README.md).
+love-demo:
+	@.ci/deps.sh build
+	@.ci/deps.sh love
+	examples/love/run_headless.sh $(LOVE_SHOT)
+
+# ws.resty against lua-resty-websocket in one nginx under bench/loadgen
+# (DURATION=5 per case, QUICK=1 for a smoke run, REPEAT=n for medians).
+nginx-bench:
+	@.ci/deps.sh nginx
+	bench/nginx_bench.sh

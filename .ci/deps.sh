@@ -14,7 +14,8 @@ test=("${build[@]}" clang luajit2 libluajit2-5.1-dev lua-busted openssl
       python3-websockets "${nginx[@]}")
 fuzz=(clang libclang-rt-dev libssl-dev)
 rock=("${build[@]}" luarocks)
-versions=("${build[@]}" lua5.3 liblua5.3-dev lua5.1 liblua5.1-0-dev lua-busted)
+versions=("${build[@]}" lua5.3 liblua5.3-dev lua5.1 liblua5.1-0-dev lua-busted
+          luajit2 libluajit2-5.1-dev luarocks)
 lint=(clang-tidy cppcheck liblua5.4-dev libluajit2-5.1-dev libssl-dev)
 # LÖVE 11 under a virtual X server, rendering with Mesa's software GL
 love=(love xvfb xauth libgl1-mesa-dri luajit2 libluajit2-5.1-dev)
