@@ -56,6 +56,7 @@ build = {
     ["ws.protocol"] = "lua/ws/protocol.lua",
     ["ws.reconnect"] = "lua/ws/reconnect.lua",
     ["ws.resty"] = "lua/ws/resty.lua",
+    ["ws.resty.conn"] = "lua/ws/resty/conn.lua",
     ["ws.server"] = "lua/ws/server.lua",
     ["ws.shared"] = "lua/ws/shared.lua",
     ["ws.transport"] = "lua/ws/transport.lua",

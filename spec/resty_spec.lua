@@ -32,6 +32,9 @@ local BODY = [[
   location = /seen {
     content_by_lua_block { require("support.resty_app").seen() }
   }
+  location = /errors {
+    content_by_lua_block { require("support.resty_app").errors() }
+  }
   location = /client {
     content_by_lua_block { require("support.resty_app").client() }
   }
@@ -327,6 +330,49 @@ describe("ws.resty in nginx", function()
       assert.matches("^close code=1006 name=abnormal .*"
         .. "error=heartbeat_timeout sent=1011/heartbeat timeout", rec[#rec])
     end)
+  end)
+
+  it("raises errors that name the bad argument", function()
+    local lines = lines_of(server:get("/errors"))
+    local at = "^[^\n]*/spec/support/resty_app%.lua:%d+: "
+    local want = {
+      "bad argument #1 to 'connect' (string expected, got number)",
+      "bad argument #1 to 'connect' (unsupported scheme 'http' (ws or wss "
+        .. "expected))",
+      "bad argument #2 to 'connect' (unknown option 'bogus')",
+      "bad option 'timeout' (positive number expected, got -1)",
+      "bad option 'tls.foo' (unknown option)",
+      "bad option 'heartbeat.interval' (positive number expected, got 0)",
+      "bad option 'handler' (function expected, got nil)",
+      "bad option 'authorize' (function expected, got number)",
+      "bad argument #1 to 'upgrade' (table expected, got string)",
+      "bad argument #1 to 'send' (string expected, got number)",
+      "bad option 'fragment' (positive integer expected)",
+      false, -- a return, below
+      "bad argument #1 to 'receive' (number expected, got string)",
+      "bad argument #1 to 'close' (close code 999 may not be sent)",
+      "bad argument #2 to 'close' (string expected, got number)",
+      "bad argument #1 to 'on' (unknown event nope)",
+      "bad argument #2 to 'on' (function expected, got number)",
+      "bad argument #1 to 'ping' (string expected, got number)",
+      "bad self (ws.resty connection expected)",
+    }
+    assert.are.equal(#want + 1, #lines, table.concat(lines, "\n"))
+    for i, msg in ipairs(want) do
+      if msg then
+        assert.matches(at, lines[i])
+        assert.are.equal(msg, lines[i]:gsub(at, ""))
+      end
+    end
+    assert.are.equal("returned nil text is not valid UTF-8", lines[12])
+    assert.are.equal("returned nil closed", lines[#lines])
+  end)
+
+  it("refuses to load outside nginx, naming the alternatives", function()
+    local ok, err = pcall(require, "ws.resty")
+    assert.is_false(ok)
+    assert.matches("ws.resty runs inside OpenResty/nginx %(lua%-nginx%-module%); "
+      .. "elsewhere use ws.connect, ws.listen or ws.protocol", err)
   end)
 
   for _, impl in ipairs({ "node", "python" }) do

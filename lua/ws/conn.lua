@@ -469,11 +469,7 @@ end
 -- @return the close event
 function Conn:close(code, reason, timeout)
   check(self)
-  local n = codes.check(code == nil and "normal" or code, "close", 2)
-  if reason ~= nil and type(reason) ~= "string" then
-    error("bad argument #2 to 'close' (string expected, got " .. type(reason)
-      .. ")", 2)
-  end
+  local n = shared.check_close(code == nil and "normal" or code, reason, 2)
   if self.close_event then return self.close_event end
   local queued = self._e:close(n, reason)   -- raises on unsendable codes
   if queued then self:_flush() end

@@ -12,6 +12,7 @@
 -- @module ws.protocol
 local core = require "ws.core"
 local codes = require "ws.codes"
+local shared = require "ws.shared"
 
 local type, error, setmetatable, tostring = type, error, setmetatable, tostring
 local rawget = rawget
@@ -169,11 +170,7 @@ end
 -- @treturn string bytes to write, or nil, error
 function Protocol:close(code, reason)
   local e = check(self)
-  local n = codes.check(code, "close", 2)
-  if reason ~= nil and type(reason) ~= "string" then
-    error("bad argument #2 to 'close' (string expected, got " .. type(reason)
-      .. ")", 2)
-  end
+  local n = shared.check_close(code, reason, 2)
   return e:close(n, reason)
 end
 

@@ -2,6 +2,8 @@
 -- (ws.conn, ws.client, ws.resty). No I/O and no event loop, so hosts
 -- that bring their own (nginx) can load it.
 -- @module ws.shared
+local codes = require "ws.codes"
+
 local type, error, tostring, ipairs = type, error, tostring, ipairs
 
 local shared = {}
@@ -44,6 +46,34 @@ function shared.add_handler(handlers, known, event, fn, level)
   end
   list[#list + 1] = fn
   return list
+end
+
+--- Check the arguments of a `close(code, reason)` call before anything
+-- is sent: a code (number or name; nil for a close frame without one)
+-- that may go on the wire, and a reason of at most 123 bytes. Raises
+-- naming the argument at `level` + 1; returns the code number.
+function shared.check_close(code, reason, level)
+  local n = codes.check(code, "close", level + 1)
+  if n ~= nil and not codes.valid(n) then
+    local name = codes[n]
+    error(("bad argument #1 to 'close' (close code %s%s may not be sent)")
+      :format(tostring(n), name and (" (" .. name .. ")") or ""), level + 1)
+  end
+  if reason ~= nil then
+    if type(reason) ~= "string" then
+      error("bad argument #2 to 'close' (string expected, got "
+        .. type(reason) .. ")", level + 1)
+    end
+    if n == nil and #reason > 0 then
+      error("bad argument #2 to 'close' (a reason needs a close code)",
+        level + 1)
+    end
+    if #reason > 123 then
+      error(("bad argument #2 to 'close' (reason is %d bytes, at most 123 "
+        .. "allowed)"):format(#reason), level + 1)
+    end
+  end
+  return n
 end
 
 return shared

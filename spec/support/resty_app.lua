@@ -189,4 +189,45 @@ function app.client()
   end
 end
 
+--- /errors: wrong arguments to ws.resty; one line per call: the error
+-- message as raised, or what the call returned.
+function app.errors()
+  -- f is called from a Lua function here, so a raised error's position
+  -- shows whether it blames the caller (this file)
+  local function try(f, ...)
+    local ok, a, b = pcall(function(...)
+      local r1, r2 = f(...)
+      return r1, r2
+    end, ...)
+    if ok then
+      ngx.say("returned ", tostring(a), " ", tostring(b))
+    else
+      ngx.say(tostring(a))
+    end
+  end
+  local url = "ws://127.0.0.1:" .. ngx.var.server_port .. "/echo/errors"
+  try(resty.connect, 42)
+  try(resty.connect, "http://x/")
+  try(resty.connect, url, { bogus = 1 })
+  try(resty.connect, url, { timeout = -1 })
+  try(resty.connect, url, { tls = { foo = 1 } })
+  try(resty.connect, url, { heartbeat = { interval = 0 } })
+  try(resty.serve, {})
+  try(resty.upgrade, { authorize = 5 })
+  try(resty.upgrade, "x")
+  local conn = assert(resty.connect(url))
+  try(conn.send, conn, 42)
+  try(conn.send, conn, "x", "text", { fragment = 0 })
+  try(conn.send, conn, "\255", "text")
+  try(conn.receive, conn, "soon")
+  try(conn.close, conn, 999)
+  try(conn.close, conn, 1000, 5)
+  try(conn.on, conn, "nope", print)
+  try(conn.on, conn, "message", 5)
+  try(conn.ping, conn, 5)
+  try(conn.send, {}, "x")
+  conn:close()
+  try(conn.send, conn, "late")
+end
+
 return app
