@@ -14,6 +14,8 @@
 #             (default 1)
 #   KIND      binary (default) or text (ws.resty validates UTF-8,
 #             lua-resty-websocket does not)
+#   BENCH_CASES  "conns size" pairs separated by commas, e.g. "50 1024,1 16"
+#             (default: 1x16, 50x16, 50x1024, 10x65536, 2x1048576)
 #
 # Both locations echo whole messages; lua-resty-websocket's loop answers
 # pings and closes like its documentation's example. nginx runs with
@@ -31,6 +33,7 @@ fi
 REPEAT=${REPEAT:-1}
 KIND=${KIND:-binary}
 CASES=("1 16" "50 16" "50 1024" "10 65536" "2 1048576")
+if [[ -n ${BENCH_CASES:-} ]]; then IFS=, read -r -a CASES <<<"$BENCH_CASES"; fi
 LOCATIONS=(ws-resty lua-resty-websocket)
 
 make --no-print-directory -s build/jit/ws/core.so build/bench/loadgen

@@ -39,9 +39,18 @@ end
 
 -- A condition: waiters block on a semaphore; a broadcast wakes them all
 -- (and leaves nothing behind for later waiters, who re-check anyway).
-local function broadcast(sema)
-  local n = sema:count()
-  if n < 0 then sema:post(-n) end
+local function broadcast(self)
+  if self._waiters > 0 then
+    local n = self._changed:count()
+    if n < 0 then self._changed:post(-n) end
+  end
+end
+
+-- Wait (at most `timeout` seconds) for the next broadcast.
+local function wait_change(self, timeout)
+  self._waiters = self._waiters + 1
+  wait_change(self, timeout)
+  self._waiters = self._waiters - 1
 end
 
 local function log_error(...)
@@ -62,9 +71,9 @@ local function prune_unsent(self)
   local k = 0
   while u[k + 1] and u[k + 1].pos <= done do k = k + 1 end
   if k == 0 then return end
-  local rest = {}
-  for i = k + 1, #u do rest[#rest + 1] = u[i] end
-  self._unsent = rest
+  local n = #u
+  for i = k + 1, n do u[i - k] = u[i] end   -- in place: no table per send
+  for i = n - k + 1, n do u[i] = nil end
 end
 
 local function unsent_messages(self)
@@ -83,7 +92,7 @@ local function finish(self, ev)
   if ev.name == nil then ev.name = codes[ev.code] end
   ev.unsent = ev.unsent or unsent_messages(self)
   self.close_event = ev
-  broadcast(self._changed)
+  broadcast(self)
   call_handlers(self, self._handlers.close, ev)
   if ev.name then call_handlers(self, self._handlers["close:" .. ev.name], ev) end
 end
@@ -137,9 +146,11 @@ local function transport_failed(self, err)
 end
 
 local function set_timeouts(self, read)
-  local o = self._opts
-  self._sock:settimeouts(o.send_timeout * 1000, o.send_timeout * 1000,
-    floor(read * 1000) + 1)
+  local ms = floor(read * 1000) + 1
+  if ms == self._read_ms then return end   -- one C call less per read
+  self._read_ms = ms
+  local send_ms = self._opts.send_timeout * 1000
+  self._sock:settimeouts(send_ms, send_ms, ms)
 end
 
 -- Write everything the engine holds. Only one thread writes at a time:
@@ -158,14 +169,14 @@ local function flush(self)
       self._writing = false
       self._dropped = true
       transport_failed(self, err)
-      broadcast(self._changed)
+      broadcast(self)
       return
     end
     self._sent_pos = pos
     prune_unsent(self)
   end
   self._writing = false
-  broadcast(self._changed)
+  broadcast(self)
 end
 
 -- End the TCP connection now. A server's raw request socket cannot be
@@ -174,7 +185,7 @@ local function drop(self)
   if self._dropped then return end
   self._dropped = true
   if self.role == "client" and not self._reading then self._sock:close() end
-  broadcast(self._changed)
+  broadcast(self)
 end
 
 -- Heartbeat (RFC 6455 5.5.2) on a read that timed out: ping after
@@ -220,8 +231,10 @@ local function read_round(self, deadline)
   local data, err = self._sock:receiveany(READ_MAX)
   self._reading = false
   if data then
-    self._last_rx = now()
-    self._hb_deadline = nil
+    if hb then
+      self._last_rx = now()
+      self._hb_deadline = nil
+    end
     if not self.close_event then
       local e = self._e
       self._qt = e:feed(data, self._q, self._qt)
@@ -238,7 +251,7 @@ local function read_round(self, deadline)
     self._closed_sock = true
     self._sock:close()
   end
-  broadcast(self._changed)
+  broadcast(self)
 end
 
 -- Wait until done() is true or the deadline passes, reading when no
@@ -251,7 +264,7 @@ local function wait_for(self, done, deadline)
     if not self._reading then
       read_round(self, deadline)
     else
-      self._changed:wait(left or self._opts.read_timeout)
+      wait_change(self, left or self._opts.read_timeout)
     end
   end
   return true
@@ -267,7 +280,7 @@ local function teardown(self)
   if not self._dropped then
     flush(self)
     while self._writing and now() < deadline do
-      self._changed:wait(deadline - now())
+      wait_change(self, deadline - now())
     end
   end
   if self.role ~= "client" or self._closed_sock then return end
@@ -293,7 +306,8 @@ local function new_conn(sock, role, opts, extra)
   o.heartbeat = opts.heartbeat
   local self = setmetatable({
     role = role, _sock = sock, _e = e, _q = {}, _qh = 1, _qt = 0,
-    _inbox = {}, _ih = 1, _it = 0, _changed = semaphore.new(0),
+    _inbox = {}, _ih = 1, _it = 0,
+    _changed = semaphore.new(0), _waiters = 0,
     _handlers = {}, _ping_waiters = {}, _ping_seq = 0, _opts = o,
     _unsent = {}, _sent_pos = 0, _last_rx = now(),
     protocol = extra.protocol, request = extra.request,
@@ -333,14 +347,16 @@ function Conn:send(data, kind, opts)
   local u = self._unsent
   u[#u + 1] = { data = data, kind = kind or "text", pos = pos }
   flush(self)
-  -- another thread is writing: wait while too much is queued
-  local o = self._opts
-  for _ = 1, huge do
-    if self.close_event or self._dropped or
-        self._e:buffered_amount() <= o.max_buffered then
-      break
+  if self._writing then
+    -- another thread is writing: wait while too much is queued
+    local o = self._opts
+    for _ = 1, huge do
+      if self.close_event or self._dropped or
+          self._e:buffered_amount() <= o.max_buffered then
+        break
+      end
+      wait_change(self, o.send_timeout)
     end
-    self._changed:wait(o.send_timeout)
   end
   return true
 end
