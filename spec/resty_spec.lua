@@ -23,6 +23,11 @@ local BODY = [[
         heartbeat = { interval = 0.2, timeout = 0.4 } }
     }
   }
+  location /small/ {
+    content_by_lua_block {
+      require("support.resty_app").commands{ max_message_size = 1024 }
+    }
+  }
   location = /handlers {
     content_by_lua_block { require("support.resty_app").handlers() }
   }
@@ -77,6 +82,7 @@ describe("ws.resty in nginx", function()
     certs = peers.certs()
     server = nginx.start(BODY, {
       ssl = { cert = certs .. "/server.pem", key = certs .. "/server.key" },
+      ipv6 = true,
       http = "lua_shared_dict seen 4m;\n"
         .. "lua_ssl_trusted_certificate " .. certs .. "/ca.pem;\n"
         .. "lua_ssl_verify_depth 3;",
@@ -231,6 +237,22 @@ describe("ws.resty in nginx", function()
       frames = frames_after_head(got)
       assert.are.equal(1002, frames[1].payload:byte(1) * 256
         + frames[1].payload:byte(2))
+    end)
+
+    it("closes with 1009 on a message over max_message_size", function()
+      local path = fresh("/small/")
+      local conn = assert(ws.connect(server:url(path)))
+      conn:send(("x"):rep(1024))
+      assert.are.equal(1024, #conn:receive(5))
+      conn:send(("x"):rep(1025))
+      local _, err, ev = conn:receive(5)
+      assert.are.equal("closed", err)
+      assert.are.same({ 1009, "message_too_big", "remote" },
+        { ev.code, ev.name, ev.initiator })
+      local rec = seen(path)
+      assert.matches("^close code=1009 name=message_too_big reason= "
+        .. "clean=false initiator=local error=protocol:message_too_big ",
+        rec[#rec])
     end)
 
     it("takes frames sent in the same packet as the request", function()
@@ -464,6 +486,13 @@ describe("ws.resty in nginx", function()
         expect_echo(lines, "nil", "resty bye")
       end)
     end
+
+    it("connects over IPv6", function()
+      local lines = run_client(("ws://[::1]:%d/echo/v6"):format(
+        server.port6), "threads")
+      assert.are.same({ "open nil", "threads 200 in order true" },
+        { lines[1], lines[2] })
+    end)
 
     it("shares a connection between a writer and a reader thread",
         function()

@@ -45,8 +45,9 @@ Server.__index = Server
 
 --- Start nginx. `servers` is the text of the `server { }` body (without
 -- `listen`), with $PORT and $SSL_PORT replaced by the ports. opts:
--- `ssl` = { cert =, key = } adds a TLS listener; `http` adds directives to
--- the http block; `workers` (1).
+-- `ssl` = { cert =, key = } adds a TLS listener; `ipv6` one on [::1]
+-- (its port: port6); `http` adds directives to the http block; `workers`
+-- (1); `log_level` ("warn").
 function nginx.start(body, opts)
   opts = opts or {}
   local root = os.getenv("PWD") or io.popen("pwd"):read("*l")
@@ -56,6 +57,12 @@ function nginx.start(body, opts)
     quote(dir .. "/tmp")))
   local self = setmetatable({ dir = dir, port = free_port() }, Server)
   local listen = ("listen 127.0.0.1:%d;\n"):format(self.port)
+  if opts.ipv6 then
+    local l = assert(core.tcp_listen("::1", 0))
+    self.port6 = l:port()
+    l:close()
+    listen = listen .. ("listen [::1]:%d;\n"):format(self.port6)
+  end
   if opts.ssl then
     self.ssl_port = free_port()
     listen = listen .. ("listen 127.0.0.1:%d ssl;\nssl_certificate %s;\n"

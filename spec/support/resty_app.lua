@@ -40,7 +40,8 @@ function app.commands(opts)
   opts = opts or {}
   local path = ngx.var.uri
   resty.serve{
-    protocols = { "chat" }, max_message_size = 64 * 1024 * 1024,
+    protocols = { "chat" },
+    max_message_size = opts.max_message_size or 64 * 1024 * 1024,
     heartbeat = opts.heartbeat,
     handler = function(conn)
       record(path, "protocol " .. (conn.protocol or "-"))
