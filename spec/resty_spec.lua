@@ -82,7 +82,7 @@ describe("ws.resty in nginx", function()
     certs = peers.certs()
     server = nginx.start(BODY, {
       ssl = { cert = certs .. "/server.pem", key = certs .. "/server.key" },
-      ipv6 = true,
+      ipv6 = true, http2 = true,
       http = "lua_shared_dict seen 4m;\n"
         .. "lua_ssl_trusted_certificate " .. certs .. "/ca.pem;\n"
         .. "lua_ssl_verify_depth 3;",
@@ -330,6 +330,14 @@ describe("ws.resty in nginx", function()
         :gsub("Sec%-WebSocket%-Version: 13", "Sec-WebSocket-Version: 8")))
       assert.matches("^HTTP/1.1 426 ", got)
       assert.matches("\r\nSec%-WebSocket%-Version: 13\r\n", got)
+    end)
+
+    it("answers an HTTP/2 request with 426: it has no head to upgrade",
+        function()
+      local got = server:get("/echo/h2", { port = server.h2_port,
+        curl = "--http2-prior-knowledge -o /dev/null -w '%{http_version} "
+          .. "%{http_code}'" })
+      assert.are.equal("2 426", got)
     end)
 
     it("pings on its heartbeat and fails a silent peer", function()

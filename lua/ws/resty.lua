@@ -112,7 +112,7 @@ local function upgrade(opts, fname, level)
   if not ok or type(raw) ~= "string" then
     -- HTTP/2 and HTTP/3 requests have no HTTP/1.1 head to upgrade
     ngx.status = 426
-    ngx.header["Connection"] = "close"
+    ngx.header["Sec-WebSocket-Version"] = "13"
     ngx.exit(426)
     return nil, "not_http11", 426
   end

@@ -46,7 +46,7 @@ Server.__index = Server
 --- Start nginx. `servers` is the text of the `server { }` body (without
 -- `listen`), with $PORT and $SSL_PORT replaced by the ports. opts:
 -- `ssl` = { cert =, key = } adds a TLS listener; `ipv6` one on [::1]
--- (its port: port6); `http` adds directives to the http block; `workers`
+-- (its port: port6); `http2` a cleartext HTTP/2 one (h2_port); `http` adds directives to the http block; `workers`
 -- (1); `log_level` ("warn").
 function nginx.start(body, opts)
   opts = opts or {}
@@ -62,6 +62,10 @@ function nginx.start(body, opts)
     self.port6 = l:port()
     l:close()
     listen = listen .. ("listen [::1]:%d;\n"):format(self.port6)
+  end
+  if opts.http2 then
+    self.h2_port = free_port()
+    listen = listen .. ("listen 127.0.0.1:%d http2;\n"):format(self.h2_port)
   end
   if opts.ssl then
     self.ssl_port = free_port()
@@ -137,14 +141,16 @@ end
 
 --- GET http://127.0.0.1:port/path with curl in the background while our
 -- loop keeps running (peers in this process go on serving); returns the
--- body. Bounded by `timeout` seconds (60).
-function Server:get(path, timeout)
-  timeout = timeout or 60
+-- body. opts: `timeout` (60 s), `port` (this server's), `curl` (more
+-- curl arguments, e.g. "--http2-prior-knowledge -w %{http_code}").
+function Server:get(path, opts)
+  opts = opts or {}
+  local timeout = opts.timeout or 60
   local out = os.tmpname()
-  os.execute(("(env -u LD_PRELOAD -u ASAN_OPTIONS curl -s -m %d %s >%s; "
+  os.execute(("(env -u LD_PRELOAD -u ASAN_OPTIONS curl -s -m %d %s %s >%s; "
     .. "echo $? >%s.rc) </dev/null >/dev/null 2>&1 &"):format(timeout,
-    quote(("http://127.0.0.1:%d%s"):format(self.port, path)), quote(out),
-    quote(out)))
+    opts.curl or "", quote(("http://127.0.0.1:%d%s"):format(
+    opts.port or self.port, path)), quote(out), quote(out)))
   local deadline = ws.now() + timeout + 5
   while read_file(out .. ".rc") == "" and ws.now() < deadline do
     ws.step(0.01)
