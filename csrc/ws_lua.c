@@ -342,9 +342,13 @@ static int l_close(lua_State *L) {
   return send_result(L, le, r, "close");
 }
 
+/* engine:take_output() -> bytes, written: the queued output, and the
+ * stream position just past it (what engine:written() returns now). */
 static int l_take_output(lua_State *L) {
   lengine *le = check_engine(L);
-  return push_output(L, &le->e);
+  push_output(L, &le->e);
+  lua_pushnumber(L, (lua_Number)ws_engine_written(&le->e));
+  return 2;
 }
 
 static int l_state(lua_State *L) {

@@ -178,7 +178,8 @@ end
 -- to a close), "" when there are none.
 -- @treturn string
 function Protocol:take_output()
-  return check(self):take_output()
+  local out = check(self):take_output() -- one value: hosts pass it on
+  return out
 end
 
 --- Bytes queued and not yet taken.

@@ -65,22 +65,25 @@ local function call_handlers(self, list, ...)
   end
 end
 
--- Messages accepted by send whose bytes the socket has not taken in full.
+-- Messages accepted by send whose bytes the socket has not taken in
+-- full, oldest first: data, kind and the stream position of their end in
+-- three arrays from _uh to _ut (no table per message).
 local function prune_unsent(self)
-  local u, done = self._unsent, self._sent_pos
-  local k = 0
-  while u[k + 1] and u[k + 1].pos <= done do k = k + 1 end
-  if k == 0 then return end
-  local n = #u
-  for i = k + 1, n do u[i - k] = u[i] end   -- in place: no table per send
-  for i = n - k + 1, n do u[i] = nil end
+  local h, t, done = self._uh, self._ut, self._sent_pos
+  local up, ud, uk = self._up, self._ud, self._uk
+  while h <= t and up[h] <= done do
+    up[h], ud[h], uk[h] = nil, nil, nil
+    h = h + 1
+  end
+  if h > t then h, t = 1, 0 end
+  self._uh, self._ut = h, t
 end
 
 local function unsent_messages(self)
   prune_unsent(self)
   local out = {}
-  for i, m in ipairs(self._unsent) do
-    out[i] = { data = m.data, kind = m.kind }
+  for i = self._uh, self._ut do
+    out[#out + 1] = { data = self._ud[i], kind = self._uk[i] }
   end
   return out
 end
@@ -161,9 +164,8 @@ local function flush(self)
   self._writing = true
   local sock, e = self._sock, self._e
   while true do
-    local out = e:take_output()
+    local out, pos = e:take_output()   -- pos: the stream position after it
     if out == "" then break end
-    local pos = e:written()
     local ok, err = sock:send(out)
     if not ok then
       self._writing = false
@@ -309,7 +311,7 @@ local function new_conn(sock, role, opts, extra)
     _inbox = {}, _ih = 1, _it = 0,
     _changed = semaphore.new(0), _waiters = 0,
     _handlers = {}, _ping_waiters = {}, _ping_seq = 0, _opts = o,
-    _unsent = {}, _sent_pos = 0, _last_rx = now(),
+    _ud = {}, _uk = {}, _up = {}, _uh = 1, _ut = 0, _sent_pos = 0, _last_rx = now(),
     protocol = extra.protocol, request = extra.request,
     response = extra.response,
   }, mt)
@@ -344,8 +346,9 @@ function Conn:send(data, kind, opts)
     if err and err:match("^connection is") then return nil, err:sub(15) end
     return nil, err
   end
-  local u = self._unsent
-  u[#u + 1] = { data = data, kind = kind or "text", pos = pos }
+  local t = self._ut + 1
+  self._ut = t
+  self._ud[t], self._uk[t], self._up[t] = data, kind or "text", pos
   flush(self)
   if self._writing then
     -- another thread is writing: wait while too much is queued
