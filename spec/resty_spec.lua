@@ -537,6 +537,35 @@ describe("ws.resty in nginx", function()
         .. "sent=1002/protocol:masked_frame received=- unsent=0" }, lines)
     end)
 
+    it("fails a silent server on its heartbeat", function()
+      local peer = raw_peer.start(function(p) p:read_for(3) end)
+      local lines = run_client(("ws://127.0.0.1:%d/"):format(peer.port),
+        "wait", "&heartbeat=1")
+      assert.are.same({ "open nil", "receive closed",
+        "close code=1006 name=abnormal reason= clean=false "
+        .. "initiator=transport error=heartbeat_timeout "
+        .. "sent=1011/heartbeat timeout received=- unsent=0" }, lines)
+      -- the peer got our ping, then our 1011
+      local frames = wire.parse(peer.received)
+      assert.are.same({ 9, 8 }, { frames[1].opcode, frames[#frames].opcode })
+      assert.are.equal(wire.close_payload(1011, "heartbeat timeout"),
+        frames[#frames].payload)
+    end)
+
+    it("lists a message whose write failed in unsent", function()
+      local peer = raw_peer.start(function(p)
+        p.sock:reset()
+        p.sock = nil
+      end)
+      local lines = run_client(("ws://127.0.0.1:%d/"):format(peer.port),
+        "unsent")
+      assert.are.same({ "open nil", "send first true nil",
+        "send second nil closed" }, { lines[1], lines[2], lines[3] })
+      assert.matches("^close code=1006 name=abnormal reason= clean=false "
+        .. "initiator=transport error=.* unsent=1$", lines[4])
+      assert.are.same({ "unsent text first" }, { lines[5] })
+    end)
+
     it("reports a refused upgrade with its HTTP status", function()
       local lines = run_client(server:url("/refuse"), "echo")
       assert.are.same({ "connect-failed server answered HTTP 403 instead "

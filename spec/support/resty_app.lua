@@ -133,6 +133,7 @@ function app.client()
   local mode = args.mode or "echo"
   local conn, err, ev = resty.connect(args.url, {
     protocols = args.protocol, timeout = 10,
+    heartbeat = args.heartbeat and { interval = 0.2, timeout = 0.3 },
     max_message_size = 64 * 1024 * 1024,
     tls = args.server_name and { server_name = args.server_name } or nil,
   })
@@ -177,6 +178,18 @@ function app.client()
     ngx.thread.wait(writer)
     ngx.say("threads ", got, " in order ", tostring(in_order))
     ngx.say("close ", app.describe(conn:close()))
+  elseif mode == "unsent" then
+    -- the server resets the connection; our sends find out
+    ngx.sleep(0.3)
+    for _, msg in ipairs({ "first", "second" }) do
+      local ok, serr = conn:send(msg)
+      ngx.say("send ", msg, " ", tostring(ok), " ", tostring(serr))
+    end
+    local cev = conn.close_event
+    ngx.say("close ", cev and app.describe(cev) or "none")
+    for _, m in ipairs(cev and cev.unsent or {}) do
+      ngx.say("unsent ", m.kind, " ", m.data)
+    end
   elseif mode == "wait" then
     if args.send then conn:send(args.send) end
     local data, rerr, cev
