@@ -407,6 +407,13 @@ describe("ws.resty in nginx", function()
 
   for _, impl in ipairs({ "node", "python" }) do
     describe("serving a " .. impl .. " client", function()
+      it("serves 200 of its connections at once, 20 messages each",
+          function()
+        local lines = peers.run_client(impl, server:url("/echo/many"),
+          { "many 200 20" }, { timeout = 60 })
+        assert.are.same({ "many 200 20: ok=4000 bad=0 closed=200" }, lines)
+      end)
+
       it("echoes to 16 MiB, fragments, pings and closes both ways",
           function()
         local lines = peers.run_client(impl, server:url(fresh()), {
