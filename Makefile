@@ -26,12 +26,13 @@ FUZZ_TIME ?= 30
 WARN   = -std=c11 -Wall -Wextra -Werror -pedantic
 CFLAGS ?= -O2
 SOFLAGS = -fPIC -shared -fvisibility=hidden
-LIBS    = -lssl -lcrypto
+LIBS    = -lssl -lcrypto -pthread
 
 CORE_SRC = csrc/ws_utf8.c csrc/ws_mask.c csrc/ws_frame.c csrc/ws_codes.c \
            csrc/ws_error.c csrc/ws_handshake.c csrc/ws_engine.c
-NET_SRC  = csrc/ws_net.c csrc/ws_tls.c
-LUA_SRC  = csrc/ws_lua.c csrc/ws_lua_handshake.c csrc/ws_lua_net.c
+NET_SRC  = csrc/ws_net.c csrc/ws_tls.c csrc/ws_resolve.c
+LUA_SRC  = csrc/ws_lua.c csrc/ws_lua_handshake.c csrc/ws_lua_net.c \
+           csrc/ws_lua_resolve.c
 HDRS     = csrc/ws.h csrc/ws_lua_compat.h csrc/ws_net.h csrc/ws_tls.h
 SAN      = -fsanitize=address,undefined -fno-sanitize-recover=undefined \
            -fno-omit-frame-pointer

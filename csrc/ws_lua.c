@@ -547,6 +547,7 @@ WS_EXPORT int luaopen_ws_core(lua_State *L) {
   ws_newlib(L, core_functions);
   ws_lua_open_handshake(L);
   ws_lua_open_net(L);
+  ws_lua_open_resolve(L);
   lua_pushliteral(L, "0.1.0");
   lua_setfield(L, -2, "version");
   return 1;

@@ -55,6 +55,7 @@ static inline void *ws_testudata(lua_State *L, int i, const char *tname) {
  * the top of the stack. Defined in ws_lua_*.c; hidden symbols. */
 void ws_lua_open_handshake(lua_State *L);
 void ws_lua_open_net(lua_State *L);
+void ws_lua_open_resolve(lua_State *L);
 
 /* For transports in other binding files (ws_lua.c defines these). */
 /* The engine inside the ws.core engine userdata at idx; raises if idx is
@@ -65,5 +66,17 @@ ws_engine *ws_lua_check_engine(lua_State *L, int idx);
  * event table per event at queue[tail + 1], ...; returns the new tail. */
 lua_Integer ws_lua_deliver(lua_State *L, ws_engine *e, uint8_t *buf,
                            size_t len, int queue, lua_Integer tail);
+
+/* Shared by the transport binding files (ws_lua_net.c defines these):
+ * push nil, name[, msg] and return their count; the family's name
+ * ("inet", "inet6"); check a port argument (1-65535, or 0 when allowed);
+ * register a userdata class with __index methods, __gc/__close = close
+ * and an optional __tostring. */
+#include "ws_net.h"
+int ws_lua_push_fail(lua_State *L, const char *name, const char *msg);
+const char *ws_lua_family_name(ws_net_family f);
+lua_Integer ws_lua_check_port(lua_State *L, int idx, int allow_zero);
+void ws_lua_new_class(lua_State *L, const char *name, const luaL_Reg *methods,
+                      lua_CFunction close, lua_CFunction tostring);
 
 #endif

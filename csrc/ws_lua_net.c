@@ -1,6 +1,6 @@
 /*
  * ws.core transport: sockets, listeners, TLS contexts and the poller as
- * userdata, plus now() and resolve().
+ * userdata, plus now() (resolve() is in ws_lua_resolve.c).
  *
  * Every handle is created in a closed state, given its metatable, and only
  * then handed a descriptor or a C object, so a memory error in between
@@ -24,7 +24,6 @@
 
 #define IO_BUF_SIZE 65536        /* one per socket, kept for its life */
 #define PUMP_DEFAULT ((lua_Integer)256 * 1024) /* bytes a pump, then yield */
-#define RESOLVE_MAX 64
 #define ALPN_MAX 1024
 
 typedef struct {
@@ -51,7 +50,7 @@ typedef struct {
 
 /* ------------------------------------------------------------ results */
 
-static int push_fail(lua_State *L, const char *name, const char *msg) {
+int ws_lua_push_fail(lua_State *L, const char *name, const char *msg) {
   lua_pushnil(L);
   lua_pushstring(L, name);
   if (msg == NULL) return 2;
@@ -60,14 +59,14 @@ static int push_fail(lua_State *L, const char *name, const char *msg) {
 }
 
 static int push_errno(lua_State *L, int err) {
-  return push_fail(L, ws_net_errname(err), ws_net_strerror(err));
+  return ws_lua_push_fail(L, ws_net_errname(err), ws_net_strerror(err));
 }
 
-static const char *family_name(ws_net_family f) {
+const char *ws_lua_family_name(ws_net_family f) {
   return f == WS_NET_INET6 ? "inet6" : "inet";
 }
 
-static lua_Integer check_port(lua_State *L, int idx, int allow_zero) {
+lua_Integer ws_lua_check_port(lua_State *L, int idx, int allow_zero) {
   lua_Integer port = luaL_checkinteger(L, idx);
   if (port < (allow_zero ? 0 : 1) || port > 65535)
     luaL_argerror(L, idx, "port out of range");
@@ -89,7 +88,7 @@ static lsock *check_sock(lua_State *L) {
 }
 
 static int push_closed(lua_State *L) {
-  return push_fail(L, "closed", "socket is closed");
+  return ws_lua_push_fail(L, "closed", "socket is closed");
 }
 
 static void sock_release(lsock *s) {
@@ -164,11 +163,11 @@ static int push_io_fail(lua_State *L, lsock *s, ws_tls_status st, int err) {
 /* core.tcp_connect(addr, port) -> sock | nil, errname, message */
 static int l_tcp_connect(lua_State *L) {
   const char *addr = luaL_checkstring(L, 1);
-  int port = (int)check_port(L, 2, 0);
+  int port = (int)ws_lua_check_port(L, 2, 0);
   lsock *s = new_sock(L);
   int err = ws_net_connect(addr, port, &s->fd);
   if (err == EINVAL)
-    return push_fail(L, "invalid",
+    return ws_lua_push_fail(L, "invalid",
                      lua_pushfstring(L, "not a numeric address: %s", addr));
   if (err != 0) return push_errno(L, err);
   s->connecting = 1;
@@ -185,7 +184,7 @@ static int l_connected(lua_State *L) {
   if (s->connect_err) return push_errno(L, s->connect_err);
   if (s->connecting) {
     int err = ws_net_connect_result(s->fd);
-    if (err == EINPROGRESS) return push_fail(L, "wantwrite", NULL);
+    if (err == EINPROGRESS) return ws_lua_push_fail(L, "wantwrite", NULL);
     if (err != 0) {
       s->connect_err = err;
       return push_errno(L, err);
@@ -335,9 +334,9 @@ static int l_tls_start(lua_State *L) {
   char err[256];
   if (c->ctx == NULL) return luaL_argerror(L, 2, "TLS context is closed");
   if (s->fd < 0) return push_closed(L);
-  if (s->tls) return push_fail(L, "tls", "TLS is already started");
+  if (s->tls) return ws_lua_push_fail(L, "tls", "TLS is already started");
   s->tls = ws_tls_new(c->ctx, s->fd, host, err, sizeof err);
-  if (s->tls == NULL) return push_fail(L, "tls", err);
+  if (s->tls == NULL) return ws_lua_push_fail(L, "tls", err);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -355,7 +354,7 @@ static int l_tls_handshake(lua_State *L) {
     return 1;
   }
   /* Any failure here is "tls", even a reset: the handshake did not happen. */
-  if (st == WS_TLS_ERROR) return push_fail(L, "tls", ws_tls_message(s->tls));
+  if (st == WS_TLS_ERROR) return ws_lua_push_fail(L, "tls", ws_tls_message(s->tls));
   return push_io_fail(L, s, st, 0);
 }
 
@@ -442,7 +441,7 @@ static llistener *check_listener(lua_State *L) {
 /* core.tcp_listen(host, port[, backlog]) -> listener | nil, errname, msg */
 static int l_tcp_listen(lua_State *L) {
   const char *host = luaL_checkstring(L, 1);
-  int port = (int)check_port(L, 2, 1);
+  int port = (int)ws_lua_check_port(L, 2, 1);
   lua_Integer backlog = luaL_optinteger(L, 3, 0);
   const char *msg;
   llistener *ls = (llistener *)ws_newuserdata(L, sizeof *ls);
@@ -453,7 +452,7 @@ static int l_tcp_listen(lua_State *L) {
   if (backlog < 0 || backlog > 65535)
     return luaL_argerror(L, 3, "backlog out of range");
   err = ws_net_listen(host, port, (int)backlog, &ls->fd, &ls->port, &msg);
-  if (err == ENOENT && msg) return push_fail(L, "dns", msg);
+  if (err == ENOENT && msg) return ws_lua_push_fail(L, "dns", msg);
   if (err != 0) return push_errno(L, err);
   return 1;
 }
@@ -464,10 +463,10 @@ static int l_accept(lua_State *L) {
   llistener *ls = check_listener(L);
   lsock *s;
   int err;
-  if (ls->fd < 0) return push_fail(L, "closed", "listener is closed");
+  if (ls->fd < 0) return ws_lua_push_fail(L, "closed", "listener is closed");
   s = new_sock(L);
   err = ws_net_accept(ls->fd, &s->fd, &s->peer);
-  if (err == EAGAIN) return push_fail(L, "wantread", NULL);
+  if (err == EAGAIN) return ws_lua_push_fail(L, "wantread", NULL);
   if (err != 0) return push_errno(L, err);
   lua_pushstring(L, s->peer.addr);
   lua_pushinteger(L, s->peer.port);
@@ -622,7 +621,7 @@ static int l_tls_context(lua_State *L) {
   c->ctx = NULL;
   ws_setmetatable(L, TLSCTX_MT);
   c->ctx = ws_tls_ctx_new(&cfg, err, sizeof err);
-  if (c->ctx == NULL) return push_fail(L, "tls", err);
+  if (c->ctx == NULL) return ws_lua_push_fail(L, "tls", err);
   return 1;
 }
 
@@ -712,7 +711,7 @@ static int l_poller_wait(lua_State *L) {
 static int l_poller_timer(lua_State *L) {
   ws_poller *p = check_poller(L);
   uint64_t id = ws_poller_timer(p, (double)luaL_checknumber(L, 2));
-  if (id == 0) return push_fail(L, "nomem", "out of memory");
+  if (id == 0) return ws_lua_push_fail(L, "nomem", "out of memory");
   lua_pushinteger(L, (lua_Integer)id);
   return 1;
 }
@@ -746,34 +745,6 @@ static int l_now(lua_State *L) {
   return 1;
 }
 
-/* core.resolve(host, port[, family]) -> { {family, addr, port}, ... } |
- * nil, "dns", message. Blocks for as long as the system resolver does. */
-static int l_resolve(lua_State *L) {
-  static const char *const fams[] = {"inet", "inet6", NULL};
-  const char *host = luaL_checkstring(L, 1);
-  int port = (int)check_port(L, 2, 1);
-  ws_net_family fam = WS_NET_ANY;
-  ws_net_addr addrs[RESOLVE_MAX];
-  const char *msg = NULL;
-  int n, i;
-  if (!lua_isnoneornil(L, 3))
-    fam = luaL_checkoption(L, 3, NULL, fams) == 0 ? WS_NET_INET : WS_NET_INET6;
-  n = ws_net_resolve(host, port, fam, addrs, RESOLVE_MAX, &msg);
-  if (n < 0) return push_fail(L, "dns", msg);
-  lua_createtable(L, n, 0);
-  for (i = 0; i < n; i++) {
-    lua_createtable(L, 0, 3);
-    lua_pushstring(L, family_name(addrs[i].family));
-    lua_setfield(L, -2, "family");
-    lua_pushstring(L, addrs[i].addr);
-    lua_setfield(L, -2, "addr");
-    lua_pushinteger(L, addrs[i].port);
-    lua_setfield(L, -2, "port");
-    lua_rawseti(L, -2, i + 1);
-  }
-  return 1;
-}
-
 /* --------------------------------------------------------- registration */
 
 static const luaL_Reg sock_methods[] = {
@@ -801,11 +772,11 @@ static const luaL_Reg poller_methods[] = {
     {NULL, NULL}};
 
 static const luaL_Reg net_functions[] = {
-    {"now", l_now}, {"resolve", l_resolve}, {"tcp_connect", l_tcp_connect},
+    {"now", l_now}, {"tcp_connect", l_tcp_connect},
     {"tcp_listen", l_tcp_listen}, {"tls_context", l_tls_context},
     {"poller", l_poller}, {NULL, NULL}};
 
-static void new_class(lua_State *L, const char *name, const luaL_Reg *methods,
+void ws_lua_new_class(lua_State *L, const char *name, const luaL_Reg *methods,
                       lua_CFunction close, lua_CFunction tostring) {
   if (luaL_newmetatable(L, name)) {
     lua_pushcfunction(L, close);
@@ -828,9 +799,9 @@ static void new_class(lua_State *L, const char *name, const luaL_Reg *methods,
 /* Declared in ws_lua_compat.h; called from luaopen_ws_core. */
 
 void ws_lua_open_net(lua_State *L) {
-  new_class(L, SOCK_MT, sock_methods, l_sock_close, l_sock_tostring);
-  new_class(L, LISTENER_MT, listener_methods, l_listener_close, NULL);
-  new_class(L, TLSCTX_MT, tlsctx_methods, l_tlsctx_gc, NULL);
-  new_class(L, POLLER_MT, poller_methods, l_poller_close, NULL);
+  ws_lua_new_class(L, SOCK_MT, sock_methods, l_sock_close, l_sock_tostring);
+  ws_lua_new_class(L, LISTENER_MT, listener_methods, l_listener_close, NULL);
+  ws_lua_new_class(L, TLSCTX_MT, tlsctx_methods, l_tlsctx_gc, NULL);
+  ws_lua_new_class(L, POLLER_MT, poller_methods, l_poller_close, NULL);
   ws_setfuncs(L, net_functions, 0);
 }

@@ -54,6 +54,31 @@ double ws_net_now(void);
 int ws_net_resolve(const char *host, int port, ws_net_family family,
                    ws_net_addr *out, size_t cap, const char **msg);
 
+/* Most addresses a lookup returns (more are dropped). */
+#define WS_RESOLVE_MAX 64
+
+/* An asynchronous lookup: ws_net_resolve in a thread of its own, so the
+ * caller never blocks on DNS. */
+typedef struct ws_resolver ws_resolver;
+
+/* Start resolving host:port. Returns NULL and sets *err (an errno value)
+ * when no thread or pipe could be made. Wait until ws_resolver_fd is
+ * readable, then ask ws_resolver_result. */
+ws_resolver *ws_resolver_start(const char *host, int port,
+                               ws_net_family family, int *err);
+
+/* The descriptor that becomes readable when the lookup is done. */
+int ws_resolver_fd(const ws_resolver *r);
+
+/* 0 while the lookup runs; 1 when done, with *out and *n as from
+ * ws_net_resolve (*n >= 1 addresses, valid until ws_resolver_free) or
+ * *n == -1 and *msg the reason. */
+int ws_resolver_result(ws_resolver *r, const ws_net_addr **out, int *n,
+                       const char **msg);
+
+/* Let go of a lookup; one still running frees itself when it ends. */
+void ws_resolver_free(ws_resolver *r);
+
 /* Start a TCP connection to a numeric address. On success *fd is the new
  * socket, with the connection usually still in progress: wait until it is
  * writable, then call ws_net_connect_result. Returns 0 or an errno value

@@ -29,6 +29,36 @@ describe("connections over loopback", function()
     servers = {}
   end)
 
+  it("resolves a host name without blocking the loop", function()
+    local s = serve()
+    -- the blocking resolver must not be used for names
+    local blocking = core.resolve
+    core.resolve = function(host, ...)
+      assert(host:match("^[%d.:]+$"), "blocking lookup of " .. host)
+      return blocking(host, ...)
+    end
+    local conn, turns
+    local ok, err = pcall(run, function()
+      local t = ws.spawn(function()
+        conn = assert(ws.connect("ws://localhost:" .. s.port .. "/",
+          { timeout = 5 }))
+      end)
+      -- the connecting task waits for the lookup while the loop runs
+      turns = 0
+      while not t.done and turns < 10000 do
+        turns = turns + 1
+        ws.sleep(0)
+      end
+    end)
+    core.resolve = blocking
+    assert(ok, err)
+    assert.is_true(turns >= 1)
+    assert.are.equal("open", conn.state)
+    assert.is_true(conn:send("by name"))
+    assert.are.same({ "by name", "text" }, { conn:receive(5) })
+    conn:close()
+  end)
+
   it("echoes text and binary messages", function()
     local s = serve()
     local conn = assert(ws.connect(url(s), { timeout = 5 }))

@@ -156,6 +156,56 @@ describe("core.resolve", function()
   end)
 end)
 
+describe("core.resolve_start", function()
+  it("resolves in a thread: its fd turns readable, then result() answers",
+      function()
+    local r = assert(core.resolve_start("localhost", 8080, "inet"))
+    local p = core.poller()
+    assert(p:add(r:fd(), true, false))
+    assert.is_truthy(ready(p, r:fd()))
+    assert.are.same({ { family = "inet", addr = "127.0.0.1", port = 8080 } },
+      r:result())
+    -- the same answer as the blocking call
+    assert.are.same(core.resolve("localhost", 8080, "inet"), r:result())
+    p:close()
+    r:close()
+  end)
+
+  it("reports a name that does not exist as a dns failure", function()
+    local r = assert(core.resolve_start("no.such.host.invalid", 80))
+    local res, err, msg = eventually("the lookup", function()
+      local a, e, m = r:result()
+      if a or e then return true, e, m end
+    end, 30)
+    assert.is_true(res)
+    assert.are.equal("dns", err)
+    assert.are.equal(select(3, core.resolve("no.such.host.invalid", 80)),
+      msg)
+    r:close()
+  end)
+
+  it("lets go of a running lookup, and closes idempotently", function()
+    for _ = 1, 50 do
+      local r = assert(core.resolve_start("localhost", 80))
+      r:close()
+      r:close()
+      assert.has_error(function() r:result() end,
+        "attempt to use a closed resolver")
+    end
+    -- and to the garbage collector
+    for _ = 1, 50 do core.resolve_start("localhost", 80) end
+    collectgarbage()
+    collectgarbage()
+    sleep(0.1) -- the threads end on their own; ASan checks for leaks
+  end)
+
+  it("raises on wrong argument types", function()
+    assert.has_error(function() core.resolve_start(nil, 80) end)
+    assert.has_error(function() core.resolve_start("localhost", 70000) end)
+    assert.has_error(function() core.resolve_start("localhost", 80, "ipx") end)
+  end)
+end)
+
 describe("TCP", function()
   it("connects and accepts over IPv4 with an ephemeral port", function()
     local l = assert(core.tcp_listen("127.0.0.1", 0))

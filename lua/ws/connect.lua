@@ -29,8 +29,36 @@ local function failed(kind, message, extra)
   return nil, message, ev
 end
 
+-- An IPv4 or IPv6 literal: resolving it never waits.
+local function numeric(host)
+  return host:find(":", 1, true) ~= nil or
+    host:match("^%d+%.%d+%.%d+%.%d+$") ~= nil
+end
+
+-- Resolve a host name without blocking the loop: the lookup runs in a
+-- thread of ws.core's and we wait for its descriptor like for a socket.
+local function resolve(host, port, family, deadline)
+  if numeric(host) then return core.resolve(host, port, family) end
+  local r = core.resolve_start(host, port, family)
+  if not r then return core.resolve(host, port, family) end -- no thread
+  local fd = r:fd()
+  local addrs, err, msg
+  for _ = 1, 100 do -- the fd turns readable once, when the lookup is done
+    addrs, err, msg = r:result()
+    if addrs or err then break end
+    if not loop.wait_fd(fd, "r", deadline, r) then
+      err, msg = "timeout", "name lookup timed out"
+      break
+    end
+  end
+  loop.forget_fd(fd)
+  r:close()
+  return addrs, err, msg
+end
+
 local function connect_tcp(u, deadline, family)
-  local addrs, _, msg = core.resolve(u.host, u.port, family)
+  local addrs, err, msg = resolve(u.host, u.port, family, deadline)
+  if err == "timeout" then return nil, "timeout", msg end
   if not addrs or #addrs == 0 then
     return nil, "dns", "cannot resolve " .. u.host .. ": " .. tostring(msg)
   end
