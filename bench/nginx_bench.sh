@@ -51,8 +51,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A free loopback port: bind port 0, read it back, let it go.
-PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+# A free loopback port: bind port 0 with ws.core, read it back, let it go.
+PORT=$(luajit -e 'package.cpath = "build/jit/?.so"
+  local l = assert(require("ws.core").tcp_listen("127.0.0.1", 0))
+  print(l:port()) l:close()')
 ROOT=$(pwd)
 mkdir -p "$TMP/logs" "$TMP/tmp"
 cat >"$TMP/nginx.conf" <<EOF

@@ -13,7 +13,9 @@ check=0
 port=${1:-8080}
 if [[ $port == --check ]]; then
   check=1
-  port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  port=$(lua5.4 -e 'package.cpath = "build/5.4/?.so"
+    local l = assert(require("ws.core").tcp_listen("127.0.0.1", 0))
+    print(l:port()) l:close()')
 fi
 prefix=$(mktemp -d)
 mkdir -p "$prefix/tmp"
