@@ -9,13 +9,9 @@
 -- @module ws.conn
 local core = require "ws.core"
 local loop = require "ws.loop"
-local codes = require "ws.codes"
-local protocol = require "ws.protocol"
 local shared = require "ws.shared"
 
-local type, error, tostring, setmetatable, rawget = type, error, tostring,
-  setmetatable, rawget
-local pcall, select, ipairs, pairs = pcall, select, ipairs, pairs
+local type, error, rawget = type, error, rawget
 local now = core.now
 
 local Conn = {}
@@ -28,20 +24,28 @@ local DEFAULTS = {
   inbox_max = 1024,       -- reading pauses while this many messages wait
 }
 
-local function check(self)
+-- Raise unless self is a connection, blaming the caller's caller (or
+-- `level`).
+local function check(self, level)
   if getmetatable(self) ~= mt then
-    error("bad self (ws connection expected)", 3)
+    error("bad self (ws connection expected)", level or 3)
   end
   return self
 end
 
-local function call_handlers(self, list, ...)
-  if not list then return end
-  for i = 1, #list do
-    local ok, err = pcall(list[i], self, ...)
-    if not ok then loop.on_error("handler: " .. tostring(err)) end
-  end
-end
+local kit = shared.connection_kit(Conn, mt, {
+  check = check,
+  report = function(msg) loop.on_error(msg) end,
+  wake_inbox = function(self) loop.signal(self._inbox_cond) end,
+  wake_pong = function(_, waiter) loop.signal(waiter.cond) end,
+  closed = function(self)
+    loop.signal(self._inbox_cond)
+    loop.signal(self._closed_cond)
+    local pw = self._ping_waiters
+    for i = 1, #pw do loop.signal(pw[i].cond) end
+  end,
+  inbox_drained = function(self) loop.signal(self._space_cond) end,
+})
 
 -- End the TCP connection after the close event: write what is still
 -- queued (our close frame or the reply to the peer's), send FIN, then read
@@ -83,63 +87,15 @@ local function teardown(self)
   loop.signal(self._drained)
 end
 
--- Record the one close event of this connection and tell everyone.
+-- Record the one close event; messages the socket has not taken in full
+-- are its unsent list (a message cut part way is as lost as one never
+-- begun).
 local function finish(self, ev)
-  if self.close_event then return end
-  ev.type = nil
-  if ev.name == nil then ev.name = codes[ev.code] end
-  ev.unsent = ev.unsent or self:_unsent_messages()
-  self.close_event = ev
-  loop.signal(self._inbox_cond)
-  loop.signal(self._closed_cond)
-  local pw = self._ping_waiters
-  self._ping_waiters = {}
-  for i = 1, #pw do loop.signal(pw[i].cond) end
-  call_handlers(self, self._handlers.close, ev)
-  if ev.name then call_handlers(self, self._handlers["close:" .. ev.name], ev) end
-  if self.on_close_internal then self.on_close_internal(self, ev) end
+  kit.finish(self, ev, self._e:written())
 end
-Conn._finish = finish
 
--- Handle queued engine events in order. Handlers may call receive or
--- close, which read (and dispatch) inline when they run in the reader
--- task, so each event is taken off the queue before it is handled.
 local function dispatch(self)
-  local q = self._q
-  while self._qh <= self._qt do
-    local i = self._qh
-    local ev = q[i]
-    q[i] = nil
-    self._qh = i + 1
-    local t = ev.type
-    if t == "message" then
-      local hs = self._handlers.message
-      if hs then
-        call_handlers(self, hs, ev.data, ev.kind)
-      else
-        local n = self._it + 1
-        self._it = n
-        self._inbox[n] = ev
-        loop.signal(self._inbox_cond)
-      end
-    elseif t == "ping" then
-      call_handlers(self, self._handlers.ping, ev.data)
-    elseif t == "pong" then
-      local pw = self._ping_waiters
-      for k = 1, #pw do
-        if pw[k].data == ev.data then
-          pw[k].rtt = now() - pw[k].t0
-          loop.signal(pw[k].cond)
-          table.remove(pw, k)
-          break
-        end
-      end
-      call_handlers(self, self._handlers.pong, ev.data)
-    elseif t == "close" then
-      finish(self, ev)
-    end
-  end
-  self._qh, self._qt = 1, 0
+  kit.dispatch(self, finish)
 end
 
 local function writer(self)
@@ -155,42 +111,13 @@ local function writer(self)
       self:_transport_failed(err, msg)
       break
     end
-    self:_prune_unsent()
+    kit.prune_unsent(self, e:written())
     if e:buffered_amount() <= self._opts.max_buffered then
       loop.signal(self._drained)
     end
   end
   self._writer = nil
   loop.signal(self._drained)
-end
-
--- Messages whose bytes the socket has not completely taken, oldest first,
--- each { data, kind, pos } with pos the stream position of its end.
-function Conn:_prune_unsent()
-  local u = self._unsent
-  if #u == 0 then return end
-  local written = self._e:written()
-  local k = 0
-  while u[k + 1] and u[k + 1].pos <= written do k = k + 1 end
-  if k == #u then
-    self._unsent = {}
-  elseif k > 0 then
-    local rest = {}
-    for i = k + 1, #u do rest[#rest + 1] = u[i] end
-    self._unsent = rest
-  end
-end
-
--- The unsent list of the close event: what send accepted and the socket
--- never took in full (a message cut part way is as lost as one never
--- begun).
-function Conn:_unsent_messages()
-  self:_prune_unsent()
-  local out = {}
-  for i, m in ipairs(self._unsent) do
-    out[i] = { data = m.data, kind = m.kind or "text" }
-  end
-  return out
 end
 
 -- Write queued output now; leave the rest to the writer task.
@@ -315,31 +242,13 @@ local function reader(self)
   teardown(self)
 end
 
-Conn.check_heartbeat = shared.check_heartbeat
-
 --- Wrap an open socket (handshake done) in a connection. Internal.
 function Conn.new(sock, role, opts, extra)
-  local e = core.engine(role, opts.max_message_size, opts.max_frame_size,
-    opts.max_fragments)
-  e:hold_output(true)
-  local o = {}
-  for k, v in pairs(DEFAULTS) do o[k] = opts[k] or v end
-  local self = setmetatable({
-    role = role, _sock = sock, _e = e, _q = {}, _qh = 1, _qt = 0,
-    _inbox = {}, _ih = 1, _it = 0,
+  local self = kit.new(sock, role, opts, DEFAULTS, extra, {
     _inbox_cond = loop.condition(), _space_cond = loop.condition(),
     _closed_cond = loop.condition(), _drained = loop.condition(),
-    _handlers = {}, _ping_waiters = {}, _ping_seq = 0, _opts = o,
-    _unsent = {}, _last_rx = now(),
     _leftover = extra and extra.leftover,
-    protocol = extra and extra.protocol,
-    request = extra and extra.request,
-    response = extra and extra.response,
-  }, mt)
-  -- made once: receive asks it on every call
-  self._has_message = function()
-    return self._ih <= self._it or self.close_event ~= nil
-  end
+  })
   self._reader = loop.spawn(reader, self)
   local hb = opts.heartbeat
   if hb then
@@ -357,25 +266,12 @@ end
 --   `unsent` if the connection ends first) | nil, "closed" | "closing" |
 --   "text is not valid UTF-8" (not accepted)
 function Conn:send(data, kind, opts)
-  check(self)
-  if type(data) ~= "string" then
-    error("bad argument #1 to 'send' (string expected, got " .. type(data)
-      .. ")", 2)
-  end
-  local fragment = protocol.fragment_option(opts, 2)
-  if self.close_event then return nil, "closed" end
-  local pos, err = self._e:send(data, kind, fragment)
-  if not pos then
-    if err and err:match("^connection is") then return nil, err:sub(15) end
-    return nil, err
-  end
-  -- Accepted: from here on the message is either written or listed in
-  -- the close event's unsent, so it is recorded before the write that may
-  -- find the connection dead.
-  local u = self._unsent
-  u[#u + 1] = { data = data, kind = kind or "text", pos = pos }
+  local pos, err = kit.send(self, data, kind, opts)
+  if not pos then return nil, err end
   local pending = self:_flush()
-  if pending == 0 and not self.close_event then self._unsent = {} end
+  if pending == 0 and not self.close_event then
+    kit.prune_unsent(self, pos)
+  end
   if pending > self._opts.max_buffered then
     loop.blocking(function()
       while not self.close_event and not self._torn and
@@ -415,51 +311,23 @@ function Conn:receive(timeout)
   return ev.data, ev.kind
 end
 
---- Iterate over messages until the connection closes.
--- @return iterator yielding data, kind
-function Conn:messages()
-  check(self)
-  return function()
-    local data, kind = self:receive()
-    if data then return data, kind end
-    return nil
-  end
-end
-
 --- Send a ping and wait for its pong.
 -- @tparam[opt] string data payload (a unique one is made if nil)
 -- @tparam[opt=10] number timeout seconds
 -- @return round-trip seconds | nil, "timeout" | "closed"
 function Conn:ping(data, timeout)
-  check(self)
-  if data ~= nil and type(data) ~= "string" then
-    error("bad argument #1 to 'ping' (string expected, got " .. type(data)
-      .. ")", 2)
-  end
-  if self.close_event then return nil, "closed" end
+  if not kit.ping_check(self, data) then return nil, "closed" end
   if not loop.current() then
     return loop.blocking(Conn.ping, self, data, timeout)
   end
-  if data == nil then
-    self._ping_seq = self._ping_seq + 1
-    data = "lua-ws ping " .. self._ping_seq
-  end
-  local n, err = self._e:ping(data)
-  if not n then return nil, err end
-  local waiter = { data = data, t0 = now(), cond = loop.condition() }
-  local pw = self._ping_waiters
-  pw[#pw + 1] = waiter
+  local waiter, err = kit.ping_start(self, data)
+  if not waiter then return nil, err end
+  waiter.cond = loop.condition()
   self:_flush()
-  local deadline = now() + (timeout or 10)
   local ok = self:_wait_for(waiter.cond, function()
     return waiter.rtt or self.close_event
-  end, deadline)
-  if waiter.rtt then return waiter.rtt end
-  for k = #pw, 1, -1 do
-    if pw[k] == waiter then table.remove(pw, k) end
-  end
-  if self.close_event then return nil, "closed" end
-  return nil, ok and "closed" or "timeout"
+  end, now() + (timeout or 10))
+  return kit.ping_result(self, waiter, not ok)
 end
 
 --- Close the connection with the closing handshake.
@@ -520,51 +388,8 @@ function Conn:_drop()
   loop.signal(self._drained)
 end
 
-local known_events = { message = true, ping = true, pong = true, close = true }
-Conn.add_handler = shared.add_handler
-
---- Call fn for an event: "message" (conn, data, kind), "ping" and "pong"
--- (conn, data), "close" (conn, event), "close:<name>" (conn, event) for a
--- close with that code name. Once a message handler is set, every message
--- goes to the handlers (those already waiting first) and `receive` only
--- reports the close. Handlers run in the connection's reader task: they
--- may send and close; a handler that blocks delays the reading.
--- @tparam string event
--- @tparam function fn
--- @return the connection
-function Conn:on(event, fn)
-  check(self)
-  local list = shared.add_handler(self._handlers, known_events, event, fn, 3)
-  if event == "message" then
-    -- messages that arrived before the handler go to it now, in order
-    while self._ih <= self._it do
-      local ev = self._inbox[self._ih]
-      self._inbox[self._ih] = nil
-      self._ih = self._ih + 1
-      call_handlers(self, list, ev.data, ev.kind)
-    end
-    self._ih, self._it = 1, 0
-    loop.signal(self._space_cond)
-  end
-  return self
-end
-
---- Bytes accepted by `send` and not yet written to the socket.
-function Conn:buffered_amount()
-  check(self)
-  return self._e:buffered_amount()
-end
-
-mt.__index = function(self, k)
-  if k == "state" then
-    if rawget(self, "close_event") then return "closed" end
-    return rawget(self, "_e"):state()
-  end
-  return Conn[k]
-end
 mt.__close = function(self)
   if not rawget(self, "close_event") then self:close("going_away") end
 end
-Conn.mt = mt
 
 return Conn

@@ -6,6 +6,7 @@ local url_mod = require "ws.url"
 local handshake = require "ws.handshake"
 local transport = require "ws.transport"
 local Conn = require "ws.conn"
+local shared = require "ws.shared"
 
 local type, error, pairs, tostring = type, error, pairs, tostring
 local now = core.now
@@ -17,17 +18,7 @@ local option_names = {
   linger = true, inbox_max = true, family = true, heartbeat = true,
 }
 
--- The close event of a connection that never opened (RFC 6455 7.1.5:
--- 1006; 1015 when TLS failed).
-local function failed(kind, message, extra)
-  local ev = {
-    code = kind == "tls" and 1015 or 1006, reason = "", clean = false,
-    initiator = "transport", error = kind, message = message, unsent = {},
-  }
-  ev.name = ev.code == 1015 and "tls_handshake" or "abnormal"
-  if extra then for k, v in pairs(extra) do ev[k] = v end end
-  return nil, message, ev
-end
+local failed = shared.connect_failed
 
 -- An IPv4 or IPv6 literal: resolving it never waits.
 local function numeric(host)
@@ -104,7 +95,7 @@ local function check_opts(opts, level)
       opts.timeout <= 0) then
     error("bad option 'timeout' (positive number expected)", level or 3)
   end
-  Conn.check_heartbeat(opts.heartbeat, level or 3)
+  shared.check_heartbeat(opts.heartbeat, level or 3)
   return opts
 end
 

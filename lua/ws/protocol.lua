@@ -104,23 +104,6 @@ function Protocol:events()
   end
 end
 
---- Validate send's options table; returns the fragment size or nil.
--- Shared with ws.conn so both raise the same messages.
--- @param opts nil or { fragment = n }
--- @tparam integer level error level of the API function
-function Protocol.fragment_option(opts, level)
-  if opts == nil then return nil end
-  if type(opts) ~= "table" then
-    error("bad argument #3 to 'send' (table expected, got " .. type(opts)
-      .. ")", level + 1)
-  end
-  local fragment = opts.fragment
-  if fragment ~= nil and (type(fragment) ~= "number" or fragment < 1) then
-    error("bad option 'fragment' (positive integer expected)", level + 1)
-  end
-  return fragment
-end
-
 --- Frame a message.
 -- @tparam string data
 -- @tparam[opt="text"] string kind "text" or "binary"
@@ -134,7 +117,7 @@ function Protocol:send(data, kind, opts)
     error("bad argument #1 to 'send' (string expected, got " .. type(data)
       .. ")", 2)
   end
-  return e:send(data, kind, Protocol.fragment_option(opts, 2))
+  return e:send(data, kind, shared.fragment_option(opts, 2))
 end
 
 --- Send one frame of a message that is produced piece by piece.
@@ -198,4 +181,4 @@ mt.__index = function(self, k)
 end
 mt.__close = function(self) rawget(self, "_e"):free() end
 
-return { new = Protocol.new, fragment_option = Protocol.fragment_option }
+return { new = Protocol.new }

@@ -19,7 +19,6 @@
 -- `receive` (or `messages`) for the connection's life: pings are answered,
 -- handlers run and the peer's close is seen only while someone reads.
 -- @module ws.resty
-local codes = require "ws.codes"
 local handshake = require "ws.handshake"
 local url_mod = require "ws.url"
 local shared = require "ws.shared"
@@ -208,15 +207,7 @@ end
 
 ------------------------------------------------------------------- client
 
-local function failed(kind, message, extra)
-  local ev = {
-    code = kind == "tls" and 1015 or 1006, reason = "", clean = false,
-    initiator = "transport", error = kind, message = message, unsent = {},
-  }
-  ev.name = codes[ev.code]
-  if extra then for k, v in pairs(extra) do ev[k] = v end end
-  return nil, message, ev
-end
+local failed = shared.connect_failed
 
 -- Read the server's answer to the opening request.
 local function read_response(sock, key, protocols)

@@ -10,6 +10,7 @@ local loop = require "ws.loop"
 local handshake = require "ws.handshake"
 local transport = require "ws.transport"
 local Conn = require "ws.conn"
+local shared = require "ws.shared"
 
 local type, error, pairs, tostring, pcall = type, error, pairs, tostring,
   pcall
@@ -157,7 +158,7 @@ local function listen(opts)
   if opts.authorize ~= nil and type(opts.authorize) ~= "function" then
     error("bad option 'authorize' (function expected)", 2)
   end
-  Conn.check_heartbeat(opts.heartbeat, 2)
+  shared.check_heartbeat(opts.heartbeat, 2)
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
   o.host = o.host or "127.0.0.1"

@@ -56,6 +56,7 @@ local function read_file(path)
   return s
 end
 peers.read_file = read_file
+peers.quote = quote
 
 local function lines_of(text)
   local t = {}

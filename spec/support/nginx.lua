@@ -5,26 +5,17 @@
 -- lua/ tree and the LuaJIT build of ws.core (build/jit).
 local ws = require "ws"
 local core = require "ws.core"
+local peers = require "interop.peers"
+
+local quote, read_file = peers.quote, peers.read_file
 
 local nginx = {}
 
 local MODULES = "/usr/lib/nginx/modules/"
 
-local function quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
 local function sh_ok(cmd)
   local r = os.execute(cmd)
   return r == true or r == 0
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("*a")
-  f:close()
-  return s
 end
 
 local function free_port()

@@ -4,17 +4,12 @@
 -- made by ws.resty.upgrade and ws.resty.connect.
 -- @module ws.resty.conn
 local core = require "ws.core"
-local codes = require "ws.codes"
-local protocol = require "ws.protocol"
 local shared = require "ws.shared"
 local semaphore = require "ngx.semaphore"
 
 local ngx = ngx
-local type, error, tostring, pairs, ipairs, pcall, setmetatable =
-  type, error, tostring, pairs, ipairs, pcall, setmetatable
-local rawget, getmetatable = rawget, getmetatable
+local type, error, getmetatable = type, error, getmetatable
 local min, floor, huge = math.min, math.floor, math.huge
-local remove = table.remove
 local now = core.now
 
 local READ_MAX = 65536
@@ -30,9 +25,11 @@ local DEFAULTS = {
 local Conn = {}
 local mt = { __name = "ws.resty.conn" }
 
-local function check(self)
+-- Raise unless self is a connection, blaming the caller's caller (or
+-- `level`).
+local function check(self, level)
   if getmetatable(self) ~= mt then
-    error("bad self (ws.resty connection expected)", 3)
+    error("bad self (ws.resty connection expected)", level or 3)
   end
   return self
 end
@@ -57,84 +54,23 @@ local function log_error(...)
   ngx.log(ngx.ERR, "ws.resty: ", ...)
 end
 
-local function call_handlers(self, list, ...)
-  if not list then return end
-  for i = 1, #list do
-    local ok, err = pcall(list[i], self, ...)
-    if not ok then log_error("handler: ", tostring(err)) end
-  end
-end
+local kit = shared.connection_kit(Conn, mt, {
+  check = check,
+  report = function(msg) log_error(msg) end,
+  -- waiters are woken by the broadcast after each read or write
+  wake_inbox = function() end,
+  wake_pong = function() end,
+  closed = broadcast,
+})
 
--- Messages accepted by send whose bytes the socket has not taken in
--- full, oldest first: data, kind and the stream position of their end in
--- three arrays from _uh to _ut (no table per message).
-local function prune_unsent(self)
-  local h, t, done = self._uh, self._ut, self._sent_pos
-  local up, ud, uk = self._up, self._ud, self._uk
-  while h <= t and up[h] <= done do
-    up[h], ud[h], uk[h] = nil, nil, nil
-    h = h + 1
-  end
-  if h > t then h, t = 1, 0 end
-  self._uh, self._ut = h, t
-end
-
-local function unsent_messages(self)
-  prune_unsent(self)
-  local out = {}
-  for i = self._uh, self._ut do
-    out[#out + 1] = { data = self._ud[i], kind = self._uk[i] }
-  end
-  return out
-end
-
--- Record the one close event of this connection and tell everyone.
+-- Record the one close event; messages the socket has not taken in full
+-- are its unsent list.
 local function finish(self, ev)
-  if self.close_event then return end
-  ev.type = nil
-  if ev.name == nil then ev.name = codes[ev.code] end
-  ev.unsent = ev.unsent or unsent_messages(self)
-  self.close_event = ev
-  broadcast(self)
-  call_handlers(self, self._handlers.close, ev)
-  if ev.name then call_handlers(self, self._handlers["close:" .. ev.name], ev) end
+  kit.finish(self, ev, self._sent_pos)
 end
 
--- Handle queued engine events in order.
 local function dispatch(self)
-  local q = self._q
-  while self._qh <= self._qt do
-    local i = self._qh
-    local ev = q[i]
-    q[i] = nil
-    self._qh = i + 1
-    local t = ev.type
-    if t == "message" then
-      local hs = self._handlers.message
-      if hs then
-        call_handlers(self, hs, ev.data, ev.kind)
-      else
-        local n = self._it + 1
-        self._it = n
-        self._inbox[n] = ev
-      end
-    elseif t == "ping" then
-      call_handlers(self, self._handlers.ping, ev.data)
-    elseif t == "pong" then
-      local pw = self._ping_waiters
-      for k = 1, #pw do
-        if pw[k].data == ev.data then
-          pw[k].rtt = now() - pw[k].t0
-          remove(pw, k)
-          break
-        end
-      end
-      call_handlers(self, self._handlers.pong, ev.data)
-    elseif t == "close" then
-      finish(self, ev)
-    end
-  end
-  self._qh, self._qt = 1, 0
+  kit.dispatch(self, finish)
 end
 
 -- The transport ended or failed before a close event.
@@ -175,7 +111,7 @@ local function flush(self)
       return
     end
     self._sent_pos = pos
-    prune_unsent(self)
+    kit.prune_unsent(self, pos)
   end
   self._writing = false
   broadcast(self)
@@ -300,27 +236,13 @@ local function teardown(self)
 end
 
 local function new_conn(sock, role, opts, extra)
-  local e = core.engine(role, opts.max_message_size, opts.max_frame_size,
-    opts.max_fragments)
-  e:hold_output(true)
-  local o = {}
-  for k, v in pairs(DEFAULTS) do o[k] = opts[k] or v end
-  o.heartbeat = opts.heartbeat
-  local self = setmetatable({
-    role = role, _sock = sock, _e = e, _q = {}, _qh = 1, _qt = 0,
-    _inbox = {}, _ih = 1, _it = 0,
-    _changed = semaphore.new(0), _waiters = 0,
-    _handlers = {}, _ping_waiters = {}, _ping_seq = 0, _opts = o,
-    _ud = {}, _uk = {}, _up = {}, _uh = 1, _ut = 0, _sent_pos = 0, _last_rx = now(),
-    protocol = extra.protocol, request = extra.request,
-    response = extra.response,
-  }, mt)
-  self._has_message = function()
-    return self._ih <= self._it or self.close_event ~= nil
-  end
+  local self = kit.new(sock, role, opts, DEFAULTS, extra, {
+    _changed = semaphore.new(0), _waiters = 0, _sent_pos = 0,
+  })
+  self._opts.heartbeat = opts.heartbeat
   self._is_closed = function() return self.close_event ~= nil end
   if extra.leftover and #extra.leftover > 0 then
-    self._qt = e:feed(extra.leftover, self._q, self._qt)
+    self._qt = self._e:feed(extra.leftover, self._q, self._qt)
     dispatch(self)
     flush(self)
   end
@@ -334,21 +256,8 @@ end
 -- @return true (accepted: written, or listed in the close event's
 --   `unsent`) | nil, "closed" | "closing" | "text is not valid UTF-8"
 function Conn:send(data, kind, opts)
-  check(self)
-  if type(data) ~= "string" then
-    error("bad argument #1 to 'send' (string expected, got " .. type(data)
-      .. ")", 2)
-  end
-  local fragment = protocol.fragment_option(opts, 2)
-  if self.close_event then return nil, "closed" end
-  local pos, err = self._e:send(data, kind, fragment)
-  if not pos then
-    if err and err:match("^connection is") then return nil, err:sub(15) end
-    return nil, err
-  end
-  local t = self._ut + 1
-  self._ut = t
-  self._ud[t], self._uk[t], self._up[t] = data, kind or "text", pos
+  local pos, err = kit.send(self, data, kind, opts)
+  if not pos then return nil, err end
   flush(self)
   if self._writing then
     -- another thread is writing: wait while too much is queued
@@ -395,45 +304,19 @@ function Conn:receive(timeout)
   return nil, "timeout"
 end
 
---- Iterate over messages until the connection closes.
-function Conn:messages()
-  check(self)
-  return function()
-    local data, kind = self:receive()
-    if data then return data, kind end
-    return nil
-  end
-end
-
 --- Send a ping and wait for its pong.
 -- @tparam[opt] string data payload (a unique one is made if nil)
 -- @tparam[opt=10] number timeout seconds
 -- @return round-trip seconds | nil, "timeout" | "closed"
 function Conn:ping(data, timeout)
-  check(self)
-  if data ~= nil and type(data) ~= "string" then
-    error("bad argument #1 to 'ping' (string expected, got " .. type(data)
-      .. ")", 2)
-  end
-  if self.close_event then return nil, "closed" end
-  if data == nil then
-    self._ping_seq = self._ping_seq + 1
-    data = "lua-ws ping " .. self._ping_seq
-  end
-  local n, err = self._e:ping(data)
-  if not n then return nil, err end
-  local waiter = { data = data, t0 = now() }
-  local pw = self._ping_waiters
-  pw[#pw + 1] = waiter
+  if not kit.ping_check(self, data) then return nil, "closed" end
+  local waiter, err = kit.ping_start(self, data)
+  if not waiter then return nil, err end
   flush(self)
-  wait_for(self, function() return waiter.rtt or self.close_event end,
-    now() + (timeout or 10))
-  if waiter.rtt then return waiter.rtt end
-  for k = #pw, 1, -1 do
-    if pw[k] == waiter then remove(pw, k) end
-  end
-  if self.close_event then return nil, "closed" end
-  return nil, "timeout"
+  local answered = wait_for(self, function()
+    return waiter.rtt or self.close_event
+  end, now() + (timeout or 10))
+  return kit.ping_result(self, waiter, not answered)
 end
 
 --- Close with the closing handshake: send our close frame, wait for the
@@ -475,41 +358,6 @@ function Conn:abort()
   self._aborted = true
   drop(self)
   return self.close_event
-end
-
-local known_events = { message = true, ping = true, pong = true, close = true }
-
---- Call fn for an event: "message" (conn, data, kind), "ping", "pong"
--- (conn, data), "close" and "close:<name>" (conn, event). Handlers run in
--- the thread that is reading. Once a message handler is set, messages go
--- to the handlers and `receive` only reports the close.
-function Conn:on(event, fn)
-  check(self)
-  local list = shared.add_handler(self._handlers, known_events, event, fn, 3)
-  if event == "message" then
-    while self._ih <= self._it do
-      local ev = self._inbox[self._ih]
-      self._inbox[self._ih] = nil
-      self._ih = self._ih + 1
-      call_handlers(self, list, ev.data, ev.kind)
-    end
-    self._ih, self._it = 1, 0
-  end
-  return self
-end
-
---- Bytes accepted by `send` and not yet written to the socket.
-function Conn:buffered_amount()
-  check(self)
-  return self._e:buffered_amount()
-end
-
-mt.__index = function(self, k)
-  if k == "state" then
-    if rawget(self, "close_event") then return "closed" end
-    return rawget(self, "_e"):state()
-  end
-  return Conn[k]
 end
 
 -- for ws.resty
