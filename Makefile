@@ -28,12 +28,19 @@ CFLAGS ?= -O2
 SOFLAGS = -fPIC -shared -fvisibility=hidden
 LIBS    = -lssl -lcrypto -pthread
 
-CORE_SRC = csrc/ws_utf8.c csrc/ws_mask.c csrc/ws_frame.c csrc/ws_codes.c \
-           csrc/ws_error.c csrc/ws_handshake.c csrc/ws_engine.c
-NET_SRC  = csrc/ws_net.c csrc/ws_tls.c csrc/ws_resolve.c
-LUA_SRC  = csrc/ws_lua.c csrc/ws_lua_handshake.c csrc/ws_lua_net.c \
-           csrc/ws_lua_resolve.c
-HDRS     = csrc/ws.h csrc/ws_lua_compat.h csrc/ws_net.h csrc/ws_tls.h
+# csrc/ is in folders by layer: core (sans-IO), net (sockets, TLS,
+# poller, resolver), lua (the binding).
+CORE_SRC = csrc/core/ws_utf8.c csrc/core/ws_mask.c csrc/core/ws_frame.c \
+           csrc/core/ws_codes.c csrc/core/ws_error.c \
+           csrc/core/ws_handshake.c csrc/core/ws_engine.c
+NET_SRC  = csrc/net/ws_net.c csrc/net/ws_tls.c csrc/net/ws_resolve.c
+LUA_SRC  = csrc/lua/ws_lua.c csrc/lua/ws_lua_engine.c \
+           csrc/lua/ws_lua_handshake.c csrc/lua/ws_lua_net.c \
+           csrc/lua/ws_lua_resolve.c
+CORE_HDRS = csrc/core/ws.h
+HDRS     = $(CORE_HDRS) csrc/net/ws_net.h csrc/net/ws_tls.h csrc/lua/ws_lua.h
+CORE_INC = -Icsrc/core
+ALL_INC  = -Icsrc/core -Icsrc/net -Icsrc/lua
 SAN      = -fsanitize=address,undefined -fno-sanitize-recover=undefined \
            -fno-omit-frame-pointer
 
@@ -44,24 +51,24 @@ all: $(BUILD)/ws/core.so
 
 $(BUILD)/ws/core.so: $(CORE_SRC) $(NET_SRC) $(LUA_SRC) $(HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(WARN) $(CFLAGS) $(SOFLAGS) -I$(LUA_INC) -Icsrc \
+	$(CC) $(WARN) $(CFLAGS) $(SOFLAGS) -I$(LUA_INC) $(ALL_INC) \
 	  $(CORE_SRC) $(NET_SRC) $(LUA_SRC) -o $@ $(LIBS)
 
 build/jit/ws/core.so: $(CORE_SRC) $(NET_SRC) $(LUA_SRC) $(HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(WARN) $(CFLAGS) $(SOFLAGS) -I$(LUAJIT_INC) -Icsrc \
+	$(CC) $(WARN) $(CFLAGS) $(SOFLAGS) -I$(LUAJIT_INC) $(ALL_INC) \
 	  $(CORE_SRC) $(NET_SRC) $(LUA_SRC) -o $@ $(LIBS)
 
 build/asan/ws/core.so: $(CORE_SRC) $(NET_SRC) $(LUA_SRC) $(HDRS)
 	@mkdir -p $(@D)
-	gcc $(WARN) -O1 -g $(SAN) $(SOFLAGS) -I$(LUA_INC) -Icsrc \
+	gcc $(WARN) -O1 -g $(SAN) $(SOFLAGS) -I$(LUA_INC) $(ALL_INC) \
 	  $(CORE_SRC) $(NET_SRC) $(LUA_SRC) -o $@ $(LIBS)
 
 luajit: build/jit/ws/core.so
 
-build/asan/guard_test: spec/c/guard_test.c $(CORE_SRC) $(HDRS)
+build/asan/guard_test: spec/c/guard_test.c $(CORE_SRC) $(CORE_HDRS)
 	@mkdir -p $(@D)
-	gcc $(WARN) -O1 -g $(SAN) -Icsrc spec/c/guard_test.c $(CORE_SRC) -o $@ $(LIBS)
+	gcc $(WARN) -O1 -g $(SAN) $(CORE_INC) spec/c/guard_test.c $(CORE_SRC) -o $@ $(LIBS)
 
 deps:
 	@.ci/deps.sh test
@@ -86,13 +93,13 @@ demo:
 	LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH='./$(BUILD)/?.so;;' \
 	  $(LUA) examples/bot_demo.lua
 
-build/bench/bench_core: bench/bench_core.c $(CORE_SRC) $(HDRS)
+build/bench/bench_core: bench/bench_core.c $(CORE_SRC) $(CORE_HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(WARN) -O2 -Icsrc bench/bench_core.c $(CORE_SRC) -o $@ $(LIBS)
+	$(CC) $(WARN) -O2 $(CORE_INC) bench/bench_core.c $(CORE_SRC) -o $@ $(LIBS)
 
-build/bench/loadgen: bench/loadgen.c $(CORE_SRC) $(HDRS)
+build/bench/loadgen: bench/loadgen.c $(CORE_SRC) $(CORE_HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(WARN) -O2 -Icsrc bench/loadgen.c $(CORE_SRC) -o $@ $(LIBS)
+	$(CC) $(WARN) -O2 $(CORE_INC) bench/loadgen.c $(CORE_SRC) -o $@ $(LIBS)
 
 # Echo benchmark: our server, Node ws and Python websockets under the C
 # load generator (DURATION=5 per case, QUICK=1 for a smoke run).
@@ -115,10 +122,10 @@ bench:
 
 FUZZ_TARGETS = $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c))
 
-build/fuzz/%: fuzz/%.c $(CORE_SRC) $(HDRS) $(wildcard fuzz/*.h)
+build/fuzz/%: fuzz/%.c $(CORE_SRC) $(CORE_HDRS) $(wildcard fuzz/*.h)
 	@mkdir -p $(@D)
 	clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined \
-	  -fno-sanitize-recover=undefined -Icsrc $< $(CORE_SRC) -o $@ $(LIBS)
+	  -fno-sanitize-recover=undefined $(CORE_INC) $< $(CORE_SRC) -o $@ $(LIBS)
 
 fuzz:
 	@.ci/deps.sh fuzz

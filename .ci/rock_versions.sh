@@ -16,7 +16,7 @@ LUAJIT_BIN=${LUAJIT_BIN:-/usr/bin/luajit}
 tmp=$(mktemp -d)
 # luarocks builds ws.core in the checkout: objects next to the sources and
 # the library in ./ws (the same byproducts .ci/run removes).
-clean_checkout() { rm -rf ws csrc/*.o; }
+clean_checkout() { rm -rf ws csrc/*/*.o; }
 trap 'clean_checkout; rm -rf "$tmp"' EXIT
 
 cat > "$tmp/luajit-config.lua" <<EOF

@@ -21,8 +21,8 @@ OUT=build/valgrind
 # (their runtimes and valgrind do not mix) and at -O1 -g for exact lines.
 mkdir -p "$OUT/ws"
 "$CC" -std=c11 -Wall -Wextra -Werror -pedantic -O1 -g \
-  -fPIC -shared -fvisibility=hidden -I"$LUA_INC" -Icsrc \
-  csrc/*.c -o "$OUT/ws/core.so" -lssl -lcrypto -pthread
+  -fPIC -shared -fvisibility=hidden -I"$LUA_INC" -Icsrc/core -Icsrc/net -Icsrc/lua \
+  csrc/core/*.c csrc/net/*.c csrc/lua/*.c -o "$OUT/ws/core.so" -lssl -lcrypto -pthread
 
 # -------------------------------------------------------------------- run
 # By default the specs that drive the C core in-process (no sockets, no

@@ -46,8 +46,9 @@ REPEAT=${REPEAT:-1}
 CC=${CC:-cc}
 LOADGEN=build/bench/loadgen
 CASES=("1 16" "50 16" "50 1024" "10 65536" "2 1048576")
-CORE_SRC=(csrc/ws_utf8.c csrc/ws_mask.c csrc/ws_frame.c csrc/ws_codes.c
-          csrc/ws_error.c csrc/ws_handshake.c csrc/ws_engine.c)
+CORE_SRC=(csrc/core/ws_utf8.c csrc/core/ws_mask.c csrc/core/ws_frame.c
+          csrc/core/ws_codes.c csrc/core/ws_error.c csrc/core/ws_handshake.c
+          csrc/core/ws_engine.c)
 
 TMP=$(mktemp -d)
 PIDS=()
@@ -85,13 +86,13 @@ die() {
 build_loadgen() {
   local src stale=0
   [[ -x $LOADGEN ]] || stale=1
-  for src in bench/loadgen.c csrc/ws.h "${CORE_SRC[@]}"; do
+  for src in bench/loadgen.c csrc/core/ws.h "${CORE_SRC[@]}"; do
     [[ $src -nt $LOADGEN ]] && stale=1
   done
   if ((stale)); then
     mkdir -p "$(dirname "$LOADGEN")"
     echo "building $LOADGEN" >&2
-    "$CC" -std=c11 -Wall -Wextra -Werror -pedantic -O2 -Icsrc \
+    "$CC" -std=c11 -Wall -Wextra -Werror -pedantic -O2 -Icsrc/core \
       bench/loadgen.c "${CORE_SRC[@]}" -lcrypto -o "$LOADGEN"
   fi
 }

@@ -4,8 +4,8 @@
  * tiny ones, checking that every result stays inside the input and that an
  * accepted request can be answered.
  *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Icsrc \
- *     fuzz/fuzz_hs_request.c csrc/ws_handshake.c -lcrypto -o fuzz_hs_request
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Icsrc/core \
+ *     fuzz/fuzz_hs_request.c csrc/core/ws_handshake.c -lcrypto -o fuzz_hs_request
  */
 #include <stdint.h>
 #include <stdio.h>

@@ -3,8 +3,8 @@
  * ws_hs_parse_response on arbitrary bytes for a fixed key, offering two
  * subprotocols and one extension, with the default limits and tiny ones.
  *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Icsrc \
- *     fuzz/fuzz_hs_response.c csrc/ws_handshake.c -lcrypto -o fuzz_hs_response
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Icsrc/core \
+ *     fuzz/fuzz_hs_response.c csrc/core/ws_handshake.c -lcrypto -o fuzz_hs_response
  */
 #include <stdint.h>
 #include <stdio.h>

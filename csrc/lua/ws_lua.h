@@ -1,9 +1,13 @@
 /*
- * The few Lua C API differences between 5.1/LuaJIT and 5.2-5.4 that the
- * binding touches, papered over in one place.
+ * The binding's one internal header: the few Lua C API differences between
+ * 5.1/LuaJIT and 5.2-5.4 that the binding touches, papered over in one
+ * place, and what the binding files share. Calls between the files run one
+ * way: ws_lua.c opens every part; ws_lua_net.c uses the engine file's
+ * check function; ws_lua_resolve.c uses ws_lua_net.c's helpers; the engine
+ * file uses nothing from the others.
  */
-#ifndef LUA_WS_LUA_COMPAT_H
-#define LUA_WS_LUA_COMPAT_H
+#ifndef LUA_WS_LUA_H
+#define LUA_WS_LUA_H
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -51,13 +55,15 @@ static inline void *ws_testudata(lua_State *L, int i, const char *tname) {
 #define WS_EXPORT
 #endif
 
-/* Each part of ws.core registers its functions into the module table at
- * the top of the stack. Defined in ws_lua_*.c; hidden symbols. */
+/* Each part of ws.core registers its functions (and its userdata
+ * metatables) into the module table at the top of the stack. Defined in
+ * ws_lua_*.c; hidden symbols. */
+void ws_lua_open_engine(lua_State *L);
 void ws_lua_open_handshake(lua_State *L);
 void ws_lua_open_net(lua_State *L);
 void ws_lua_open_resolve(lua_State *L);
 
-/* For transports in other binding files (ws_lua.c defines these). */
+/* For transports in other binding files (ws_lua_engine.c defines these). */
 /* The engine inside the ws.core engine userdata at idx; raises if idx is
  * not a live engine. */
 #include "ws.h"

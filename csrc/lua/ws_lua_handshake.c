@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "ws.h"
-#include "ws_lua_compat.h"
+#include "ws_lua.h"
 
 /* Headers parsed into a stack array up to this many; a caller allowing
  * more gets a Lua-allocated array instead. */

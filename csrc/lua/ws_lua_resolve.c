@@ -4,7 +4,7 @@
  * for event loops: wait for its fd, then ask result()).
  */
 #include "ws.h"
-#include "ws_lua_compat.h"
+#include "ws_lua.h"
 #include "ws_net.h"
 
 #define RESOLVER_MT "ws.core.resolver"
@@ -112,7 +112,7 @@ static const luaL_Reg resolver_methods[] = {
 static const luaL_Reg resolve_functions[] = {
     {"resolve", l_resolve}, {"resolve_start", l_resolve_start}, {NULL, NULL}};
 
-/* Declared in ws_lua_compat.h; called from luaopen_ws_core. */
+/* Declared in ws_lua.h; called from luaopen_ws_core. */
 void ws_lua_open_resolve(lua_State *L) {
   ws_lua_new_class(L, RESOLVER_MT, resolver_methods, l_resolver_close, NULL);
   ws_setfuncs(L, resolve_functions, 0);

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "ws.h"
-#include "ws_lua_compat.h"
+#include "ws_lua.h"
 #include "ws_net.h"
 #include "ws_tls.h"
 
@@ -796,7 +796,7 @@ void ws_lua_new_class(lua_State *L, const char *name, const luaL_Reg *methods,
   lua_pop(L, 1);
 }
 
-/* Declared in ws_lua_compat.h; called from luaopen_ws_core. */
+/* Declared in ws_lua.h; called from luaopen_ws_core. */
 
 void ws_lua_open_net(lua_State *L) {
   ws_lua_new_class(L, SOCK_MT, sock_methods, l_sock_close, l_sock_tostring);
