@@ -408,7 +408,7 @@ static void on_event(loadgen *g, conn *c, const ws_event *ev, uint64_t now) {
                   ev->initiator == WS_BY_LOCAL    ? "local"
                   : ev->initiator == WS_BY_REMOTE ? "remote"
                                                   : "transport",
-                  ws_violation_name(ev->error));
+                  ev->error_name ? ev->error_name : "none");
       }
       break;
     default: /* pings are answered by the engine; pongs are not asked for */
@@ -425,6 +425,12 @@ static void feed(loadgen *g, conn *c, uint8_t *p, size_t n, uint64_t now) {
     pos += used;
     if (ev.type != WS_EV_NONE) on_event(g, c, &ev, now);
     else if (used == 0) break;
+  }
+  /* A violation in these bytes is pending (ws.h): nothing here answers
+   * the messages before it, so fail the connection now. */
+  if (c->phase == C_OPEN || c->phase == C_CLOSING) {
+    ws_event ev;
+    if (ws_engine_fail_pending(&c->e, &ev)) on_event(g, c, &ev, now);
   }
 }
 

@@ -17,6 +17,15 @@
  *   byte 2  bits 0-5 seed of the split feed's chunk sizes
  *           bits 6-7 a fourth run whose allocator fails: none, or after
  *                    0, 1 or 2 allocations
+ *   byte 3  bits 0-1 a violation still pending after the feed is acted on
+ *                    by: nothing yet (the calls after the feed find it
+ *                    pending), ws_engine_recv with len 0, ws_engine_recv
+ *                    with the wire again, ws_engine_fail_pending
+ *           bit  5   with 0 above: ws_engine_fail_pending after those
+ *                    calls, before the end
+ *           bits 2-4 how the connection ends: eof, a transport error named
+ *                    "reset", one with no name, heartbeat timeout, close
+ *                    timeout, aborted (6 and 7: eof)
  *   rest    bytes from the wire
  *
  * The wire bytes go to three engines set up alike: whole, one byte at a
@@ -29,7 +38,11 @@
  * checks what the header promises: a close code is one a close event
  * may report, nothing follows a close event, ev->type NONE
  * means the input was used up, text is UTF-8 (by the reference
- * validator), limits hold, and ws_engine_eof reports exactly once.
+ * validator), limits hold, a violation is pending (state unchanged, calls
+ * accepted) until the next call in acts on it, and ws_engine_end reports
+ * exactly once, the pending violation first. Feeding stops once a
+ * violation is pending, so that the three runs stand at the same point
+ * (the rest of the input would be ignored anyway).
  * Finally the output must be well-formed frames (nothing after a close
  * frame) that an engine of the opposite role accepts without a protocol
  * error.
@@ -97,9 +110,17 @@ typedef struct {
   unsigned chunk_max;  /* split feed: chunks of 1..chunk_max bytes */
   uint64_t chunk_seed;
   int alloc_budget;    /* -1: no run with a failing allocator */
+  int act;             /* how a pending violation is acted on, 0..3 */
+  int act_late;        /* act == 0: fail_pending before the end */
+  ws_end end;          /* how the connection ends */
+  const char *end_name;
 } harness_opts;
 
-static void decode_opts(harness_opts *o, ws_role role, const uint8_t c[3]) {
+static void decode_opts(harness_opts *o, ws_role role, const uint8_t c[4]) {
+  static const ws_end ends[8] = {
+      WS_END_EOF,           WS_END_TRANSPORT,     WS_END_TRANSPORT,
+      WS_END_HEARTBEAT_TIMEOUT, WS_END_CLOSE_TIMEOUT, WS_END_ABORTED,
+      WS_END_EOF,           WS_END_EOF};
   static const uint64_t msg_sizes[4] = {0, 0, 5, 130};
   static const size_t fragments[4] = {0, 0, 2, 3};
   static const uint64_t frame_sizes[4] = {0, 1, 4, 126};
@@ -116,6 +137,10 @@ static void decode_opts(harness_opts *o, ws_role role, const uint8_t c[3]) {
   o->chunk_max = chunk_max[c[1] >> 5];
   o->chunk_seed = c[2] & 0x3F;
   o->alloc_budget = (int)(c[2] >> 6) - 1;
+  o->act = c[3] & 3;
+  o->act_late = (c[3] >> 5) & 1;
+  o->end = ends[(c[3] >> 2) & 7];
+  o->end_name = ((c[3] >> 2) & 7) == 1 ? "reset" : NULL;
 }
 
 /* ----------------------------------------------------------- events */
@@ -169,20 +194,31 @@ static void log_event(evlog *l, const ws_event *ev, const ws_config *cfg) {
       CHECK(ev->reason != NULL || ev->reason_len == 0);
       CHECK(ev->reason_len <= WS_CONTROL_MAX - 2);
       CHECK(ref_utf8_valid(ev->reason, ev->reason_len));
-      if (ev->error == WS_V_NONE) {
+      if (ev->error == WS_V_NONE && ev->end == WS_END_NONE) {
         CHECK(ev->clean == 1);
+        CHECK(ev->error_name == NULL);
         if (ev->initiator == WS_BY_REMOTE) {
           CHECK(ev->code == ev->received_code);
         } else {
           CHECK(ev->initiator == WS_BY_LOCAL);
           CHECK(ev->code == ev->sent_code);
         }
-      } else {
+      } else if (ev->error != WS_V_NONE) {
         CHECK(ev->error > WS_V_NONE && ev->error < WS_V__COUNT);
+        CHECK(ev->end == WS_END_NONE);
         CHECK(ev->clean == 0);
         CHECK(ev->code == ws_violation_code(ev->error));
-        CHECK(ev->initiator ==
-              (ev->error == WS_V_EOF ? WS_BY_TRANSPORT : WS_BY_LOCAL));
+        CHECK(ev->initiator == WS_BY_LOCAL);
+        CHECK(ev->error_name != NULL &&
+              strcmp(ev->error_name, ws_violation_name(ev->error)) == 0);
+      } else {
+        CHECK(ev->end > WS_END_NONE && ev->end < WS_END_HANDSHAKE);
+        CHECK(ev->clean == 0 && ev->reason_len == 0);
+        CHECK(ev->code == ws_end_code(ev->end) && ev->code == 1006);
+        CHECK(ev->initiator == ws_end_initiator(ev->end));
+        CHECK(ev->error_name != NULL);
+        if (ev->end != WS_END_TRANSPORT)
+          CHECK(strcmp(ev->error_name, ws_end_name(ev->end)) == 0);
       }
       if (ev->sent_code) CHECK(event_code_ok(ev->sent_code));
       if (ev->received_code) CHECK(event_code_ok(ev->received_code));
@@ -243,6 +279,9 @@ static void check_same_events(const evlog *a, const evlog *b) {
     CHECK(x->clean == y->clean);
     CHECK(x->initiator == y->initiator);
     CHECK(x->error == y->error);
+    CHECK(x->end == y->end);
+    CHECK((x->error_name == NULL) == (y->error_name == NULL));
+    if (x->error_name) CHECK(strcmp(x->error_name, y->error_name) == 0);
     CHECK(x->sent_code == y->sent_code);
     CHECK(x->received_code == y->received_code);
   }
@@ -291,7 +330,7 @@ typedef struct {
   budget mem;
   int short_of_memory; /* mem applies; WS_ENOMEM is a fine answer */
   evlog log;
-  int rets[20];
+  int rets[24];
   size_t nrets;
   uint8_t *out; /* every output byte, in order */
   size_t out_len;
@@ -299,7 +338,49 @@ typedef struct {
 
 static void ret(run *r, int v) {
   CHECK(r->nrets < sizeof r->rets / sizeof r->rets[0]);
+  /* every code a call returns has a name and a message in the table */
+  CHECK(v == 0 || strcmp(ws_errname(v), "unknown") != 0);
+  CHECK(strcmp(ws_strerror(v), "unknown error") != 0);
   r->rets[r->nrets++] = v;
+}
+
+/* A violation pending now is acted on by `how` (see the input layout):
+ * exactly one close event naming it, the state CLOSED, nothing pending. */
+static void act_on_pending(run *r, int how, const uint8_t *wire, size_t len,
+                           const ws_config *cfg) {
+  ws_violation v = ws_engine_failing(&r->e);
+  ws_event ev;
+  uint8_t none[1] = {0};
+  size_t used;
+  switch (how) {
+    case 1:
+      used = ws_engine_recv(&r->e, none, 0, &ev);
+      CHECK(used == 0);
+      break;
+    case 2: {
+      uint8_t *c;
+      if (v == WS_V_NONE) return; /* the wire would read on */
+      c = dup_bytes(wire, len);
+      used = ws_engine_recv(&r->e, c, len, &ev);
+      CHECK(used == len); /* ignored */
+      free(c);
+      break;
+    }
+    case 3:
+      CHECK(ws_engine_fail_pending(&r->e, &ev) == (v != WS_V_NONE));
+      break;
+    default:
+      return;
+  }
+  if (v == WS_V_NONE) {
+    CHECK(ev.type == WS_EV_NONE);
+    return;
+  }
+  CHECK(ev.type == WS_EV_CLOSE && ev.error == v);
+  CHECK(ws_engine_failing(&r->e) == WS_V_NONE);
+  CHECK(ws_engine_state(&r->e) == WS_STATE_CLOSED);
+  log_event(&r->log, &ev, cfg);
+  CHECK(ws_engine_fail_pending(&r->e, &ev) == 0 && ev.type == WS_EV_NONE);
 }
 
 /* Consume up to n output bytes, keeping them. */
@@ -364,11 +445,16 @@ static void one_run(run *r, const harness_opts *o, const uint8_t *wire,
   ch.mode = mode;
   ch.s = o->chunk_seed;
   ch.max = o->chunk_max;
-  while (off < len) {
+  while (off < len && ws_engine_failing(&r->e) == WS_V_NONE) {
+    ws_state st = ws_engine_state(&r->e);
     n = next_chunk(&ch, len - off);
     feed_chunk(&r->e, wire + off, n, &r->log, &cfg);
     off += n;
+    /* finding a violation changes nothing yet */
+    if (ws_engine_failing(&r->e) != WS_V_NONE)
+      CHECK(ws_engine_state(&r->e) == st && !r->log.closed);
   }
+  act_on_pending(r, o->act, wire, len, &cfg);
 
   /* Calls after the feed: each result follows from the state the call
    * finds. */
@@ -409,6 +495,9 @@ static void one_run(run *r, const harness_opts *o, const uint8_t *wire,
                         6, 2),
          sending ? WS_EFRAGMENT : ok);
   EXPECT(ws_engine_close(&r->e, 1004, NULL, 0), WS_ECODE);
+  EXPECT(ws_engine_close(&r->e, 1000, (const uint8_t *)"\xC3", 1),
+         WS_EREASON_UTF8);
+  EXPECT(ws_engine_close(&r->e, 0, (const uint8_t *)"x", 1), WS_EINVALID);
   EXPECT(ws_engine_close(&r->e, 1000, long_reason, sizeof long_reason),
          WS_EREASON);
   EXPECT(ws_engine_close(&r->e, 4000, (const uint8_t *)"bye", 3), ok);
@@ -420,15 +509,38 @@ static void one_run(run *r, const harness_opts *o, const uint8_t *wire,
   }
 #undef EXPECT
 
-  /* The transport ends: one close event in all, from here or before. */
-  v = ws_engine_eof(&r->e, &ev);
-  if (r->log.closed) {
-    CHECK(v == 0 && ev.type == WS_EV_NONE);
-  } else {
-    CHECK(v == 1 && ev.type == WS_EV_CLOSE && ev.code == 1006 &&
-          ev.error == WS_V_EOF);
-    log_event(&r->log, &ev, &cfg);
+  if (o->act == 0 && o->act_late) act_on_pending(r, 3, wire, len, &cfg);
+
+  /* The connection ends: one close event in all, from here or before;
+   * a violation still pending is what it reports. */
+  CHECK(ws_engine_end(&r->e, WS_END_NONE, NULL, &ev) == WS_EINVALID);
+  CHECK(ws_engine_end(&r->e, WS_END_HANDSHAKE, "tls", &ev) == WS_EINVALID);
+  CHECK(ws_engine_end(&r->e, (ws_end)99, NULL, &ev) == WS_EINVALID);
+  {
+    ws_violation pending = ws_engine_failing(&r->e);
+    int was_open = ws_engine_state(&r->e) == WS_STATE_OPEN;
+    v = ws_engine_end(&r->e, o->end, o->end_name, &ev);
+    if (r->log.closed) {
+      CHECK(pending == WS_V_NONE);
+      CHECK(v == 0 && ev.type == WS_EV_NONE);
+    } else if (pending != WS_V_NONE) {
+      CHECK(v == 1 && ev.type == WS_EV_CLOSE && ev.error == pending);
+      log_event(&r->log, &ev, &cfg);
+    } else {
+      CHECK(v == 1 && ev.type == WS_EV_CLOSE && ev.end == o->end);
+      if (o->end == WS_END_TRANSPORT)
+        CHECK(strcmp(ev.error_name, o->end_name ? o->end_name
+                                                : "transport") == 0);
+      if (o->end == WS_END_HEARTBEAT_TIMEOUT && was_open)
+        CHECK((ev.sent_code == 1011 && ev.sent_reason_len == 17 &&
+               memcmp(ev.sent_reason, "heartbeat timeout", 17) == 0) ||
+              (ev.sent_code == 0 && (r->short_of_memory || rfail)));
+      log_event(&r->log, &ev, &cfg);
+    }
   }
+  CHECK(ws_engine_failing(&r->e) == WS_V_NONE);
+  v = ws_engine_end(&r->e, WS_END_ABORTED, NULL, &ev);
+  CHECK(v == 0 && ev.type == WS_EV_NONE);
   v = ws_engine_eof(&r->e, &ev);
   CHECK(v == 0 && ev.type == WS_EV_NONE);
   CHECK(ws_engine_state(&r->e) == WS_STATE_CLOSED);
@@ -538,10 +650,24 @@ static int engine_harness_run(ws_role role, const uint8_t *data,
   bad.role = (ws_role)7;
   CHECK(ws_engine_init(&tmp, &bad) == WS_EINVALID);
 
-  if (size < 3) return 0;
+  /* A failed handshake's event needs no engine. */
+  {
+    ws_event ev;
+    ws_hs_failed_event(&ev, "tls");
+    CHECK(ev.type == WS_EV_CLOSE && ev.code == 1015 && ev.clean == 0 &&
+          ev.initiator == WS_BY_TRANSPORT && ev.end == WS_END_HANDSHAKE &&
+          strcmp(ev.error_name, "tls") == 0 && ev.reason_len == 0 &&
+          ev.sent_code == 0 && ev.received_code == 0);
+    ws_hs_failed_event(&ev, "refused");
+    CHECK(ev.code == 1006 && strcmp(ev.error_name, "refused") == 0);
+    ws_hs_failed_event(&ev, NULL);
+    CHECK(ev.code == 1006 && strcmp(ev.error_name, "handshake") == 0);
+  }
+
+  if (size < 4) return 0;
   decode_opts(&o, role, data);
-  wire = data + 3;
-  len = size - 3;
+  wire = data + 4;
+  len = size - 4;
   nruns = o.alloc_budget < 0 ? 3 : 4;
   memset(runs, 0, sizeof runs);
   for (m = 0; m < nruns; m++) {

@@ -18,32 +18,39 @@ extern "C" {
 
 /* ---------------------------------------------------------------- errors */
 
-/* Error codes and their messages, one table (X-macro). */
-#define WS_ERRNO_MAP(X)                                                   \
-  X(INCOMPLETE, -2, "incomplete input")                                  \
-  X(INVALID, -3, "invalid argument")                                     \
-  X(NOSPACE, -4, "output buffer too small")                              \
-  X(NOMEM, -5, "out of memory")                                          \
-  X(STATE, -6, "not allowed in the connection's current state")          \
-  X(CODE, -7, "close code may not be sent")                              \
-  X(REASON, -8, "close reason longer than 123 bytes")                    \
-  X(UTF8, -9, "text is not valid UTF-8")                                 \
-  X(CONTROL, -10, "control frame payload longer than 125 bytes")         \
-  X(RAND, -11, "random number generator failed")                         \
-  X(HANDSHAKE, -12, "handshake rejected")                                \
-  X(TOOBIG, -13, "message larger than the configured limit")             \
-  X(FRAGMENT, -14, "a fragmented message is already being sent")         \
-  X(NOFRAGMENT, -15, "no fragmented message is being sent")
+/* Error codes, one table (X-macro): id, value, a short stable machine name
+ * for hosts to match on, and a message for people. */
+#define WS_ERRNO_MAP(X)                                                      \
+  X(INCOMPLETE, -2, "incomplete", "incomplete input")                       \
+  X(INVALID, -3, "invalid", "invalid argument")                             \
+  X(NOSPACE, -4, "nospace", "output buffer too small")                      \
+  X(NOMEM, -5, "nomem", "out of memory")                                    \
+  X(STATE, -6, "state", "not allowed in the connection's current state")    \
+  X(CODE, -7, "code", "close code may not be sent")                         \
+  X(REASON, -8, "reason", "close reason longer than 123 bytes")             \
+  X(UTF8, -9, "utf8", "text is not valid UTF-8")                            \
+  X(CONTROL, -10, "control", "control frame payload longer than 125 bytes") \
+  X(RAND, -11, "rand", "random number generator failed")                    \
+  X(HANDSHAKE, -12, "handshake", "handshake rejected")                      \
+  X(TOOBIG, -13, "toobig", "message larger than the configured limit")      \
+  X(FRAGMENT, -14, "fragment", "a fragmented message is already being sent") \
+  X(NOFRAGMENT, -15, "nofragment", "no fragmented message is being sent")   \
+  X(REASON_UTF8, -16, "reason_utf8", "close reason is not valid UTF-8")
 
 enum {
   WS_OK = 0,
-#define WS_ERRNO_ENUM(name, val, msg) WS_E##name = (val),
+#define WS_ERRNO_ENUM(name, val, errname, msg) WS_E##name = (val),
   WS_ERRNO_MAP(WS_ERRNO_ENUM)
 #undef WS_ERRNO_ENUM
 };
 
-/* Message for a WS_E* code; "unknown error" for anything else. Static. */
+/* Message for a WS_E* code; "success" for 0, "unknown error" for anything
+ * else. Static storage. */
 const char *ws_strerror(int err);
+
+/* Machine name of a WS_E* code ("nomem"); "ok" for 0, "unknown" for
+ * anything else. Static storage. */
+const char *ws_errname(int err);
 
 /* -------------------------------------------------------------- random */
 
@@ -332,7 +339,9 @@ typedef enum {
   WS_BY_TRANSPORT = 2
 } ws_initiator;
 
-/* Why the engine failed a connection: id, machine name, close code. */
+/* Why the engine failed a connection on what it read (RFC 6455 7.1.7):
+ * id, machine name, close code. The close event's initiator is always
+ * WS_BY_LOCAL: we failed the connection. */
 #define WS_VIOLATION_MAP(X)                                              \
   X(NONE, "none", 0)                                                     \
   X(RESERVED_OPCODE, "protocol:reserved_opcode", 1002)                   \
@@ -351,8 +360,7 @@ typedef enum {
   X(MESSAGE_TOO_BIG, "protocol:message_too_big", 1009)                   \
   X(FRAME_TOO_BIG, "protocol:frame_too_big", 1009)                       \
   X(TOO_MANY_FRAGMENTS, "protocol:too_many_fragments", 1009)             \
-  X(NOMEM, "internal:out_of_memory", 1011)                               \
-  X(EOF, "eof", 1006)
+  X(NOMEM, "internal:out_of_memory", 1011)
 
 typedef enum {
 #define WS_VIOLATION_ENUM(id, name, code) WS_V_##id,
@@ -366,8 +374,45 @@ const char *ws_violation_name(ws_violation v);
 /* The close code a violation is failed with. */
 int ws_violation_code(ws_violation v);
 
+/* The ways a connection ends off the wire, which the host reports with
+ * ws_engine_end: id, machine name, close code, initiator.
+ *   EOF                the transport ended (TCP FIN, TLS close_notify)
+ *   TRANSPORT          the transport failed; the host names how ("reset",
+ *                      "pipe", "tls", "timeout"...), "transport" if not
+ *   HEARTBEAT_TIMEOUT  the peer stopped answering our pings; if the engine
+ *                      is still open a close frame 1011 "heartbeat
+ *                      timeout" is queued first (the event's sent)
+ *   CLOSE_TIMEOUT      we sent a close frame and no reply came in time
+ *   ABORTED            the host dropped the connection on purpose
+ *   HANDSHAKE          the opening handshake failed (ws_hs_failed_event);
+ *                      the host names how, and "tls" is reported as 1015
+ */
+#define WS_END_MAP(X)                                                    \
+  X(NONE, "none", 0, WS_BY_TRANSPORT)                                    \
+  X(EOF, "eof", 1006, WS_BY_TRANSPORT)                                   \
+  X(TRANSPORT, "transport", 1006, WS_BY_TRANSPORT)                       \
+  X(HEARTBEAT_TIMEOUT, "heartbeat_timeout", 1006, WS_BY_TRANSPORT)       \
+  X(CLOSE_TIMEOUT, "close_timeout", 1006, WS_BY_LOCAL)                   \
+  X(ABORTED, "aborted", 1006, WS_BY_LOCAL)                               \
+  X(HANDSHAKE, "handshake", 1006, WS_BY_TRANSPORT)
+
+typedef enum {
+#define WS_END_ENUM(id, name, code, by) WS_END_##id,
+  WS_END_MAP(WS_END_ENUM)
+#undef WS_END_ENUM
+  WS_END__COUNT
+} ws_end;
+
+/* Machine name of an end cause ("heartbeat_timeout"); "none" for NONE,
+ * "unknown" out of range. */
+const char *ws_end_name(ws_end cause);
+/* Its close code (1006), and who the close event says ended it. */
+int ws_end_code(ws_end cause);
+ws_initiator ws_end_initiator(ws_end cause);
+
 /* An event. Pointers stay valid until the next call into the engine (they
- * point into the caller's input or into the engine's own buffers). */
+ * point into the caller's input or into the engine's own buffers), except
+ * error_name, which is static or the host's own string. */
 typedef struct {
   ws_event_type type;
   ws_opcode kind;      /* WS_OP_TEXT or WS_OP_BINARY for messages */
@@ -381,12 +426,23 @@ typedef struct {
   int clean;           /* 1 if a close frame went each way */
   ws_initiator initiator;
   ws_violation error;  /* what we detected, WS_V_NONE if nothing */
+  ws_end end;          /* how it ended off the wire, WS_END_NONE if not */
+  const char *error_name; /* machine name of error or end (for TRANSPORT
+                             and HANDSHAKE the host's), NULL for a clean
+                             close */
   int sent_code;       /* code in the close frame we sent, 0 if none */
   int received_code;   /* code in the close frame received, 0 if none,
                           1005 if it had no code */
   const uint8_t *sent_reason;
   size_t sent_reason_len;
 } ws_event;
+
+/* Fill *ev with the close event of a failed opening handshake, which
+ * needs no engine: code 1015 (tls_handshake) when name is "tls", else
+ * 1006; empty reason, not clean, initiator transport, end
+ * WS_END_HANDSHAKE, error_name = name (the caller's string, kept as the
+ * pointer; NULL means "handshake"), nothing sent or received. */
+void ws_hs_failed_event(ws_event *ev, const char *name);
 
 typedef void *(*ws_alloc_fn)(void *ud, void *ptr, size_t osize,
                              size_t nsize);
@@ -414,14 +470,18 @@ typedef struct {
   size_t len, cap, off;
 } ws_buf;
 
+/* Random bytes kept for client mask keys (a multiple of 4). */
+#define WS_MASK_POOL 256
+
 /* The engine. Allocate it anywhere (stack, userdata); treat the fields as
  * private. `data` is the host's. */
 typedef struct {
   void *data;
   ws_config cfg;
   ws_state state;
-  int failed;       /* closed by a violation or eof; input is ignored */
+  int failed;       /* closed by a violation or an end; input is ignored */
   int close_reported;
+  ws_violation pending; /* a violation found but not yet acted on */
   /* Within each group below the fields run from widest to narrowest
    * alignment, so the struct carries little padding. */
   /* receive side */
@@ -443,11 +503,12 @@ typedef struct {
   uint8_t ctl[WS_CONTROL_MAX];
   /* send side */
   ws_buf out;
+  uint8_t *rnd;     /* WS_MASK_POOL random bytes for mask keys, allocated
+                       at a client's first frame (servers never mask) */
   size_t rnd_pos;
   int sending;      /* a fragmented message is being sent */
   ws_opcode send_kind;
   ws_utf8_state send_utf8;
-  uint8_t rnd[256]; /* pool of random bytes for mask keys */
   /* closing handshake */
   size_t sent_reason_len;
   size_t received_reason_len;
@@ -470,22 +531,62 @@ void ws_engine_free(ws_engine *e);
 
 /* Feed received bytes. Processes input until one event is complete or the
  * input is used up; returns how many bytes it consumed (>= 0) and fills *ev
- * (ev->type is WS_EV_NONE when no event is ready). Call again with the rest
- * of the input after each event. The engine unmasks payloads in place, so
- * `in` is modified; event data may point into `in`.
- * Protocol violations do not return errors: they produce a WS_EV_CLOSE
- * event with ev->error set, queue a close frame with the right code, and
- * make the engine ignore further input. Never fails otherwise. */
+ * (ev->type is WS_EV_NONE when no event is ready, and then all of the
+ * input was consumed). Call again with the rest of the input after each
+ * event. The engine unmasks payloads in place, so `in` is modified; event
+ * data may point into `in`. Never fails.
+ *
+ * Protocol violations (WS_VIOLATION_MAP) are failed in two steps, so that
+ * a valid message read before the violation can be answered before the
+ * close frame goes out:
+ *  1. The call that finds the violation consumes (ignores) the rest of its
+ *     input, returns with WS_EV_NONE and leaves the failure pending:
+ *     ws_engine_failing() returns it. Nothing is queued yet and the state
+ *     does not change, so sends, pings, pongs and ws_engine_close made now
+ *     are accepted as usual and their frames go out before the close
+ *     frame.
+ *  2. The next ws_engine_recv (any input, len 0 included; the input is
+ *     ignored and reported consumed), ws_engine_fail_pending or
+ *     ws_engine_end acts on it: if no close frame was sent yet, one with
+ *     the violation's code (and its name as the reason) is queued; the
+ *     state becomes CLOSED and the close event is filled: the violation's
+ *     code, empty reason, not clean, initiator WS_BY_LOCAL, error = the
+ *     violation, sent = our close frame. Later input is ignored. */
 size_t ws_engine_recv(ws_engine *e, uint8_t *in, size_t len, ws_event *ev);
 
-/* The transport ended. Returns 1 and fills *ev with a close event (1006,
- * initiator transport) if none was reported yet, else 0. */
+/* The violation waiting to be acted on (see ws_engine_recv), or
+ * WS_V_NONE. */
+static inline ws_violation ws_engine_failing(const ws_engine *e) {
+  return e->pending;
+}
+
+/* Act on a pending violation now: returns 1 and fills *ev with its close
+ * event (a close frame queued as ws_engine_recv describes), or 0 with
+ * ev->type WS_EV_NONE if none is pending. */
+int ws_engine_fail_pending(ws_engine *e, ws_event *ev);
+
+/* The connection ended off the wire (WS_END_MAP, not WS_END_NONE or
+ * WS_END_HANDSHAKE, which are WS_EINVALID). Fills *ev with exactly one
+ * close event and returns 1, or returns 0 with ev->type WS_EV_NONE if a
+ * close event was already reported. A pending violation wins: its own
+ * event is reported instead of the cause's. Otherwise the event has the
+ * cause's code (1006) and initiator, an empty reason, clean 0,
+ * end = cause, error_name = the cause's name (for WS_END_TRANSPORT, `name`
+ * when not NULL: a stable name of the host's, e.g. "reset", kept as the
+ * pointer), and sent/received as far as the closing handshake got. A
+ * HEARTBEAT_TIMEOUT while open first queues a close frame 1011 "heartbeat
+ * timeout". The engine is CLOSED afterwards and ignores input. */
+int ws_engine_end(ws_engine *e, ws_end cause, const char *name,
+                  ws_event *ev);
+
+/* The transport ended: ws_engine_end(e, WS_END_EOF, NULL, ev). */
 int ws_engine_eof(ws_engine *e, ws_event *ev);
 
 /* Queue a whole text or binary message as one frame, or as frames of at
  * most `fragment` payload bytes (0: one frame). Text must be UTF-8.
  * Returns 0, WS_ESTATE after our close, WS_EUTF8, WS_EFRAGMENT while a
- * ws_engine_send_part message is open, WS_EINVALID, WS_ENOMEM. */
+ * ws_engine_send_part message is open, WS_EINVALID, WS_ENOMEM, WS_ERAND
+ * (clients: no mask key). */
 int ws_engine_send(ws_engine *e, ws_opcode kind, const uint8_t *data,
                    size_t len, size_t fragment);
 
@@ -495,16 +596,18 @@ int ws_engine_send(ws_engine *e, ws_opcode kind, const uint8_t *data,
 int ws_engine_send_part(ws_engine *e, ws_opcode kind, const uint8_t *data,
                         size_t len, int fin);
 
-/* Queue a ping or pong (payload <= 125 bytes): 0, WS_ECONTROL, WS_ESTATE. */
+/* Queue a ping or pong (payload <= 125 bytes): 0, WS_ECONTROL, WS_ESTATE,
+ * WS_ENOMEM, WS_ERAND. */
 int ws_engine_ping(ws_engine *e, const uint8_t *data, size_t len);
 int ws_engine_pong(ws_engine *e, const uint8_t *data, size_t len);
 
 /* Start the closing handshake. code 0 sends a close frame with no payload
  * (the peer then reports 1005); otherwise the code must pass ws_code_valid
  * (WS_ECODE) and the reason be at most 123 bytes (WS_EREASON) of UTF-8
- * (WS_EUTF8). Returns 0, or WS_ESTATE if a close frame was already sent
- * (a received close is answered automatically). The close event comes
- * from ws_engine_recv when the peer's reply arrives, or ws_engine_eof. */
+ * (WS_EREASON_UTF8); a reason without a code is WS_EINVALID. Returns 0,
+ * or WS_ESTATE if a close frame was already sent (a received close is
+ * answered automatically), WS_ENOMEM, WS_ERAND. The close event comes
+ * from ws_engine_recv when the peer's reply arrives, or ws_engine_end. */
 int ws_engine_close(ws_engine *e, int code, const uint8_t *reason,
                     size_t reason_len);
 

@@ -10,8 +10,16 @@
  * inside the struct.
  *
  * Every rule of RFC 6455 5.1-5.5 that says "fail the WebSocket connection"
- * ends in fail(): a close frame with the violation's code is queued, the
- * close event names the violation, and later input is ignored.
+ * ends in pend(): the rest of that input is ignored and the violation waits
+ * in e->pending, so that whatever the host sends in answer to the events
+ * before it is queued ahead of the close frame. The next call in (recv,
+ * fail_pending or end) runs fail(): a close frame with the violation's
+ * code is queued, the close event names the violation, and later input is
+ * ignored.
+ *
+ * Every close event is made here: the closing handshake's, a violation's,
+ * and those of the ways a connection ends off the wire (ws_engine_end,
+ * ws_hs_failed_event), so a host never builds one by hand.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -59,7 +67,7 @@ int ws_engine_init(ws_engine *e, const ws_config *cfg) {
   if (e->cfg.max_frame_size > e->cfg.max_message_size)
     e->cfg.max_frame_size = e->cfg.max_message_size;
   if (e->cfg.max_fragments == 0) e->cfg.max_fragments = 1;
-  e->rnd_pos = sizeof e->rnd;
+  e->rnd_pos = WS_MASK_POOL; /* empty: the first client frame fills it */
   e->state = WS_STATE_OPEN;
   return 0;
 }
@@ -72,6 +80,12 @@ static void buf_release(ws_engine *e, ws_buf *b) {
 void ws_engine_free(ws_engine *e) {
   buf_release(e, &e->msg);
   buf_release(e, &e->out);
+  if (e->rnd) {
+    /* Unused key bytes are wiped like used ones. */
+    memset(e->rnd, 0, WS_MASK_POOL);
+    e->cfg.alloc(e->cfg.alloc_ud, e->rnd, WS_MASK_POOL, 0);
+    e->rnd = NULL;
+  }
 }
 
 /* Make room for `extra` more bytes after b->len; geometric growth keeps
@@ -99,9 +113,15 @@ static int buf_reserve(ws_engine *e, ws_buf *b, size_t extra) {
 
 /* ------------------------------------------------------------- sending */
 
+/* The pool is allocated at the first refill, so a server engine, which
+ * never masks, carries only a pointer. */
 static int mask_key(ws_engine *e, uint8_t key[4]) {
-  if (e->rnd_pos + 4 > sizeof e->rnd) {
-    if (e->cfg.rand(e->cfg.rand_ud, e->rnd, sizeof e->rnd) != 0)
+  if (e->rnd_pos + 4 > WS_MASK_POOL) {
+    if (e->rnd == NULL &&
+        (e->rnd = e->cfg.alloc(e->cfg.alloc_ud, NULL, 0, WS_MASK_POOL)) ==
+            NULL)
+      return WS_ENOMEM;
+    if (e->cfg.rand(e->cfg.rand_ud, e->rnd, WS_MASK_POOL) != 0)
       return WS_ERAND;
     e->rnd_pos = 0;
   }
@@ -167,7 +187,7 @@ int ws_engine_send(ws_engine *e, ws_opcode kind, const uint8_t *data,
     size_t n = len - off < fragment ? len - off : fragment;
     r = put_frame(e, off == 0 ? (unsigned)kind : WS_OP_CONTINUATION,
                   off + n == len, data + off, n);
-    if (r) return r; /* only WS_ERAND can get here */
+    if (r) return r; /* WS_ERAND; WS_ENOMEM only on the first frame */
     off += n;
   }
   return 0;
@@ -242,7 +262,7 @@ int ws_engine_close(ws_engine *e, int code, const uint8_t *reason,
   if (code == 0 && reason_len > 0) return WS_EINVALID;
   if (code != 0 && !ws_code_valid(code)) return WS_ECODE;
   if (reason_len > WS_CONTROL_MAX - 2) return WS_EREASON;
-  if (!ws_utf8_valid(reason, reason_len)) return WS_EUTF8;
+  if (!ws_utf8_valid(reason, reason_len)) return WS_EREASON_UTF8;
   if ((r = put_close(e, code, reason, reason_len)) != 0) return r;
   e->state = WS_STATE_CLOSING;
   return 0;
@@ -285,6 +305,7 @@ static void close_event(ws_engine *e, ws_event *ev, int code,
   ev->clean = clean;
   ev->initiator = by;
   ev->error = v;
+  ev->error_name = v != WS_V_NONE ? ws_violation_name(v) : NULL;
   ev->sent_code = e->sent_code;
   ev->sent_reason = e->sent_reason;
   ev->sent_reason_len = e->sent_reason_len;
@@ -292,10 +313,24 @@ static void close_event(ws_engine *e, ws_event *ev, int code,
   e->close_reported = 1;
 }
 
+void ws_hs_failed_event(ws_event *ev, const char *name) {
+  if (name == NULL) name = ws_end_name(WS_END_HANDSHAKE);
+  memset(ev, 0, sizeof *ev);
+  ev->type = WS_EV_CLOSE;
+  ev->code = strcmp(name, "tls") == 0 ? WS_CLOSE_tls_handshake
+                                      : ws_end_code(WS_END_HANDSHAKE);
+  ev->reason = (const uint8_t *)"";
+  ev->initiator = ws_end_initiator(WS_END_HANDSHAKE);
+  ev->end = WS_END_HANDSHAKE;
+  ev->error_name = name;
+  ev->sent_reason = (const uint8_t *)"";
+}
+
 /* Fail the connection (RFC 6455 7.1.7): send a close frame with the
  * violation's code if we have not sent one, report, ignore what follows. */
 static void fail(ws_engine *e, ws_violation v, ws_event *ev) {
   int code = ws_violation_code(v);
+  e->pending = WS_V_NONE;
   if (e->state == WS_STATE_OPEN) {
     const char *name = ws_violation_name(v);
     /* The reason names the rule, which helps whoever debugs the peer. */
@@ -307,16 +342,55 @@ static void fail(ws_engine *e, ws_violation v, ws_event *ev) {
   close_event(e, ev, code, (const uint8_t *)"", 0, 0, WS_BY_LOCAL, v);
 }
 
-int ws_engine_eof(ws_engine *e, ws_event *ev) {
+/* A violation found in the input: remember it for the next call in (see
+ * ws_engine_recv in ws.h). Returns len, for recv to report the whole
+ * input consumed. */
+static size_t pend(ws_engine *e, ws_violation v, size_t len) {
+  e->pending = v;
+  return len;
+}
+
+int ws_engine_fail_pending(ws_engine *e, ws_event *ev) {
+  if (e->pending == WS_V_NONE) {
+    ev->type = WS_EV_NONE;
+    return 0;
+  }
+  fail(e, e->pending, ev);
+  return 1;
+}
+
+#define HEARTBEAT_REASON "heartbeat timeout"
+
+int ws_engine_end(ws_engine *e, ws_end cause, const char *name,
+                  ws_event *ev) {
+  if (cause <= WS_END_NONE || cause >= WS_END_HANDSHAKE) {
+    ev->type = WS_EV_NONE;
+    return WS_EINVALID;
+  }
   if (e->close_reported) {
     ev->type = WS_EV_NONE;
     return 0;
   }
+  if (e->pending != WS_V_NONE) {
+    fail(e, e->pending, ev);
+    return 1;
+  }
+  if (cause == WS_END_HEARTBEAT_TIMEOUT && e->state == WS_STATE_OPEN &&
+      put_close(e, WS_CLOSE_internal_error, (const uint8_t *)HEARTBEAT_REASON,
+                sizeof HEARTBEAT_REASON - 1) != 0)
+    e->sent_code = 0; /* could not even queue it */
   e->state = WS_STATE_CLOSED;
   e->failed = 1;
-  close_event(e, ev, WS_CLOSE_abnormal, NULL, 0, 0, WS_BY_TRANSPORT,
-              WS_V_EOF);
+  close_event(e, ev, ws_end_code(cause), NULL, 0, 0, ws_end_initiator(cause),
+              WS_V_NONE);
+  ev->end = cause;
+  ev->error_name =
+      cause == WS_END_TRANSPORT && name != NULL ? name : ws_end_name(cause);
   return 1;
+}
+
+int ws_engine_eof(ws_engine *e, ws_event *ev) {
+  return ws_engine_end(e, WS_END_EOF, NULL, ev);
 }
 
 /* Check a decoded header against 5.1-5.5 and the limits; set up the
@@ -363,7 +437,8 @@ static ws_violation start_frame(ws_engine *e) {
   return WS_V_NONE;
 }
 
-/* A complete control frame with payload p (unmasked). */
+/* A complete control frame with payload p (unmasked). A violation leaves
+ * ev untouched (WS_EV_NONE) and e->pending set. */
 static void control_frame(ws_engine *e, const uint8_t *p, size_t len,
                           ws_event *ev) {
   int code;
@@ -375,7 +450,7 @@ static void control_frame(ws_engine *e, const uint8_t *p, size_t len,
     case WS_OP_PING:
       if (e->cfg.auto_pong && e->state == WS_STATE_OPEN &&
           put_frame(e, WS_OP_PONG, 1, p, len) != 0) {
-        fail(e, WS_V_NOMEM, ev);
+        (void)pend(e, WS_V_NOMEM, 0);
         return;
       }
       *ev = no_event;
@@ -395,11 +470,13 @@ static void control_frame(ws_engine *e, const uint8_t *p, size_t len,
 
   r = ws_close_parse(p, len, &code, &reason, &rlen);
   if (r == WS_EUTF8) {
-    fail(e, WS_V_INVALID_CLOSE_REASON, ev);
+    (void)pend(e, WS_V_INVALID_CLOSE_REASON, 0);
     return;
   }
   if (r != 0) {
-    fail(e, len == 1 ? WS_V_BAD_CLOSE_PAYLOAD : WS_V_INVALID_CLOSE_CODE, ev);
+    (void)pend(e, len == 1 ? WS_V_BAD_CLOSE_PAYLOAD
+                           : WS_V_INVALID_CLOSE_CODE,
+               0);
     return;
   }
   e->received_code = code;
@@ -432,14 +509,15 @@ static void message_event(ws_engine *e, const uint8_t *p, size_t len,
   e->in_message = 0;
 }
 
-/* The current data frame is complete. */
+/* The current data frame is complete. A violation leaves ev untouched
+ * and e->pending set. */
 static void data_frame_done(ws_engine *e, ws_event *ev) {
   if (e->discard || !e->fh.fin) {
     if (e->fh.fin) e->in_message = 0;
     return;
   }
   if (e->msg_kind == WS_OP_TEXT && !ws_utf8_complete(e->utf8)) {
-    fail(e, WS_V_INVALID_UTF8, ev);
+    (void)pend(e, WS_V_INVALID_UTF8, 0);
     return;
   }
   message_event(e, e->msg.p ? e->msg.p : (const uint8_t *)"", e->msg.len,
@@ -452,6 +530,10 @@ size_t ws_engine_recv(ws_engine *e, uint8_t *in, size_t len, ws_event *ev) {
   /* A large reassembly buffer is let go as soon as its message has been
    * handed out (its data stayed valid until this call). */
   if (!e->in_message && e->msg.cap > KEEP_BUFFER_MAX) buf_release(e, &e->msg);
+  if (e->pending != WS_V_NONE) {
+    fail(e, e->pending, ev);
+    return len;
+  }
   if (e->failed || e->state == WS_STATE_CLOSED) return len;
 
   while (pos < len) {
@@ -481,14 +563,8 @@ size_t ws_engine_recv(ws_engine *e, uint8_t *in, size_t len, ws_event *ev) {
           e->hdr_len = 0;
         }
       }
-      if (n < 0) {
-        fail(e, WS_V_LENGTH_TOP_BIT, ev);
-        return pos;
-      }
-      if ((v = start_frame(e)) != WS_V_NONE) {
-        fail(e, v, ev);
-        return pos;
-      }
+      if (n < 0) return pend(e, WS_V_LENGTH_TOP_BIT, len);
+      if ((v = start_frame(e)) != WS_V_NONE) return pend(e, v, len);
       e->rx_frames++;
 
       /* Fast path: the whole payload is here and nothing is buffered. */
@@ -503,14 +579,12 @@ size_t ws_engine_recv(ws_engine *e, uint8_t *in, size_t len, ws_event *ev) {
         e->in_payload = 0;
         if (e->fh.opcode & 0x8) {
           control_frame(e, p, n2, ev);
-          return pos;
+          return e->pending != WS_V_NONE ? len : pos;
         }
         if (e->msg_kind == WS_OP_TEXT &&
             (ws_utf8_validate(&e->utf8, p, n2, NULL) != 0 ||
-             !ws_utf8_complete(e->utf8))) {
-          fail(e, WS_V_INVALID_UTF8, ev);
-          return pos;
-        }
+             !ws_utf8_complete(e->utf8)))
+          return pend(e, WS_V_INVALID_UTF8, len);
         message_event(e, p, n2, ev);
         return pos;
       }
@@ -530,14 +604,10 @@ size_t ws_engine_recv(ws_engine *e, uint8_t *in, size_t len, ws_event *ev) {
       } else if (!e->discard) {
         /* Validate as bytes arrive, so bad text fails at once. */
         if (e->msg_kind == WS_OP_TEXT &&
-            ws_utf8_validate(&e->utf8, p, take, NULL) != 0) {
-          fail(e, WS_V_INVALID_UTF8, ev);
-          return pos;
-        }
-        if (buf_reserve(e, &e->msg, take) != 0) {
-          fail(e, WS_V_NOMEM, ev);
-          return pos;
-        }
+            ws_utf8_validate(&e->utf8, p, take, NULL) != 0)
+          return pend(e, WS_V_INVALID_UTF8, len);
+        if (buf_reserve(e, &e->msg, take) != 0)
+          return pend(e, WS_V_NOMEM, len);
         memcpy(e->msg.p + e->msg.len, p, take);
         e->msg.len += take;
       }
@@ -548,10 +618,11 @@ size_t ws_engine_recv(ws_engine *e, uint8_t *in, size_t len, ws_event *ev) {
     e->in_payload = 0;
     if (e->fh.opcode & 0x8) {
       control_frame(e, e->ctl, e->ctl_len, ev);
-      return pos;
+      return e->pending != WS_V_NONE ? len : pos;
     }
     data_frame_done(e, ev);
     if (ev->type != WS_EV_NONE) return pos;
+    if (e->pending != WS_V_NONE) return len;
   }
   return pos;
 }

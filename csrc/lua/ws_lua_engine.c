@@ -140,7 +140,7 @@ static void push_event(lua_State *L, const ws_engine *e, const ws_event *ev) {
   set_lit(L, "initiator", ev->initiator == WS_BY_LOCAL    ? "local"
                           : ev->initiator == WS_BY_REMOTE ? "remote"
                                                           : "transport");
-  if (ev->error != WS_V_NONE) set_lit(L, "error", ws_violation_name(ev->error));
+  if (ev->error_name) set_lit(L, "error", ev->error_name);
   if (ev->sent_code) {
     push_code_reason(L, ev->sent_code, ev->sent_reason, ev->sent_reason_len);
     lua_setfield(L, -2, "sent");
@@ -161,6 +161,14 @@ lua_Integer ws_lua_deliver(lua_State *L, ws_engine *e, uint8_t *buf,
     if (ev.type == WS_EV_NONE) break;
     push_event(L, e, &ev);
     lua_rawseti(L, queue, (int)++tail);
+  }
+  {
+    /* This queue-passing form fails at once (no deferral). */
+    ws_event ev;
+    if (ws_engine_fail_pending(e, &ev)) {
+      push_event(L, e, &ev);
+      lua_rawseti(L, queue, (int)++tail);
+    }
   }
   return tail;
 }
@@ -331,7 +339,7 @@ static int l_close(lua_State *L) {
     return luaL_error(L, "bad argument #2 to 'close' (reason is %d bytes, "
                          "at most 123 allowed)", (int)rlen);
   r = ws_engine_close(&le->e, (int)code, (const uint8_t *)reason, rlen);
-  if (r == WS_EUTF8) {
+  if (r == WS_EREASON_UTF8) {
     lua_pushnil(L);
     lua_pushstring(L, "close reason is not valid UTF-8");
     return 2;

@@ -45,6 +45,9 @@ static void engine_all(const uint8_t *in, size_t n, ws_role role) {
     uint8_t *p = at_guard(in + pos, n - pos);
     pos += ws_engine_recv(&e, p, n - pos, &ev);
   }
+  /* A violation found above is acted on by the next call, which reads
+   * nothing (len 0, placed at the guard). */
+  ws_engine_recv(&e, at_guard(in, 0), 0, &ev);
   ws_engine_eof(&e, &ev);
   ws_engine_free(&e);
   check(pos == n, role == WS_ROLE_SERVER ? "server engine consumes its input"
@@ -77,6 +80,10 @@ int main(void) {
   static const uint8_t cframes[] = {0x81, 0x05, 'H', 'e', 'l', 'l', 'o',
                                     0x82, 0x7e, 0x00, 0x03, 1, 2, 3,
                                     0x88, 0x02, 0x03, 0xe8};
+  /* a message, then a reserved opcode (a violation, pending until the
+   * next call), then bytes that must be ignored */
+  static const uint8_t cbad[] = {0x81, 0x02, 'h', 'i', 0x83, 0x00,
+                                 0x81, 0x02, 'h', 'i'};
   static const uint8_t text[] =
       "ASCII then \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80 and more ASCII text";
   size_t n;
@@ -97,6 +104,7 @@ int main(void) {
     engine_all(frames, n, WS_ROLE_SERVER);
   }
   for (n = 0; n <= sizeof cframes; n++) engine_all(cframes, n, WS_ROLE_CLIENT);
+  for (n = 0; n <= sizeof cbad; n++) engine_all(cbad, n, WS_ROLE_CLIENT);
 
   for (n = 0; n < sizeof text; n++) {
     ws_utf8_state st = WS_UTF8_ACCEPT;
