@@ -1,5 +1,6 @@
 -- The C primitives under ws.protocol: UTF-8, masking, frame headers,
--- close payloads.
+-- close payloads, and the engine userdata (its event queue, deferred
+-- failure, the close events it makes, the names of failed calls).
 local core = require "ws.core"
 local wire = require "support.wire"
 
@@ -172,5 +173,350 @@ describe("engine output held for a transport", function()
     assert.are.equal(11, e:send("ab"))
     assert.are.same({ "\129\2ab", 11 }, { e:take_output() })
     assert.are.same({ "", 11 }, { e:take_output() })
+  end)
+end)
+
+-- The engine userdata keeps its own event queue and makes every close
+-- event. A server engine is used where output bytes are compared: its
+-- frames are not masked.
+local function masked(opcode, payload)
+  return wire.frame{ opcode = opcode, payload = payload, key = wire.KEY }
+end
+local HI = masked(1, "hi")
+local UNMASKED = wire.frame{ opcode = 1, payload = "x" } -- a server's violation
+local UNMASKED_CLOSE = "\136\25\3\234protocol:unmasked_frame"
+
+describe("engine event queue", function()
+  it("feed returns how many events are queued", function()
+    local e = core.engine("server")
+    assert.are.equal(2, e:feed(HI .. masked(9, "p")))
+  end)
+
+  it("counts events still queued from an earlier feed", function()
+    local e = core.engine("server")
+    e:feed(HI)
+    assert.are.equal(2, e:feed(masked(10, "q")))
+  end)
+
+  it("event returns the queued events oldest first, then nil", function()
+    local e = core.engine("server")
+    e:feed(HI .. masked(9, "p") .. masked(10, "q") .. masked(2, "\0\1"))
+    assert.are.same({ type = "message", kind = "text", data = "hi" },
+      e:event())
+    assert.are.same({ type = "ping", data = "p" }, e:event())
+    assert.are.same({ type = "pong", data = "q" }, e:event())
+    assert.are.same({ type = "message", kind = "binary", data = "\0\1" },
+      e:event())
+    assert.is_nil(e:event())
+  end)
+
+  it("feeds input larger than the shared read buffer", function()
+    local e = core.engine("server")
+    local big = ("0123456789abcdef"):rep(16384) -- 256 KiB
+    assert.are.equal(2, e:feed(masked(2, big) .. HI))
+    assert.is_true(e:event().data == big)
+    assert.are.equal("hi", e:event().data)
+    assert.is_nil(e:event())
+  end)
+
+  it("is not failing before a violation", function()
+    assert.is_false(core.engine("server"):failing())
+  end)
+end)
+
+describe("engine deferred failure", function()
+  it("queues only the message that precedes a violation in the same bytes",
+    function()
+      local e = core.engine("server")
+      assert.are.equal(1, e:feed(HI .. UNMASKED .. HI))
+      assert.are.same({ type = "message", kind = "text", data = "hi" },
+        e:event())
+    end)
+
+  it("is failing after that feed", function()
+    local e = core.engine("server")
+    e:feed(HI .. UNMASKED)
+    assert.is_true(e:failing())
+  end)
+
+  it("stays open while the failure is pending", function()
+    local e = core.engine("server")
+    e:feed(HI .. UNMASKED)
+    assert.are.equal("open", e:state())
+  end)
+
+  it("has nothing in the output while the failure is pending", function()
+    local e = core.engine("server")
+    e:feed(HI .. UNMASKED)
+    assert.are.equal(0, e:buffered_amount())
+  end)
+
+  it("accepts a send while failing and puts it before the close frame",
+    function()
+      local e = core.engine("server")
+      e:hold_output(true)
+      e:feed(HI .. UNMASKED)
+      e:event()
+      assert.are.equal(4, e:send("re"))
+      assert.are.same({ type = "close", code = 1002, name = "protocol_error",
+        reason = "", clean = false, initiator = "local",
+        error = "protocol:unmasked_frame",
+        sent = { code = 1002, reason = "protocol:unmasked_frame" } },
+        e:event())
+      assert.are.equal("\129\2re" .. UNMASKED_CLOSE, (e:take_output()))
+    end)
+
+  it("event(true) returns nil while failing and leaves it pending",
+    function()
+      local e = core.engine("server")
+      e:feed(HI .. UNMASKED)
+      e:event()
+      assert.is_nil(e:event(true))
+      assert.is_true(e:failing())
+      assert.are.equal(0, e:buffered_amount())
+    end)
+
+  it("event() acts on the failure once the queue is empty", function()
+    local e = core.engine("server")
+    e:feed(HI .. UNMASKED)
+    e:event()
+    assert.are.equal(1002, e:event().code)
+    assert.is_false(e:failing())
+    assert.are.equal("closed", e:state())
+    assert.is_nil(e:event())
+  end)
+
+  it("acts at once when nothing precedes the violation", function()
+    local e = core.engine("server")
+    assert.are.equal(1, e:feed(UNMASKED))
+    assert.is_false(e:failing())
+    assert.are.equal("protocol:unmasked_frame", e:event().error)
+    assert.are.equal(UNMASKED_CLOSE, (e:take_output()))
+  end)
+
+  it("ignores bytes fed while failing and keeps the failure pending",
+    function()
+      local e = core.engine("server")
+      e:feed(HI .. UNMASKED)
+      assert.are.equal(1, e:feed(masked(1, "later")))
+      assert.is_true(e:failing())
+    end)
+
+  it("answers a close made while failing with no second close frame",
+    function()
+      local e = core.engine("server")
+      e:hold_output(true)
+      e:feed(HI .. UNMASKED)
+      e:event()
+      e:close(1000, "bye")
+      local ev = e:event()
+      assert.are.equal(1002, ev.code)
+      assert.are.same({ code = 1000, reason = "bye" }, ev.sent)
+      assert.are.equal("\136\5\3\232bye", (e:take_output()))
+    end)
+
+  it("fails text that is not UTF-8 with 1007", function()
+    local e = core.engine("server")
+    e:feed(masked(1, "\255"))
+    local ev = e:event()
+    assert.are.same({ 1007, "protocol:invalid_utf8" }, { ev.code, ev.error })
+  end)
+end)
+
+describe("engine close events", function()
+  it("lost('eof') queues a 1006 from the transport", function()
+    local e = core.engine("server")
+    assert.is_true(e:lost("eof"))
+    assert.are.same({ type = "close", code = 1006, name = "abnormal",
+      reason = "", clean = false, initiator = "transport", error = "eof" },
+      e:event())
+  end)
+
+  it("lost('closed') is an eof", function()
+    local e = core.engine("server")
+    e:lost("closed")
+    assert.are.equal("eof", e:event().error)
+  end)
+
+  it("lost(name, message) names the transport error and keeps the message",
+    function()
+      local e = core.engine("client")
+      assert.is_true(e:lost("reset", "connection reset by peer"))
+      assert.are.same({ type = "close", code = 1006, name = "abnormal",
+        reason = "", clean = false, initiator = "transport", error = "reset",
+        message = "connection reset by peer" }, e:event())
+    end)
+
+  it("reports the end only once", function()
+    local e = core.engine("server")
+    e:lost("eof")
+    assert.is_false(e:lost("reset"))
+    assert.is_false(e:expire("heartbeat"))
+    assert.is_false(e:abort())
+    e:event()
+    assert.is_nil(e:event())
+  end)
+
+  it("reports nothing after a clean closing handshake", function()
+    local e = core.engine("server")
+    e:close(1000)
+    e:feed(masked(8, "\3\232"))
+    assert.are.equal(1000, e:event().code)
+    assert.is_false(e:lost("eof"))
+    assert.is_nil(e:event())
+  end)
+
+  it("closes the engine", function()
+    local e = core.engine("server")
+    e:lost("eof")
+    assert.are.equal("closed", e:state())
+  end)
+
+  it("expire('heartbeat') queues a 1011 close frame and reports it as sent",
+    function()
+      local e = core.engine("server")
+      assert.is_true(e:expire("heartbeat"))
+      assert.are.same({ type = "close", code = 1006, name = "abnormal",
+        reason = "", clean = false, initiator = "transport",
+        error = "heartbeat_timeout",
+        sent = { code = 1011, reason = "heartbeat timeout" } }, e:event())
+      assert.are.equal("\136\19\3\243heartbeat timeout", (e:take_output()))
+    end)
+
+  it("expire('heartbeat') while closing sends no second close frame",
+    function()
+      local e = core.engine("server")
+      e:close(1001)
+      e:take_output()
+      e:expire("heartbeat")
+      assert.are.same({ code = 1001, reason = "" }, e:event().sent)
+      assert.are.equal("", (e:take_output()))
+    end)
+
+  it("expire('close') is a local 1006 with our close frame as sent",
+    function()
+      local e = core.engine("server")
+      e:close(1000, "bye")
+      assert.is_true(e:expire("close"))
+      assert.are.same({ type = "close", code = 1006, name = "abnormal",
+        reason = "", clean = false, initiator = "local",
+        error = "close_timeout", sent = { code = 1000, reason = "bye" } },
+        e:event())
+    end)
+
+  it("abort() is a local 1006 with nothing sent", function()
+    local e = core.engine("server")
+    assert.is_true(e:abort())
+    assert.are.same({ type = "close", code = 1006, name = "abnormal",
+      reason = "", clean = false, initiator = "local", error = "aborted" },
+      e:event())
+    assert.are.equal("", (e:take_output()))
+  end)
+
+  it("reports a pending failure instead of the end", function()
+    local e = core.engine("server")
+    e:feed(HI .. UNMASKED)
+    assert.is_true(e:lost("reset", "gone"))
+    e:event()
+    assert.are.same({ type = "close", code = 1002, name = "protocol_error",
+      reason = "", clean = false, initiator = "local",
+      error = "protocol:unmasked_frame",
+      sent = { code = 1002, reason = "protocol:unmasked_frame" } },
+      e:event())
+  end)
+
+  it("keeps the received close frame in a later event", function()
+    local e = core.engine("server")
+    e:close(1000)
+    e:feed(masked(8, "\3\233going"))
+    assert.are.same({ type = "close", code = 1000, name = "normal",
+      reason = "", clean = true, initiator = "local",
+      sent = { code = 1000, reason = "" },
+      received = { code = 1001, reason = "going" } }, e:event())
+  end)
+
+  it("raises for an unknown expiry", function()
+    assert.has_error(function() core.engine("server"):expire("soon") end)
+  end)
+end)
+
+describe("core.handshake_failed", function()
+  it("reports a TLS failure as 1015", function()
+    assert.are.same({ type = "close", code = 1015, name = "tls_handshake",
+      reason = "", clean = false, initiator = "transport", error = "tls",
+      message = "certificate verify failed", unsent = {} },
+      core.handshake_failed("tls", "certificate verify failed"))
+  end)
+
+  it("reports any other failure as 1006", function()
+    assert.are.same({ type = "close", code = 1006, name = "abnormal",
+      reason = "", clean = false, initiator = "transport",
+      error = "refused", message = "connection refused", unsent = {} },
+      core.handshake_failed("refused", "connection refused"))
+  end)
+
+  it("keeps the HTTP status of a refused upgrade", function()
+    assert.are.equal(503,
+      core.handshake_failed("unexpected_status", "HTTP 503", 503).http_status)
+  end)
+end)
+
+describe("engine call failures", function()
+  it("names a send after our close 'closing'", function()
+    local e = core.engine("server")
+    e:close(1000)
+    assert.are.same({ nil, "connection is closing", "closing" },
+      { e:send("x") })
+  end)
+
+  it("names a send after the end 'closed'", function()
+    local e = core.engine("server")
+    e:lost("eof")
+    assert.are.same({ nil, "connection is closed", "closed" },
+      { e:send("x") })
+  end)
+
+  it("names a ping after our close 'closing'", function()
+    local e = core.engine("server")
+    e:close(1000)
+    assert.are.same({ nil, "connection is closing", "closing" },
+      { e:ping("x") })
+  end)
+
+  it("names text that is not UTF-8 'utf8'", function()
+    assert.are.same({ nil, "text is not valid UTF-8", "utf8" },
+      { core.engine("server"):send("\255") })
+  end)
+
+  it("names a message part that is not UTF-8 'utf8'", function()
+    assert.are.same({ nil, "text is not valid UTF-8", "utf8" },
+      { core.engine("server"):send_part("\255", "text", true) })
+  end)
+
+  it("names a close reason that is not UTF-8 'reason_utf8'", function()
+    assert.are.same({ nil, "close reason is not valid UTF-8", "reason_utf8" },
+      { core.engine("server"):close(1000, "\255") })
+  end)
+
+  it("raises for a close code that may not be sent", function()
+    assert.has_error(function() core.engine("server"):close(1006) end)
+  end)
+
+  it("raises for a ping payload over 125 bytes", function()
+    assert.has_error(function()
+      core.engine("server"):ping(("p"):rep(126))
+    end)
+  end)
+
+  it("raises when a method is called on something else", function()
+    local e = core.engine("server")
+    assert.has_error(function() e.event({}) end)
+    assert.has_error(function() e.feed(core.poller(), "") end)
+  end)
+
+  it("raises when a freed engine is used", function()
+    local e = core.engine("server")
+    e:free()
+    assert.has_error(function() e:feed("") end)
   end)
 end)

@@ -421,18 +421,24 @@ describe("pump and flush", function()
     return ce, se
   end
 
-  --- Move everything the sender's engine holds to the receiver's queue
-  -- until `count` events arrived. Returns the queue.
+  --- Take every queued event out of an engine, appending them to q.
+  local function drain(e, q)
+    q = q or {}
+    for ev in function() return e:event() end do q[#q + 1] = ev end
+    return q
+  end
+
+  --- Move everything the sender's engine holds into the receiver's engine
+  -- until `count` events came out of it. Returns them.
   local function transfer(from, fe, to, te, count)
-    local q, tail, statuses = {}, 0, {}
+    local q = {}
     eventually("events", function()
       assert(from:flush(fe))
-      local _, n, st = nil, nil, nil
-      tail, n, st = to:pump(te, q, tail)
-      statuses[st or "max"] = true
-      return tail >= count
+      to:pump(te)
+      drain(te, q)
+      return #q >= count
     end, 20)
-    return q, statuses
+    return q
   end
 
   it("exchanges a 1 MiB message between a client and a server engine",
@@ -463,41 +469,81 @@ describe("pump and flush", function()
     local p = core.poller()
     p:add(s:fd(), true, false)
     ready(p, s:fd())
-    local q = {}
-    assert.are.same({ 0, 10, nil }, { s:pump(se, q, 0, 10) })
-    local tail, n, st = s:pump(se, q, 0)
-    assert.are.same({ 1, 96, "wantread" }, { tail, n, st })
-    assert.are.equal(("x"):rep(100), q[1].data)
+    assert.are.same({ 10, nil }, { s:pump(se, 10) })
+    assert.is_nil(se:event())
+    assert.are.same({ 96, "wantread" }, { s:pump(se) })
+    assert.are.same({ type = "message", kind = "text",
+      data = ("x"):rep(100) }, se:event())
     p:close(); c:close(); s:close()
   end)
 
-  it("appends after the given tail and delivers several events", function()
+  it("queues several events in the engine, in order", function()
     local c, s = pair()
     local ce, se = engines()
     ce:send("one"); ce:send("two"); ce:ping("p")
     assert.are.equal(0, c:flush(ce))
-    local q = { "old", "old" }
-    local tail = 2
+    local q = {}
     eventually("three events", function()
-      tail = s:pump(se, q, tail)
-      return tail == 5
+      s:pump(se)
+      drain(se, q)
+      return #q == 3
     end)
-    assert.are.same({ "old", "old",
+    assert.are.same({
       { type = "message", kind = "text", data = "one" },
       { type = "message", kind = "text", data = "two" },
       { type = "ping", data = "p" } }, q)
     c:close(); s:close()
   end)
 
+  it("leaves the events queued until engine:event takes them", function()
+    local c, s = pair()
+    local ce, se = engines()
+    ce:send("a"); ce:send("b")
+    assert.are.equal(0, c:flush(ce))
+    eventually("both messages", function()
+      s:pump(se)
+      return se:feed("") == 2
+    end)
+    assert.are.equal("a", se:event().data)
+    assert.are.equal(1, se:feed(""))
+    assert.are.equal("b", se:event().data)
+    assert.is_nil(se:event())
+    c:close(); s:close()
+  end)
+
+  it("queues only what came before a violation, which stays pending",
+    function()
+      local c, s = pair()
+      local _, se = engines()
+      -- a masked "hi", then an unmasked frame (a violation for a server),
+      -- then a message that must not be read
+      local bytes = "\129\130\0\0\0\0hi" .. "\129\1x" ..
+        "\129\130\0\0\0\0yo"
+      assert.are.equal(#bytes, c:write(bytes))
+      local q = {}
+      eventually("the message", function()
+        s:pump(se)
+        q[#q + 1] = se:event(true)
+        return #q == 1
+      end)
+      assert.are.same({ type = "message", kind = "text", data = "hi" }, q[1])
+      assert.is_true(se:failing())
+      local ev = se:event()
+      assert.are.equal(1002, ev.code)
+      assert.are.equal("protocol:unmasked_frame", ev.error)
+      c:close(); s:close()
+    end)
+
   it("reports eof when the peer closes", function()
     local c, s = pair()
     local _, se = engines()
     c:close()
     local res = eventually("eof", function()
-      local tail, n, st = s:pump(se, {}, 0)
-      if st ~= "wantread" then return { tail, n, st } end
+      local n, st = s:pump(se)
+      if st ~= "wantread" then return { n, st } end
     end)
-    assert.are.same({ 0, 0, "eof" }, res)
+    assert.are.same({ 0, "eof" }, res)
+    assert.is_nil(se:event())
     s:close()
   end)
 
@@ -517,16 +563,22 @@ describe("pump and flush", function()
     local c, s = pair()
     local ce, se = engines()
     c:close()
-    assert.are.same({ 3, 0, "closed", "socket is closed" },
-      { c:pump(se, {}, 3) })
+    assert.are.same({ 0, "closed", "socket is closed" }, { c:pump(se, 3) })
     assert.are.same({ nil, "closed", "socket is closed" }, { c:flush(ce) })
     s:close()
   end)
 
   it("raises when the engine argument is not an engine", function()
     local c, s = pair()
-    assert.has_error(function() c:pump({}, {}, 0) end)
+    assert.has_error(function() c:pump({}) end)
     assert.has_error(function() c:flush("engine") end)
+    c:close(); s:close()
+  end)
+
+  it("raises for a max that is not positive", function()
+    local c, s = pair()
+    local _, se = engines()
+    assert.has_error(function() s:pump(se, 0) end)
     c:close(); s:close()
   end)
 end)
@@ -941,21 +993,22 @@ describe("TLS", function()
     se:hold_output(true)
     local msg = ("tls!"):rep(262144)
     ce:send(msg, "binary")
-    local q, tail = {}, 0
+    local got
     eventually("the message", function()
       assert(c:flush(ce))
-      tail = s:pump(se, q, tail)
-      return tail == 1
+      s:pump(se)
+      got = se:event()
+      return got
     end, 20)
-    assert.is_true(q[1].data == msg)
+    assert.is_true(got.data == msg)
     se:send("done")
-    local q2, tail2 = {}, 0
     eventually("the reply", function()
       assert(s:flush(se))
-      tail2 = c:pump(ce, q2, tail2)
-      return tail2 == 1
+      c:pump(ce)
+      got = ce:event()
+      return got
     end)
-    assert.are.equal("done", q2[1].data)
+    assert.are.equal("done", got.data)
     c:close(); s:close()
   end)
 

@@ -2,12 +2,15 @@
  * The binding's one internal header: the few Lua C API differences between
  * 5.1/LuaJIT and 5.2-5.4 that the binding touches, papered over in one
  * place, and what the binding files share. Calls between the files run one
- * way: ws_lua.c opens every part; ws_lua_net.c uses the engine file's
- * check function; ws_lua_resolve.c uses ws_lua_net.c's helpers; the engine
- * file uses nothing from the others.
+ * way: ws_lua.c opens every part; ws_lua_net.c feeds engines through the
+ * engine file's functions, and ws_lua_handshake.c builds a failed
+ * handshake's close event with them; ws_lua_resolve.c uses ws_lua_net.c's
+ * helpers; the engine file uses nothing from the others.
  */
 #ifndef LUA_WS_LUA_H
 #define LUA_WS_LUA_H
+
+#include <stdint.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -48,6 +51,49 @@ static inline void *ws_testudata(lua_State *L, int i, const char *tname) {
 /* lua_newuserdata is a macro for lua_newuserdatauv(L, sz, 1) in 5.4. */
 #define ws_newuserdata(L, sz) lua_newuserdata(L, (sz))
 
+/* A userdata's one user value: 5.4's first user value, 5.2/5.3's user
+ * value, 5.1/LuaJIT's environment table (a table only). get pushes it;
+ * set pops the value at the top into the userdata at index i (absolute). */
+#if LUA_VERSION_NUM >= 504
+#define ws_getuservalue(L, i) ((void)lua_getiuservalue(L, (i), 1))
+#define ws_setuservalue(L, i) ((void)lua_setiuservalue(L, (i), 1))
+#elif LUA_VERSION_NUM >= 502
+#define ws_getuservalue(L, i) ((void)lua_getuservalue(L, (i)))
+#define ws_setuservalue(L, i) lua_setuservalue(L, (i))
+#else
+#define ws_getuservalue(L, i) lua_getfenv(L, (i))
+#define ws_setuservalue(L, i) ((void)lua_setfenv(L, (i)))
+#endif
+
+/* The read buffer: one per Lua state, shared by every socket read and
+ * engine feed of that state, so that no connection owns one. It is a
+ * userdata in the registry. Taking it pushes it (the stack keeps it
+ * alive) and clears the registry slot until it is given back, so a call
+ * re-entered meanwhile (a finalizer run by an allocation) takes a fresh
+ * one instead of overwriting bytes still in use. After an error it is
+ * simply not given back, and the next take makes a new one. */
+#define WS_LUA_BUF_SIZE 65536
+#define WS_LUA_BUF_KEY "ws.core.read_buffer"
+
+static inline uint8_t *ws_lua_buffer_take(lua_State *L) {
+  uint8_t *p;
+  lua_getfield(L, LUA_REGISTRYINDEX, WS_LUA_BUF_KEY);
+  p = (uint8_t *)lua_touserdata(L, -1);
+  if (p != NULL) {
+    lua_pushnil(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, WS_LUA_BUF_KEY);
+    return p;
+  }
+  lua_pop(L, 1);
+  return (uint8_t *)ws_newuserdata(L, WS_LUA_BUF_SIZE);
+}
+
+/* Give back the buffer taken to stack index idx (left on the stack). */
+static inline void ws_lua_buffer_give(lua_State *L, int idx) {
+  lua_pushvalue(L, idx);
+  lua_setfield(L, LUA_REGISTRYINDEX, WS_LUA_BUF_KEY);
+}
+
 /* Exported only from the module's entry point. */
 #if defined(__GNUC__)
 #define WS_EXPORT __attribute__((visibility("default")))
@@ -63,15 +109,26 @@ void ws_lua_open_handshake(lua_State *L);
 void ws_lua_open_net(lua_State *L);
 void ws_lua_open_resolve(lua_State *L);
 
-/* For transports in other binding files (ws_lua_engine.c defines these). */
+/* Defined in ws_lua_engine.c, for the other binding files. */
+#include "ws.h"
 /* The engine inside the ws.core engine userdata at idx; raises if idx is
  * not a live engine. */
-#include "ws.h"
 ws_engine *ws_lua_check_engine(lua_State *L, int idx);
-/* Run buf (writable; unmasked in place) through the engine, appending one
- * event table per event at queue[tail + 1], ...; returns the new tail. */
-lua_Integer ws_lua_deliver(lua_State *L, ws_engine *e, uint8_t *buf,
-                           size_t len, int queue, lua_Integer tail);
+/* Run len bytes at buf (writable: payloads are unmasked in place) through
+ * the engine userdata at idx (absolute; checked), appending one event
+ * table per event to its queue. Bytes that come while a violation is
+ * pending are not passed on (the engine would ignore them, and act on the
+ * violation before the host answered what came first). Returns 1 if a
+ * violation is pending afterwards, else 0. */
+int ws_lua_engine_deliver(lua_State *L, int idx, uint8_t *buf, size_t len);
+/* The bytes of one call are used: if a violation is pending and the queue
+ * is empty, act on it now (its close event queued, its close frame in the
+ * output). Returns how many events are queued. */
+lua_Integer ws_lua_engine_settle(lua_State *L, int idx);
+/* Push the table of an event (DESIGN.md's close event for WS_EV_CLOSE).
+ * e gives the received close reason and may be NULL when the event has
+ * none (ws_hs_failed_event). */
+void ws_lua_push_event(lua_State *L, const ws_engine *e, const ws_event *ev);
 
 /* Shared by the transport binding files (ws_lua_net.c defines these):
  * push nil, name[, msg] and return their count; the family's name

@@ -1,29 +1,47 @@
 /*
  * ws.core engine userdata: the sans-IO engine of csrc/core as a Lua object
- * (core.engine), with __gc/__close. Programmer errors (wrong types, unknown
- * kinds, codes that may not be sent) raise; conditions of the data or the
- * connection come back as nil, message.
+ * (core.engine), with __gc/__close, its event queue, and the tables events
+ * become. Every close event comes from the engine: the closing handshake's
+ * and a violation's from feed/event, the others from lost, expire and
+ * abort. Programmer errors (wrong types, unknown kinds, codes that may not
+ * be sent) raise; conditions of the data or the connection come back as
+ * nil, message, name.
  */
-#include <stdlib.h>
 #include <string.h>
 
 #include "ws.h"
 #include "ws_lua.h"
 
 #define ENGINE_MT "ws.core.engine"
-#define SCRATCH_KEEP_MAX (1u << 20)
 
+/* The engine userdata. Events wait in a queue, a table in the userdata's
+ * user value (made at the first event), at [head + 1 .. tail]; the
+ * indexes go back to 0 whenever it empties. */
 typedef struct {
   ws_engine e;
-  int live;        /* 0 once freed: every method then reports "closed" */
-  int hold;        /* output stays queued in the engine (a transport
-                      writes it); send & co. return the queued size */
-  uint8_t *scratch; /* writable copy of the bytes being fed */
-  size_t scratch_cap;
+  int live;      /* 0 once freed: every method then reports "closed" */
+  int hold;      /* output stays queued in the engine (a transport
+                    writes it); send & co. return the queued size */
+  int has_queue; /* the user value is the queue table */
+  int head, tail;
 } lengine;
 
+/* The engine userdata at argument 1 (freed or not). Methods carry the
+ * engine metatable as their first upvalue, so the check on every call is
+ * a pointer comparison rather than luaL_checkudata's registry lookup by
+ * name; anything else gets luaL_checkudata's error. */
+static lengine *to_engine(lua_State *L) {
+  lengine *le = (lengine *)lua_touserdata(L, 1);
+  if (le != NULL && lua_getmetatable(L, 1)) {
+    int same = lua_rawequal(L, -1, lua_upvalueindex(1));
+    lua_pop(L, 1);
+    if (same) return le;
+  }
+  return (lengine *)luaL_checkudata(L, 1, ENGINE_MT);
+}
+
 static lengine *check_engine(lua_State *L) {
-  lengine *le = (lengine *)luaL_checkudata(L, 1, ENGINE_MT);
+  lengine *le = to_engine(L);
   if (!le->live) luaL_error(L, "attempt to use a freed protocol engine");
   return le;
 }
@@ -75,102 +93,147 @@ static int l_engine(lua_State *L) {
   return 1;
 }
 
-static void engine_release(lengine *le) {
-  if (le->live) ws_engine_free(&le->e);
-  free(le->scratch);
-  le->scratch = NULL;
-  le->scratch_cap = 0;
-  le->live = 0;
-}
-
 static int l_engine_gc(lua_State *L) {
-  engine_release((lengine *)luaL_checkudata(L, 1, ENGINE_MT));
+  lengine *le = (lengine *)luaL_checkudata(L, 1, ENGINE_MT);
+  if (le->live) ws_engine_free(&le->e);
+  le->live = 0;
   return 0;
 }
 
-static void set_str(lua_State *L, const char *k, const void *p, size_t n) {
-  lua_pushlstring(L, (const char *)p, n);
-  lua_setfield(L, -2, k);
-}
-
-static void set_int(lua_State *L, const char *k, lua_Integer v) {
-  lua_pushinteger(L, v);
-  lua_setfield(L, -2, k);
-}
+/* ------------------------------------------------------------- events */
 
 static void set_lit(lua_State *L, const char *k, const char *v) {
   lua_pushstring(L, v);
   lua_setfield(L, -2, k);
 }
 
-static void push_code_reason(lua_State *L, int code, const uint8_t *r,
-                             size_t rlen) {
-  lua_createtable(L, 0, 2);
-  set_int(L, "code", code);
-  set_str(L, "reason", r, rlen);
+/* t[k] = the value at stack index v (absolute). */
+static void set_val(lua_State *L, const char *k, int v) {
+  lua_pushvalue(L, v);
+  lua_setfield(L, -2, k);
 }
 
-/* Turn an event into the table DESIGN.md describes. */
-static void push_event(lua_State *L, const ws_engine *e, const ws_event *ev) {
+static void set_code_reason(lua_State *L, const char *k, int code, int r) {
+  lua_createtable(L, 0, 2);
+  lua_pushinteger(L, code);
+  lua_setfield(L, -2, "code");
+  set_val(L, "reason", r);
+  lua_setfield(L, -2, k);
+}
+
+/* A message's bytes may point into the reassembly buffer or the shared
+ * read buffer, so they are copied into a Lua string before the first
+ * allocation that could run a finalizer (which might feed or free this
+ * engine); lua_pushlstring copies before it collects. A close event's
+ * strings live in the engine struct, inside the userdata, which the stack
+ * keeps alive. */
+void ws_lua_push_event(lua_State *L, const ws_engine *e, const ws_event *ev) {
+  int top = lua_gettop(L), sent = 0, received = 0;
   const char *name;
   switch (ev->type) {
     case WS_EV_MESSAGE:
-      lua_createtable(L, 0, 3);
-      set_lit(L, "type", "message");
-      set_str(L, "data", ev->data, ev->len);
-      set_lit(L, "kind", ev->kind == WS_OP_TEXT ? "text" : "binary");
-      return;
     case WS_EV_PING:
     case WS_EV_PONG:
-      lua_createtable(L, 0, 2);
-      set_lit(L, "type", ev->type == WS_EV_PING ? "ping" : "pong");
-      set_str(L, "data", ev->data, ev->len);
+      lua_pushlstring(L, (const char *)ev->data, ev->len);
+      lua_createtable(L, 0, 3);
+      set_lit(L, "type", ev->type == WS_EV_MESSAGE ? "message"
+                         : ev->type == WS_EV_PING  ? "ping"
+                                                   : "pong");
+      set_val(L, "data", top + 1);
+      if (ev->type == WS_EV_MESSAGE)
+        set_lit(L, "kind", ev->kind == WS_OP_TEXT ? "text" : "binary");
+      lua_remove(L, top + 1);
       return;
     default:
       break;
   }
-  lua_createtable(L, 0, 10);
+  lua_pushlstring(L, (const char *)ev->reason, ev->reason_len);
+  if (ev->sent_code) {
+    lua_pushlstring(L, (const char *)ev->sent_reason, ev->sent_reason_len);
+    sent = lua_gettop(L);
+  }
+  if (ev->received_code && e != NULL) {
+    lua_pushlstring(L, (const char *)e->received_reason,
+                    e->received_reason_len);
+    received = lua_gettop(L);
+  }
+  if (ev->error_name) lua_pushstring(L, ev->error_name);
+  lua_createtable(L, 0, 12);
   set_lit(L, "type", "close");
-  set_int(L, "code", ev->code);
+  lua_pushinteger(L, ev->code);
+  lua_setfield(L, -2, "code");
   name = ws_code_name(ev->code);
   if (name) set_lit(L, "name", name);
-  set_str(L, "reason", ev->reason, ev->reason_len);
+  set_val(L, "reason", top + 1);
   lua_pushboolean(L, ev->clean);
   lua_setfield(L, -2, "clean");
   set_lit(L, "initiator", ev->initiator == WS_BY_LOCAL    ? "local"
                           : ev->initiator == WS_BY_REMOTE ? "remote"
                                                           : "transport");
-  if (ev->error_name) set_lit(L, "error", ev->error_name);
-  if (ev->sent_code) {
-    push_code_reason(L, ev->sent_code, ev->sent_reason, ev->sent_reason_len);
-    lua_setfield(L, -2, "sent");
-  }
-  if (ev->received_code) {
-    push_code_reason(L, ev->received_code, e->received_reason,
-                     e->received_reason_len);
-    lua_setfield(L, -2, "received");
-  }
+  if (ev->error_name) set_val(L, "error", lua_gettop(L) - 1);
+  if (sent) set_code_reason(L, "sent", ev->sent_code, sent);
+  if (received) set_code_reason(L, "received", ev->received_code, received);
+  lua_replace(L, top + 1);
+  lua_settop(L, top + 1);
 }
 
-lua_Integer ws_lua_deliver(lua_State *L, ws_engine *e, uint8_t *buf,
-                           size_t len, int queue, lua_Integer tail) {
+/* Push the queue table, making it at the first use. idx is absolute. */
+static void push_queue(lua_State *L, int idx, lengine *le) {
+  if (le->has_queue) {
+    ws_getuservalue(L, idx);
+    return;
+  }
+  lua_createtable(L, 4, 0);
+  lua_pushvalue(L, -1);
+  ws_setuservalue(L, idx);
+  le->has_queue = 1;
+}
+
+/* Append the event table at the top (popped) to the queue at q. */
+static void enqueue(lua_State *L, int q, lengine *le) {
+  lua_rawseti(L, q, le->tail + 1);
+  le->tail++;
+}
+
+/* Queue the close event of a call that ended the connection. */
+static void queue_event(lua_State *L, int idx, lengine *le,
+                        const ws_event *ev, int message) {
+  int q;
+  push_queue(L, idx, le);
+  q = lua_gettop(L);
+  ws_lua_push_event(L, &le->e, ev);
+  if (message) set_val(L, "message", message);
+  enqueue(L, q, le);
+  lua_pop(L, 1);
+}
+
+int ws_lua_engine_deliver(lua_State *L, int idx, uint8_t *buf, size_t len) {
+  lengine *le = (lengine *)luaL_checkudata(L, idx, ENGINE_MT);
   size_t pos = 0;
-  for (;;) {
+  int q;
+  if (!le->live) luaL_error(L, "attempt to use a freed protocol engine");
+  if (ws_engine_failing(&le->e) != WS_V_NONE) return 1;
+  push_queue(L, idx, le);
+  q = lua_gettop(L);
+  /* le->live: a finalizer run by an allocation may have freed it */
+  while (le->live) {
     ws_event ev;
-    pos += ws_engine_recv(e, buf + pos, len - pos, &ev);
+    pos += ws_engine_recv(&le->e, buf + pos, len - pos, &ev);
     if (ev.type == WS_EV_NONE) break;
-    push_event(L, e, &ev);
-    lua_rawseti(L, queue, (int)++tail);
+    ws_lua_push_event(L, &le->e, &ev);
+    enqueue(L, q, le);
   }
-  {
-    /* This queue-passing form fails at once (no deferral). */
-    ws_event ev;
-    if (ws_engine_fail_pending(e, &ev)) {
-      push_event(L, e, &ev);
-      lua_rawseti(L, queue, (int)++tail);
-    }
-  }
-  return tail;
+  lua_pop(L, 1);
+  return le->live && ws_engine_failing(&le->e) != WS_V_NONE;
+}
+
+lua_Integer ws_lua_engine_settle(lua_State *L, int idx) {
+  lengine *le = (lengine *)luaL_checkudata(L, idx, ENGINE_MT);
+  ws_event ev;
+  if (le->live && le->head == le->tail &&
+      ws_engine_fail_pending(&le->e, &ev))
+    queue_event(L, idx, le, &ev, 0);
+  return (lua_Integer)(le->tail - le->head);
 }
 
 ws_engine *ws_lua_check_engine(lua_State *L, int idx) {
@@ -179,49 +242,102 @@ ws_engine *ws_lua_check_engine(lua_State *L, int idx) {
   return &le->e;
 }
 
-/* engine:feed(bytes, queue, tail) -> new tail. Appends an event table at
- * queue[tail + 1], ... for everything the bytes complete. */
+/* engine:feed(bytes) -> how many events are queued now. The bytes go
+ * through the Lua state's read buffer (the engine unmasks in place), a
+ * buffer at a time. */
 static int l_feed(lua_State *L) {
-  lengine *le = check_engine(L);
   size_t len;
-  const char *s = luaL_checklstring(L, 2, &len);
-  lua_Integer tail;
-  luaL_checktype(L, 3, LUA_TTABLE);
-  tail = luaL_checkinteger(L, 4);
-  if (len > le->scratch_cap) {
-    size_t cap = le->scratch_cap ? le->scratch_cap : 4096;
-    uint8_t *p;
-    while (cap < len) cap = cap > SIZE_MAX / 2 ? len : cap * 2;
-    p = (uint8_t *)realloc(le->scratch, cap);
-    if (p == NULL) return luaL_error(L, "not enough memory");
-    le->scratch = p;
-    le->scratch_cap = cap;
+  const char *s;
+  check_engine(L);
+  s = luaL_checklstring(L, 2, &len);
+  lua_settop(L, 2);
+  if (len > 0) {
+    uint8_t *buf = ws_lua_buffer_take(L);
+    size_t off = 0;
+    int failing = 0;
+    while (off < len && !failing) {
+      size_t n = len - off < WS_LUA_BUF_SIZE ? len - off : WS_LUA_BUF_SIZE;
+      memcpy(buf, s + off, n);
+      failing = ws_lua_engine_deliver(L, 1, buf, n);
+      off += n;
+    }
+    ws_lua_buffer_give(L, 3);
   }
-  if (len) memcpy(le->scratch, s, len);
-  tail = ws_lua_deliver(L, &le->e, le->scratch, len, 3, tail);
-  /* Don't let one huge read pin a huge buffer for the connection's life. */
-  if (le->scratch_cap > SCRATCH_KEEP_MAX) {
-    free(le->scratch);
-    le->scratch = NULL;
-    le->scratch_cap = 0;
-  }
-  lua_pushinteger(L, tail);
+  lua_pushinteger(L, ws_lua_engine_settle(L, 1));
   return 1;
 }
 
-/* engine:eof(queue, tail) -> new tail */
-static int l_eof(lua_State *L) {
+/* engine:event([hold]) -> the oldest queued event (removed) | nil. With
+ * the queue empty and a violation pending: nil if hold, else the
+ * violation's close event (its close frame now queued in the output). */
+static int l_event(lua_State *L) {
   lengine *le = check_engine(L);
-  lua_Integer tail;
-  ws_event ev;
-  luaL_checktype(L, 2, LUA_TTABLE);
-  tail = luaL_checkinteger(L, 3);
-  if (ws_engine_eof(&le->e, &ev)) {
-    push_event(L, &le->e, &ev);
-    lua_rawseti(L, 2, (int)++tail);
+  int hold = lua_toboolean(L, 2);
+  lua_settop(L, 1);
+  if (le->head == le->tail) {
+    ws_event ev;
+    if (hold || !ws_engine_fail_pending(&le->e, &ev)) {
+      lua_pushnil(L);
+      return 1;
+    }
+    ws_lua_push_event(L, &le->e, &ev);
+    return 1;
   }
-  lua_pushinteger(L, tail);
+  push_queue(L, 1, le);
+  lua_rawgeti(L, 2, le->head + 1);
+  lua_pushnil(L);
+  lua_rawseti(L, 2, le->head + 1);
+  if (++le->head == le->tail) le->head = le->tail = 0;
   return 1;
+}
+
+/* engine:failing() -> true while a violation waits to be acted on */
+static int l_failing(lua_State *L) {
+  lengine *le = check_engine(L);
+  lua_pushboolean(L, ws_engine_failing(&le->e) != WS_V_NONE);
+  return 1;
+}
+
+/* Queue the close event of an end (see ws_engine_end) and push whether
+ * one was queued. message: stack index of a message string, or 0. */
+static int end_with(lua_State *L, lengine *le, ws_end cause,
+                    const char *name, int message) {
+  ws_event ev;
+  int r = ws_engine_end(&le->e, cause, name, &ev);
+  if (r == 1)
+    queue_event(L, 1, le, &ev, ev.end == cause ? message : 0);
+  lua_pushboolean(L, r == 1);
+  return 1;
+}
+
+/* engine:lost(errname[, message]) -> queued. The transport ended: "eof"
+ * (or "closed") for an orderly end, else the transport's own error name
+ * ("reset", "pipe", "tls", "timeout", ...), which becomes the event's
+ * error; message goes in its message field. A pending violation is
+ * reported instead (without the message). */
+static int l_lost(lua_State *L) {
+  lengine *le = check_engine(L);
+  const char *name = luaL_checkstring(L, 2);
+  int eof = strcmp(name, "eof") == 0 || strcmp(name, "closed") == 0;
+  if (!lua_isnoneornil(L, 3)) luaL_checkstring(L, 3);
+  lua_settop(L, 3);
+  return end_with(L, le, eof ? WS_END_EOF : WS_END_TRANSPORT, name,
+                  lua_isnil(L, 3) ? 0 : 3);
+}
+
+/* engine:expire("heartbeat" | "close") -> queued */
+static int l_expire(lua_State *L) {
+  static const char *const what[] = {"heartbeat", "close", NULL};
+  lengine *le = check_engine(L);
+  int w = luaL_checkoption(L, 2, NULL, what);
+  return end_with(L, le,
+                  w == 0 ? WS_END_HEARTBEAT_TIMEOUT : WS_END_CLOSE_TIMEOUT,
+                  NULL, 0);
+}
+
+/* engine:abort() -> queued: we drop the connection without a close frame */
+static int l_abort(lua_State *L) {
+  return end_with(L, check_engine(L), WS_END_ABORTED, NULL, 0);
 }
 
 /* Push all pending output as one string and mark it written. */
@@ -233,8 +349,9 @@ static int push_output(lua_State *L, ws_engine *e) {
   return 1;
 }
 
-/* Map a failed call to nil, message (data or state problems) or raise
- * (programmer errors). */
+/* Map a failed call to nil, message, name (data or state problems) or
+ * raise (programmer errors). The name is the state ("closing", "closed")
+ * for WS_ESTATE, else ws_errname's. */
 static int send_result(lua_State *L, lengine *le, int r, const char *fn) {
   if (r == 0) {
     if (le->hold) {
@@ -248,13 +365,16 @@ static int send_result(lua_State *L, lengine *le, int r, const char *fn) {
     case WS_ESTATE:
       lua_pushnil(L);
       lua_pushfstring(L, "connection is %s", state_name(le->e.state));
-      return 2;
+      lua_pushstring(L, state_name(le->e.state));
+      return 3;
     case WS_EUTF8:
+    case WS_EREASON_UTF8:
     case WS_ENOMEM:
     case WS_ERAND:
       lua_pushnil(L);
       lua_pushstring(L, ws_strerror(r));
-      return 2;
+      lua_pushstring(L, ws_errname(r));
+      return 3;
     case WS_ECONTROL:
       return luaL_error(L, "bad argument #1 to '%s' (%s)", fn, ws_strerror(r));
     default:
@@ -271,7 +391,7 @@ static ws_opcode check_kind(lua_State *L, int idx, const char *fn) {
   return WS_OP_TEXT;
 }
 
-/* engine:send(data, kind, fragment) -> bytes | nil, err */
+/* engine:send(data, kind, fragment) -> bytes | nil, message, name */
 static int l_send(lua_State *L) {
   lengine *le = check_engine(L);
   size_t len;
@@ -287,7 +407,7 @@ static int l_send(lua_State *L) {
                      "send");
 }
 
-/* engine:send_part(data, kind, fin) -> bytes | nil, err */
+/* engine:send_part(data, kind, fin) -> bytes | nil, message, name */
 static int l_send_part(lua_State *L) {
   lengine *le = check_engine(L);
   size_t len;
@@ -315,7 +435,7 @@ static int l_pong(lua_State *L) {
                      "pong");
 }
 
-/* engine:close(code, reason) -> bytes | nil, err. code 0 or nil: no
+/* engine:close(code, reason) -> bytes | nil, message, name. code 0 or nil: no
  * status code in the frame. */
 static int l_close(lua_State *L) {
   lengine *le = check_engine(L);
@@ -339,11 +459,6 @@ static int l_close(lua_State *L) {
     return luaL_error(L, "bad argument #2 to 'close' (reason is %d bytes, "
                          "at most 123 allowed)", (int)rlen);
   r = ws_engine_close(&le->e, (int)code, (const uint8_t *)reason, rlen);
-  if (r == WS_EREASON_UTF8) {
-    lua_pushnil(L);
-    lua_pushstring(L, "close reason is not valid UTF-8");
-    return 2;
-  }
   return send_result(L, le, r, "close");
 }
 
@@ -357,7 +472,7 @@ static int l_take_output(lua_State *L) {
 }
 
 static int l_state(lua_State *L) {
-  lengine *le = (lengine *)luaL_checkudata(L, 1, ENGINE_MT);
+  lengine *le = to_engine(L);
   lua_pushstring(L, le->live ? state_name(le->e.state) : "closed");
   return 1;
 }
@@ -388,7 +503,9 @@ static int l_buffered(lua_State *L) {
 }
 
 static const luaL_Reg engine_methods[] = {
-    {"feed", l_feed},   {"eof", l_eof},
+    {"feed", l_feed},   {"event", l_event},
+    {"failing", l_failing}, {"lost", l_lost},
+    {"expire", l_expire}, {"abort", l_abort},
     {"send", l_send},   {"send_part", l_send_part},
     {"ping", l_ping},   {"pong", l_pong},
     {"close", l_close}, {"take_output", l_take_output},
@@ -406,7 +523,9 @@ void ws_lua_open_engine(lua_State *L) {
     lua_setfield(L, -2, "__gc");
     lua_pushcfunction(L, l_engine_gc);
     lua_setfield(L, -2, "__close");
-    ws_newlib(L, engine_methods);
+    lua_newtable(L);
+    lua_pushvalue(L, -2); /* the methods' upvalue: see to_engine */
+    ws_setfuncs(L, engine_methods, 1);
     lua_setfield(L, -2, "__index");
     lua_pushliteral(L, ENGINE_MT);
     lua_setfield(L, -2, "__name");

@@ -254,6 +254,31 @@ static int l_hs_parse_response(lua_State *L) {
   return 2;
 }
 
+/* core.handshake_failed(errname, message[, http_status]) -> the close
+ * event of an opening handshake that failed with errname (1015 for "tls",
+ * else 1006; initiator transport), with message, http_status when given,
+ * and an empty unsent list. Nothing is queued anywhere. */
+static int l_handshake_failed(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  ws_event ev;
+  if (!lua_isnoneornil(L, 2)) luaL_checkstring(L, 2);
+  if (!lua_isnoneornil(L, 3)) luaL_checkinteger(L, 3);
+  lua_settop(L, 3);
+  ws_hs_failed_event(&ev, name);
+  ws_lua_push_event(L, NULL, &ev);
+  if (!lua_isnil(L, 2)) {
+    lua_pushvalue(L, 2);
+    lua_setfield(L, -2, "message");
+  }
+  if (!lua_isnil(L, 3)) {
+    lua_pushinteger(L, lua_tointeger(L, 3));
+    lua_setfield(L, -2, "http_status");
+  }
+  lua_newtable(L);
+  lua_setfield(L, -2, "unsent");
+  return 1;
+}
+
 static const luaL_Reg hs_funcs[] = {
     {"hs_accept", l_hs_accept},
     {"hs_key", l_hs_key},
@@ -262,6 +287,7 @@ static const luaL_Reg hs_funcs[] = {
     {"hs_build_error", l_hs_build_error},
     {"hs_parse_request", l_hs_parse_request},
     {"hs_parse_response", l_hs_parse_response},
+    {"handshake_failed", l_handshake_failed},
     {NULL, NULL},
 };
 

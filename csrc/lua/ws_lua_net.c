@@ -9,7 +9,6 @@
  * where name is short and stable ("refused", "wantread", "tls", ...).
  */
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "ws.h"
@@ -22,7 +21,7 @@
 #define TLSCTX_MT "ws.core.tls_context"
 #define POLLER_MT "ws.core.poller"
 
-#define IO_BUF_SIZE 65536        /* one per socket, kept for its life */
+#define IO_BUF_SIZE WS_LUA_BUF_SIZE /* the Lua state's, shared (ws_lua.h) */
 #define PUMP_DEFAULT ((lua_Integer)256 * 1024) /* bytes a pump, then yield */
 #define ALPN_MAX 1024
 
@@ -31,7 +30,6 @@ typedef struct {
   int connecting;  /* a tcp_connect whose outcome is not known yet */
   int connect_err; /* its failure, remembered: the kernel reports once */
   ws_tls *tls;
-  uint8_t *buf;    /* read buffer, allocated on first read */
   ws_net_addr peer;
 } lsock;
 
@@ -99,14 +97,6 @@ static void sock_release(lsock *s) {
   }
   if (s->fd >= 0) ws_net_close(s->fd);
   s->fd = -1;
-  free(s->buf);
-  s->buf = NULL;
-}
-
-static uint8_t *sock_buf(lua_State *L, lsock *s) {
-  if (s->buf == NULL && (s->buf = (uint8_t *)malloc(IO_BUF_SIZE)) == NULL)
-    luaL_error(L, "not enough memory");
-  return s->buf;
 }
 
 /* Plain and TLS reads and writes, both in ws_tls_status terms. *err gets
@@ -209,19 +199,23 @@ static int l_peer(lua_State *L) {
 }
 
 /* sock:read([max]) -> string | nil, status[, message]. At most one buffer
- * (64 KiB) per call. */
+ * (64 KiB) per call, read into the Lua state's shared buffer. */
 static int l_read(lua_State *L) {
   lsock *s = check_sock(L);
   lua_Integer max = luaL_optinteger(L, 2, IO_BUF_SIZE);
   size_t n;
   int err = 0;
   ws_tls_status st;
+  uint8_t *buf;
   if (max < 1) return luaL_argerror(L, 2, "must be positive");
   if (s->fd < 0) return push_closed(L);
   if (max > IO_BUF_SIZE) max = IO_BUF_SIZE;
-  st = sock_read(s, sock_buf(L, s), (size_t)max, &n, &err);
+  lua_settop(L, 2);
+  buf = ws_lua_buffer_take(L);
+  st = sock_read(s, buf, (size_t)max, &n, &err);
+  ws_lua_buffer_give(L, 3);
   if (st != WS_TLS_OK) return push_io_fail(L, s, st, err);
-  lua_pushlstring(L, (const char *)s->buf, n);
+  lua_pushlstring(L, (const char *)buf, n);
   return 1;
 }
 
@@ -254,41 +248,43 @@ static int l_write(lua_State *L) {
   return 1;
 }
 
-/* sock:pump(engine, queue, tail[, max]) -> new_tail, nread, status[, msg]
- * Reads straight into the socket's buffer and feeds the engine from it;
- * the bytes never become a Lua string. */
+/* sock:pump(engine[, max]) -> nread, status[, message]. Reads into the
+ * Lua state's shared buffer and feeds the engine from it (the bytes never
+ * become a Lua string); the events join the engine's queue (engine:event).
+ * status is nil when more may be readable, "wantread", "wantwrite",
+ * "eof", "closed" or the net layer's error name. Reading stops once a
+ * violation is pending: what follows it would be ignored. */
 static int l_pump(lua_State *L) {
   lsock *s = check_sock(L);
-  ws_engine *e = ws_lua_check_engine(L, 2);
-  lua_Integer tail, max;
+  lua_Integer max;
   size_t total = 0;
   int nst = 0;
-  luaL_checktype(L, 3, LUA_TTABLE);
-  tail = luaL_checkinteger(L, 4);
-  max = luaL_optinteger(L, 5, PUMP_DEFAULT);
-  if (max < 1) return luaL_argerror(L, 5, "must be positive");
+  uint8_t *buf;
+  ws_lua_check_engine(L, 2);
+  max = luaL_optinteger(L, 3, PUMP_DEFAULT);
+  if (max < 1) return luaL_argerror(L, 3, "must be positive");
   if (s->fd < 0) {
-    lua_pushinteger(L, tail);
     lua_pushinteger(L, 0);
     lua_pushliteral(L, "closed");
     lua_pushliteral(L, "socket is closed");
-    return 4;
+    return 3;
   }
-  sock_buf(L, s);
-  lua_settop(L, 4);
-  while (total < (size_t)max) {
+  lua_settop(L, 3);
+  buf = ws_lua_buffer_take(L); /* at 4 */
+  for (;;) {
     size_t want = (size_t)max - total, n;
     int err = 0;
     ws_tls_status st;
     if (want > IO_BUF_SIZE) want = IO_BUF_SIZE;
-    st = sock_read(s, s->buf, want, &n, &err);
+    st = sock_read(s, buf, want, &n, &err);
     if (st != WS_TLS_OK) {
-      lua_pushinteger(L, tail);
+      ws_lua_buffer_give(L, 4);
+      ws_lua_engine_settle(L, 2);
       lua_pushinteger(L, (lua_Integer)total);
-      return 2 + push_status(L, s, st, err);
+      return 1 + push_status(L, s, st, err);
     }
     total += n;
-    tail = ws_lua_deliver(L, e, s->buf, n, 3, tail);
+    if (ws_lua_engine_deliver(L, 2, buf, n) || total >= (size_t)max) break;
     /* A short plain read means the kernel buffer is drained; asking again
      * would only return EAGAIN. Level-triggered pollers report anything
      * that arrived since. (TLS reads stop at record boundaries, so a short
@@ -298,11 +294,12 @@ static int l_pump(lua_State *L) {
       break;
     }
   }
-  lua_pushinteger(L, tail);
+  ws_lua_buffer_give(L, 4);
+  ws_lua_engine_settle(L, 2);
   lua_pushinteger(L, (lua_Integer)total);
   if (nst) lua_pushliteral(L, "wantread");
   else lua_pushnil(L);
-  return 3;
+  return 2;
 }
 
 /* sock:flush(engine) -> pending | nil, "wantread" | nil, errname, msg */
