@@ -89,7 +89,7 @@ describe("ws.client", function()
         local s = listen{ handler = function(conn)
           if c[1] then conn:close(c[1], "r") else
             conn._e:close(nil) -- a close frame with no code (1005)
-            conn:_flush()
+            conn._t:write(conn._e:take_output()) -- no public call sends that
             conn:receive(2)
           end
         end }

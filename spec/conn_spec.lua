@@ -451,7 +451,7 @@ describe("tearing down", function()
       assert.are.equal(1, #c.close_event.unsent)
       assert.are.equal(16 * 2 ^ 20, #c.close_event.unsent[1].data)
       assert.are.same({}, errors)
-      assert.are.equal("closed", select(2, c._sock:read(1)))
+      assert.are.equal("closed", select(2, c._t.sock:read(1)))
     end)
 end)
 

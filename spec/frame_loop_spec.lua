@@ -54,7 +54,7 @@ describe("a 60 Hz frame loop driving ws.step(0)", function()
       local pong
       client:on("pong", function(_, d) pong = d end)
       client.conn._e:ping("p")
-      client.conn:_flush()
+      client.conn._t:write(client.conn._e:take_output())
       local pong_at, l3 = frames(60, function() return pong == "p" end)
       assert.is_true(pong_at ~= nil and pong_at <= 5)
       -- ws.step(0) only polls: no call waited for the network (a blocking

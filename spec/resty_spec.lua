@@ -385,7 +385,7 @@ describe("ws.resty in nginx", function()
       "bad argument #1 to 'on' (unknown event nope)",
       "bad argument #2 to 'on' (function expected, got number)",
       "bad argument #1 to 'ping' (string expected, got number)",
-      "bad self (ws.resty connection expected)",
+      "bad self (ws connection expected)", -- one connection class now
     }
     assert.are.equal(#want + 1, #lines, table.concat(lines, "\n"))
     for i, msg in ipairs(want) do
@@ -515,6 +515,15 @@ describe("ws.resty in nginx", function()
         "close code=1000 name=normal reason= clean=true initiator=local "
         .. "error=nil sent=1000/ received=1000/ unsent=0" },
         run_client(server:url(fresh()), "threads"))
+    end)
+
+    it("lets a reader, two pingers and a sender above max_buffered wait "
+        .. "on one connection", function()
+      assert.are.same({ "open nil",
+        "waiters sent=20 received=20 pings=ok,ok,ok ok,ok,ok",
+        "close code=1000 name=normal reason= clean=true initiator=local "
+        .. "error=nil sent=1000/ received=1000/ unsent=0" },
+        run_client(server:url(fresh()), "waiters", "&max_buffered=1024"))
     end)
 
     it("reports our server's close code", function()

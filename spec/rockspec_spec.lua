@@ -14,10 +14,17 @@ local function load_rockspec(path)
   return env
 end
 
-local function files(dir, suffix)
-  local t = {}
+-- Every file under dir (recursively) whose name ends with suffix.
+local function files(dir, suffix, t)
+  t = t or {}
   for name in lfs.dir(dir) do
-    if name:sub(-#suffix) == suffix then t[#t + 1] = dir .. "/" .. name end
+    local path = dir .. "/" .. name
+    if name ~= "." and name ~= ".." and
+        lfs.attributes(path, "mode") == "directory" then
+      files(path, suffix, t)
+    elseif name:sub(-#suffix) == suffix then
+      t[#t + 1] = path
+    end
   end
   table.sort(t)
   return t
@@ -32,18 +39,22 @@ describe("rockspec/lua-ws-scm-1.rockspec", function()
     assert.are.equal("crypto", spec.external_dependencies.OPENSSL.library)
   end)
 
-  it("installs every lua/ws/*.lua file under its module name", function()
-    for _, path in ipairs(files("lua/ws", ".lua")) do
+  it("installs every lua/ws/**.lua file under its module name", function()
+    local found = files("lua/ws", ".lua")
+    assert.is_true(#found > 10, "found only " .. #found .. " files")
+    for _, path in ipairs(found) do
       local name = path:match("^lua/(.*)%.lua$"):gsub("/", ".")
       if name == "ws.init" then name = "ws" end
       assert.are.equal(path, modules[name], "module " .. name)
     end
   end)
 
-  it("compiles every csrc/*.c file into ws.core", function()
+  it("compiles every csrc/**.c file into ws.core", function()
     local listed = {}
     for _, src in ipairs(modules["ws.core"].sources) do listed[src] = true end
-    for _, path in ipairs(files("csrc", ".c")) do
+    local found = files("csrc", ".c")
+    assert.is_true(#found > 10, "found only " .. #found .. " files")
+    for _, path in ipairs(found) do
       assert.is_true(listed[path] == true, path .. " missing from ws.core")
     end
   end)

@@ -13,7 +13,7 @@ local reconnect = require "ws.reconnect"
 local connect_mod = require "ws.connect"
 local connect = connect_mod.connect
 local url_mod = require "ws.url"
-local shared = require "ws.shared"
+local handlers = require "ws.handlers"
 
 local type, error, pairs, ipairs, tostring, pcall, setmetatable =
   type, error, pairs, ipairs, tostring, pcall, setmetatable
@@ -42,9 +42,10 @@ local function emit(self, event, ...)
   end
 end
 
+local function report_close(msg) loop.on_error("client close " .. msg) end
+
 local function emit_close(self, conn, ev)
-  emit(self, "close", conn, ev)
-  if ev.name then emit(self, "close:" .. ev.name, conn, ev) end
+  handlers.close(self._handlers, report_close, conn, ev)
 end
 
 -- Seconds the server asked us to wait (429/503 Retry-After), or nil.
@@ -168,12 +169,13 @@ local function supervise(self)
 end
 
 --- Register a handler: "open" (conn), "message" (conn, data, kind),
--- "ping"/"pong" (conn, data), "close" and "close:<name>" (conn, event;
+-- "ping"/"pong" (conn, data), "close", "close:<name>" and "close:<code>"
+-- (conn, event;
 -- conn is nil for an attempt that never opened), "reconnecting" (conn,
 -- event, delay, attempt), "give_up" (conn, event, unsent).
 -- @return the client
 function Client:on(event, fn)
-  shared.add_handler(self._handlers, known_events, event, fn, 3)
+  handlers.add(self._handlers, known_events, event, fn, 3)
   if self.conn and not self.conn.close_event and
       (event == "message" or event == "ping" or event == "pong") then
     local conn = self.conn
@@ -198,7 +200,9 @@ function Client:send(data, kind)
   local conn = self.conn
   if conn and self.state == "open" and not conn.close_event then
     local ok, err = conn:send(data, kind)
-    if ok or err == "text is not valid UTF-8" then return ok, err end
+    -- a message the connection refuses for itself is refused here too;
+    -- one refused because the connection is ending is queued
+    if ok or (err ~= "closed" and err ~= "closing") then return ok, err end
   end
   if not self._queue_max then return nil, "not_connected" end
   if #self._queue >= self._queue_max then return nil, "queue_full" end

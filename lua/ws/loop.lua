@@ -127,7 +127,12 @@ local function set_interest(fd, w)
 end
 
 -- Park the current task until woken; returns the values passed to wake.
-local function park()
+-- A task may carry an `on_park(on_park_arg)` hook, run as it parks: a
+-- server connection uses it to start reading in the background once its
+-- handler waits for something other than the connection.
+local function park(task)
+  local hook = task.on_park
+  if hook then hook(task.on_park_arg) end
   return coroutine_yield()
 end
 
@@ -144,7 +149,7 @@ local function park_until(task, deadline)
     timer = poller:timer(delay)
     timers[timer] = task
   end
-  local ok = park()
+  local ok = park(task)
   if timer and timers[timer] then
     timers[timer] = nil
     poller:cancel(timer)
@@ -328,12 +333,12 @@ function loop.sleep(s)
   if not task then return loop.blocking(loop.sleep, s) end
   if not s or s <= 0 then
     loop.wake(task, true)
-    park()
+    park(task)
     return
   end
   local id = poller:timer(s)
   timers[id] = task
-  park()
+  park(task)
 end
 
 --- A condition: tasks wait on it until it is signalled.

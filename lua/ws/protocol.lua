@@ -12,7 +12,7 @@
 -- @module ws.protocol
 local core = require "ws.core"
 local codes = require "ws.codes"
-local shared = require "ws.shared"
+local options = require "ws.options"
 
 local type, error, setmetatable, tostring = type, error, setmetatable, tostring
 local rawget = rawget
@@ -56,13 +56,7 @@ function Protocol.new(opts)
   end
   local e = core.engine(role, opts.max_message_size, opts.max_frame_size,
     opts.max_fragments, opts.auto_pong)
-  return setmetatable({ _e = e, _q = {}, _head = 1, _tail = 0, role = role },
-    mt)
-end
-
--- Application codes named with ws.codes.define get their names here.
-local function name_close(ev)
-  if ev.type == "close" and ev.name == nil then ev.name = codes[ev.code] end
+  return setmetatable({ _e = e, role = role }, mt)
 end
 
 --- Feed bytes read from the transport. Never raises on bad input.
@@ -74,32 +68,28 @@ function Protocol:feed(bytes)
     error("bad argument #1 to 'feed' (string expected, got " .. type(bytes)
       .. ")", 2)
   end
-  local first = self._tail + 1
-  self._tail = e:feed(bytes, self._q, self._tail)
-  for i = first, self._tail do name_close(self._q[i]) end
-  return self._tail - self._head + 1
+  return e:feed(bytes)
 end
 
 --- The transport ended. Queues a 1006 close event unless the connection
 -- already reported its close.
 function Protocol:eof()
-  local e = check(self)
-  self._tail = e:eof(self._q, self._tail)
+  check(self):lost("eof")
 end
 
---- Iterate over queued events, oldest first, removing them.
+--- Iterate over queued events, oldest first, removing them. A protocol
+-- violation found after other events is acted on (its close frame queued,
+-- its close event returned) only once those were taken, so replies made
+-- to them in the loop's body go out before the close frame.
 -- @return iterator yielding event tables
 function Protocol:events()
-  check(self)
+  local e = check(self)
   return function()
-    local h = self._head
-    if h > self._tail then
-      self._head, self._tail = 1, 0
-      return nil
+    local ev = e:event()
+    -- Application codes named with ws.codes.define get their names here.
+    if ev and ev.type == "close" and ev.name == nil then
+      ev.name = codes[ev.code]
     end
-    local ev = self._q[h]
-    self._q[h] = nil
-    self._head = h + 1
     return ev
   end
 end
@@ -117,7 +107,7 @@ function Protocol:send(data, kind, opts)
     error("bad argument #1 to 'send' (string expected, got " .. type(data)
       .. ")", 2)
   end
-  return e:send(data, kind, shared.fragment_option(opts, 2))
+  return e:send(data, kind, options.fragment(opts, 2))
 end
 
 --- Send one frame of a message that is produced piece by piece.
@@ -153,7 +143,7 @@ end
 -- @treturn string bytes to write, or nil, error
 function Protocol:close(code, reason)
   local e = check(self)
-  local n = shared.check_close(code, reason, 2)
+  local n = options.close_args(code, reason, 2)
   return e:close(n, reason)
 end
 

@@ -4,7 +4,7 @@
 -- a number is the delay before the next attempt, nil stops reconnecting.
 --
 -- * `event` is the close event of the connection that just ended (see
---   `ws.conn`): `code`, `name`, `initiator` ("local", "remote" or
+--   `ws.connection`): `code`, `name`, `initiator` ("local", "remote" or
 --   "transport"), `error` ("refused", "dns", "timeout", "tls", "http",
 --   "heartbeat_timeout", ...), `http_status` and `clean`.
 -- * `attempt` counts the attempts of this outage: 1 for the first retry

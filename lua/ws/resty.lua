@@ -19,65 +19,45 @@
 -- `receive` (or `messages`) for the connection's life: pings are answered,
 -- handlers run and the peer's close is seen only while someone reads.
 -- @module ws.resty
+local core = require "ws.core"
 local handshake = require "ws.handshake"
 local url_mod = require "ws.url"
-local shared = require "ws.shared"
+local options = require "ws.options"
+local opening = require "ws.opening"
 
 local ngx = ngx
-local type, error, tostring, tonumber, pairs, ipairs, pcall =
-  type, error, tostring, tonumber, pairs, ipairs, pcall
+local type, error, tostring, tonumber, pairs, pcall =
+  type, error, tostring, tonumber, pairs, pcall
 local floor = math.floor
 
 if type(ngx) ~= "table" or not ngx.socket then
   error("ws.resty runs inside OpenResty/nginx (lua-nginx-module); "
     .. "elsewhere use ws.connect, ws.listen or ws.protocol", 2)
 end
-local Conn = require "ws.resty.conn"
+local Cosocket = require "ws.transport.cosocket"
+local Conn = require "ws.connection"
 
 local M = {}
 
-local CONN_OPTIONS = {
-  max_message_size = true, max_frame_size = true, max_fragments = true,
-  close_timeout = true, linger = true, max_buffered = true,
-  read_timeout = true, send_timeout = true, heartbeat = true,
-}
 local CLIENT_OPTIONS = {
   protocols = true, headers = true, origin = true, timeout = true, tls = true,
+  read_timeout = true, send_timeout = true,
 }
 local SERVER_OPTIONS = {
   protocols = true, headers = true, authorize = true, handler = true,
-  max_header_bytes = true, max_headers = true,
+  max_header_bytes = true, max_headers = true, read_timeout = true,
+  send_timeout = true,
 }
-for k in pairs(CONN_OPTIONS) do
+for k in pairs(options.CONNECTION) do
   CLIENT_OPTIONS[k] = true
   SERVER_OPTIONS[k] = true
 end
 
------------------------------------------------------------------- options
-
+-- Check an options table; returns it and the connection options.
 local function check_options(opts, names, fname, level)
   local argn = fname == "connect" and 2 or 1
-  if opts == nil then return {} end
-  if type(opts) ~= "table" then
-    error(("bad argument #%d to '%s' (table expected, got %s)"):format(
-      argn, fname, type(opts)), level + 1)
-  end
-  for k in pairs(opts) do
-    if not names[k] then
-      error(("bad argument #%d to '%s' (unknown option '%s')"):format(argn,
-        fname, tostring(k)), level + 1)
-    end
-  end
-  for _, k in ipairs({ "timeout", "close_timeout", "linger", "read_timeout",
-      "send_timeout" }) do
-    local v = opts[k]
-    if v ~= nil and (type(v) ~= "number" or not (v > 0)) then
-      error(("bad option '%s' (positive number expected, got %s)"):format(k,
-        tostring(v)), level + 1)
-    end
-  end
-  shared.check_heartbeat(opts.heartbeat, level + 1)
-  return opts
+  opts = options.known(opts, names, fname, argn, level + 1)
+  return opts, options.connection(opts, level + 1)
 end
 
 ------------------------------------------------------------------- server
@@ -92,17 +72,9 @@ local function send_refusal(status, bytes)
   sock:send(bytes)
 end
 
-local function refuse(status, headers)
-  local ok, bytes = pcall(handshake.error_response, status, headers)
-  if not ok then
-    status = 500
-    bytes = handshake.error_response(500)
-  end
-  send_refusal(status, bytes)
-end
-
 local function upgrade(opts, fname, level)
-  opts = check_options(opts, SERVER_OPTIONS, fname, level + 1)
+  local o
+  opts, o = check_options(opts, SERVER_OPTIONS, fname, level + 1)
   if opts.authorize ~= nil and type(opts.authorize) ~= "function" then
     error("bad option 'authorize' (function expected, got "
       .. type(opts.authorize) .. ")", level + 1)
@@ -127,38 +99,22 @@ local function upgrade(opts, fname, level)
   end
   req.peer = { addr = ngx.var.remote_addr,
     port = tonumber(ngx.var.remote_port) }
-  if opts.authorize then
-    local aok, allowed, st, headers = pcall(opts.authorize, req)
-    if not aok then
-      Conn.log_error("authorize: ", tostring(allowed))
-      refuse(500)
-      return nil, "authorize_failed", 500
-    end
-    if not allowed then
-      refuse(st or 403, headers)
-      return nil, "refused", st or 403
-    end
+  local answer, why, st, refusal = opening.answer(req, opts, Cosocket.report)
+  if not answer then
+    send_refusal(st, refusal)
+    return nil, why, st
   end
-  local answer = handshake.response{ key = req.key, protocol = req.protocol,
-    headers = opts.headers }
   ngx.status = 101
   local sock, err = ngx.req.socket(true)
   if not sock then
-    Conn.log_error("no raw request socket: ", tostring(err))
+    Cosocket.report("no raw request socket: " .. tostring(err))
     return nil, "no_socket", nil
   end
-  local o = {}
-  for k, v in pairs(opts) do o[k] = v end
-  local conn = Conn.new(sock, "server", o, {
-    protocol = req.protocol, request = req })
-  Conn.set_timeouts(conn, conn._opts.read_timeout)
-  local sent, serr = sock:send(answer)
-  if not sent then
-    conn._dropped = true
-    Conn.transport_failed(conn, serr)
-    return nil, "send_failed", nil
-  end
-  return conn, req
+  local t = Cosocket.new(sock, opts, true)
+  local sent = t:write(answer)
+  if not sent then return nil, "send_failed", nil end
+  return Conn.new(t, "server", o, { protocol = req.protocol, request = req }),
+    req
 end
 
 --- Upgrade the current request (inside content_by_lua*) to a WebSocket
@@ -168,8 +124,8 @@ end
 --   response headers), authorize (function(request) -> true | false,
 --   status, headers), max_header_bytes, max_headers, and the connection
 --   options: max_message_size, max_frame_size, max_fragments,
---   close_timeout, linger, max_buffered, read_timeout, send_timeout,
---   heartbeat
+--   close_timeout, linger, max_buffered, inbox_max, inbox_max_bytes,
+--   read_timeout, send_timeout, heartbeat
 -- @return conn, request | nil, reason, http_status
 function M.upgrade(opts)
   local conn, req, status = upgrade(opts, "upgrade", 2) -- no tail call:
@@ -194,12 +150,10 @@ function M.serve(opts)
   if not conn then return nil, req, status end
   local ok, err = pcall(opts.handler, conn, req)
   if not ok then
-    Conn.log_error("handler: ", tostring(err))
+    Cosocket.report("handler: " .. tostring(err))
     if not conn.close_event then conn:close("internal_error") end
-  elseif not conn.close_event then
-    conn:close("normal")
   else
-    Conn.teardown(conn)
+    conn:close("normal") -- when already closed: ends TCP if still needed
   end
   if conn._aborted then ngx.exit(444) end
   return conn.close_event
@@ -207,22 +161,7 @@ end
 
 ------------------------------------------------------------------- client
 
-local failed = shared.connect_failed
-
--- Read the server's answer to the opening request.
-local function read_response(sock, key, protocols)
-  local buf = ""
-  for _ = 1, 1000 do
-    local data, err = sock:receiveany(16384)
-    if not data then return nil, err end
-    buf = buf .. data
-    local resp, used, status, rtable = handshake.parse_response(buf,
-      { key = key, protocols = protocols })
-    if resp then return resp, buf:sub(used + 1) end
-    if used ~= "incomplete" then return nil, used, status, rtable end
-  end
-  return nil, "too many reads"
-end
+local failed = opening.failed
 
 local TLS_OPTIONS = { verify = true, server_name = true }
 
@@ -239,7 +178,8 @@ function M.connect(url, opts)
     error("bad argument #1 to 'connect' (string expected, got " .. type(url)
       .. ")", 2)
   end
-  opts = check_options(opts, CLIENT_OPTIONS, "connect", 2)
+  local o
+  opts, o = check_options(opts, CLIENT_OPTIONS, "connect", 2)
   local tls = opts.tls or {}
   if type(tls) ~= "table" then
     error("bad option 'tls' (table expected, got " .. type(tls) .. ")", 2)
@@ -253,13 +193,8 @@ function M.connect(url, opts)
   if not u then
     error("bad argument #1 to 'connect' (" .. uerr .. ")", 2)
   end
-  local protocols = opts.protocols
-  if type(protocols) == "string" then protocols = { protocols } end
-  local request, key = handshake.request{
-    host = u.host_header, path = u.target, protocols = protocols,
-    origin = opts.origin, headers = opts.headers,
-  }
-  local timeout_ms = floor((opts.timeout or 10) * 1000)
+  local timeout = opts.timeout or 10
+  local timeout_ms = floor(timeout * 1000)
   local sock = ngx.socket.tcp()
   sock:settimeouts(timeout_ms, timeout_ms, timeout_ms)
   local host = u.host:find(":", 1, true) and "[" .. u.host .. "]" or u.host
@@ -278,31 +213,13 @@ function M.connect(url, opts)
         .. tostring(err))
     end
   end
-  ok, err = sock:send(request)
-  local resp, rest, status, rtable
-  if ok then
-    resp, rest, status, rtable = read_response(sock, key, protocols)
-  else
-    rest = err
-  end
+  local t = Cosocket.new(sock, opts, false)
+  local resp, rest, ev = opening.connect(t, u, opts, core.now() + timeout)
   if not resp then
-    sock:close()
-    if rest == "unexpected_status" then
-      return failed("http", ("server answered HTTP %d instead of 101")
-        :format(status), { http_status = status,
-          http_headers = rtable and rtable.headers })
-    elseif rest == "timeout" then
-      return failed("timeout", "opening handshake timed out")
-    elseif rest == "closed" then
-      return failed("handshake", "server closed the connection during the "
-        .. "opening handshake")
-    end
-    return failed("handshake", "opening handshake failed: " .. tostring(rest)
-      .. (status and (" (" .. tostring(status) .. ")") or ""))
+    t:abort()
+    return nil, rest, ev
   end
-  local o = {}
-  for k, v in pairs(opts) do o[k] = v end
-  return Conn.new(sock, "client", o, { leftover = rest,
+  return Conn.new(t, "client", o, { leftover = rest,
     protocol = resp.protocol, response = resp })
 end
 

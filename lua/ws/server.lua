@@ -8,9 +8,10 @@
 local core = require "ws.core"
 local loop = require "ws.loop"
 local handshake = require "ws.handshake"
-local transport = require "ws.transport"
-local Conn = require "ws.conn"
-local shared = require "ws.shared"
+local options = require "ws.options"
+local opening = require "ws.opening"
+local Socket = require "ws.transport.socket"
+local Conn = require "ws.connection"
 
 local type, error, pairs, tostring, pcall = type, error, pairs, tostring,
   pcall
@@ -22,72 +23,43 @@ Server.__index = Server
 local option_names = {
   host = true, port = true, backlog = true, tls = true, protocols = true,
   authorize = true, handler = true, handshake_timeout = true,
-  max_connections = true, max_message_size = true, max_frame_size = true,
-  max_fragments = true, max_header_bytes = true, max_headers = true,
-  close_timeout = true, max_buffered = true, linger = true, inbox_max = true,
-  headers = true, heartbeat = true,
+  max_connections = true, max_header_bytes = true, max_headers = true,
+  headers = true,
 }
-
-local function refuse(sock, status, headers, deadline)
-  local ok, bytes = pcall(handshake.error_response, status, headers)
-  if not ok then bytes = handshake.error_response(500) end
-  transport.write_all(sock, bytes, deadline)
-end
-
-local function close_sock(sock)
-  loop.forget_fd(sock:fd())
-  sock:close()
-end
+for k in pairs(options.CONNECTION) do option_names[k] = true end
 
 local function serve(self, sock, peer_addr, peer_port)
   local o = self._opts
   local deadline = now() + o.handshake_timeout
   if self._tls then
-    local ok, _, msg = sock:tls_start(self._tls)
-    if ok then ok, _, msg = transport.tls_handshake(sock, deadline) end
+    local ok, _, msg = Socket.tls_handshake(sock, self._tls, nil, deadline)
     if not ok then
       self.tls_failures = self.tls_failures + 1
       self.last_tls_error = msg
-      return close_sock(sock)
+      loop.forget_fd(sock:fd())
+      return sock:close()
     end
   end
-  local parse_opts = {
-    max_bytes = o.max_header_bytes, max_headers = o.max_headers,
-    protocols = o.protocols,
-  }
-  local req, rest, status, response = transport.read_head(sock,
-    function(buf) return handshake.parse_request(buf, parse_opts) end,
-    deadline, o.max_header_bytes)
-  if not req then
+  local t = Socket.new(sock)
+  local req, rest, status, refusal = opening.read_head(t, function(buf)
+    return handshake.parse_request(buf, self._parse_opts)
+  end, deadline)
+  local answer
+  if req then
+    req.peer = { addr = peer_addr, port = peer_port }
+    local _
+    answer, _, status, refusal = opening.answer(req, self._gate,
+      Socket.report)
+  end
+  if not answer then
     -- rest is the reason; a refusal comes with its ready response
-    if type(response) == "string" then
-      transport.write_all(sock, response, deadline)
-    end
-    return close_sock(sock)
+    if type(refusal) == "string" then t:write(refusal, deadline) end
+    return t:abort()
   end
-  req.peer = { addr = peer_addr, port = peer_port }
-  if self._active > o.max_connections then
-    refuse(sock, 503, { ["Retry-After"] = "5" }, deadline)
-    return close_sock(sock)
-  end
-  if o.authorize then
-    local ok, allowed, st, headers = pcall(o.authorize, req)
-    if not ok then
-      loop.on_error("authorize: " .. tostring(allowed))
-      refuse(sock, 500, nil, deadline)
-      return close_sock(sock)
-    end
-    if not allowed then
-      refuse(sock, st or 403, headers, deadline)
-      return close_sock(sock)
-    end
-  end
-  local answer = handshake.response{ key = req.key, protocol = req.protocol,
-    headers = o.headers }
-  local ok = transport.write_all(sock, answer, deadline)
-  if not ok then return close_sock(sock) end
-  local conn = Conn.new(sock, "server", o, {
+  if not t:write(answer, deadline) then return t:abort() end
+  local conn = Conn.new(t, "server", self._conn_opts, {
     leftover = rest, protocol = req.protocol, request = req,
+    owner = loop.current(),
   })
   self._conns[conn] = true
   local hok, herr = pcall(o.handler, conn, req)
@@ -106,7 +78,10 @@ local function run_serve(self, sock, addr, port)
   self._active = self._active - 1
   if not ok then
     loop.on_error("server: " .. tostring(err))
-    pcall(close_sock, sock)
+    pcall(function()
+      loop.forget_fd(sock:fd())
+      sock:close()
+    end)
   end
 end
 
@@ -158,7 +133,7 @@ local function listen(opts)
   if opts.authorize ~= nil and type(opts.authorize) ~= "function" then
     error("bad option 'authorize' (function expected)", 2)
   end
-  shared.check_heartbeat(opts.heartbeat, 2)
+  local conn_opts = options.connection(opts, 2)
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
   o.host = o.host or "127.0.0.1"
@@ -167,7 +142,7 @@ local function listen(opts)
   local tls
   if o.tls then
     local err, msg
-    tls, err, msg = transport.tls_context("server", o.tls)
+    tls, err, msg = Socket.tls_context("server", o.tls, 2)
     if not tls then return nil, err, msg end
   end
   local l, err, msg = core.tcp_listen(o.host, o.port, o.backlog or 511)
@@ -175,7 +150,19 @@ local function listen(opts)
   local self = setmetatable({
     host = o.host, port = l:port(), closed = false, tls_failures = 0,
     _listener = l, _opts = o, _tls = tls, _conns = {}, _active = 0,
+    _conn_opts = conn_opts,
+    _parse_opts = { max_bytes = o.max_header_bytes,
+      max_headers = o.max_headers, protocols = o.protocols },
   }, Server)
+  -- authorize, after the check for room (503 when max_connections are
+  -- busy)
+  self._gate = { headers = o.headers, authorize = function(req)
+    if self._active > o.max_connections then
+      return false, 503, { ["Retry-After"] = "5" }
+    end
+    if o.authorize then return o.authorize(req) end
+    return true
+  end }
   self._acceptor = loop.spawn(acceptor, self)
   return self
 end

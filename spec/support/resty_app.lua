@@ -135,6 +135,7 @@ function app.client()
     protocols = args.protocol, timeout = 10,
     heartbeat = args.heartbeat and { interval = 0.2, timeout = 0.3 },
     max_message_size = 64 * 1024 * 1024,
+    max_buffered = tonumber(args.max_buffered),
     tls = args.server_name and { server_name = args.server_name } or nil,
   })
   if not conn then
@@ -177,6 +178,43 @@ function app.client()
     end
     ngx.thread.wait(writer)
     ngx.say("threads ", got, " in order ", tostring(in_order))
+    ngx.say("close ", app.describe(conn:close()))
+  elseif mode == "waiters" then
+    -- a reader, two pingers and a sender above max_buffered wait on the
+    -- connection at the same time
+    local n, size = 20, 65536
+    local reader = ngx.thread.spawn(function()
+      local got = 0
+      for _ = 1, n do
+        local data = conn:receive(10)
+        if not data then break end
+        if #data == size then got = got + 1 end
+      end
+      return got
+    end)
+    local function pinger(tag)
+      local res = {}
+      for i = 1, 3 do
+        local rtt, perr = conn:ping(tag .. i, 5)
+        res[i] = type(rtt) == "number" and "ok" or tostring(perr)
+      end
+      return table.concat(res, ",")
+    end
+    local p1 = ngx.thread.spawn(pinger, "a")
+    local p2 = ngx.thread.spawn(pinger, "b")
+    local sender = ngx.thread.spawn(function()
+      local sent = 0
+      for _ = 1, n do
+        if conn:send(("s"):rep(size), "binary") then sent = sent + 1 end
+      end
+      return sent
+    end)
+    local _, sent = ngx.thread.wait(sender)
+    local _, r1 = ngx.thread.wait(p1)
+    local _, r2 = ngx.thread.wait(p2)
+    local _, got = ngx.thread.wait(reader)
+    ngx.say("waiters sent=", tostring(sent), " received=", tostring(got),
+      " pings=", tostring(r1), " ", tostring(r2))
     ngx.say("close ", app.describe(conn:close()))
   elseif mode == "unsent" then
     -- the server resets the connection; our sends find out

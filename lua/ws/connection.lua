@@ -1,0 +1,640 @@
+--- The one WebSocket connection class: the C engine, a transport, and the
+-- application's view of them (send, receive, ping, close, abort, handlers
+-- and close events). Written once for every host: the event loop's
+-- sockets, nginx cosockets and in-memory pipes are transports.
+--
+-- The engine decides everything about the protocol, including every close
+-- event (its code, cleanliness, initiator and error name); this file only
+-- moves bytes between the engine and the transport, waits, and tells the
+-- application.
+--
+-- A transport is a table with these methods (see ws.transport.memory for
+-- one in a page):
+--
+--   t:read(deadline)         -> bytes | nil, "timeout" | nil, "eof" |
+--                               nil, errname, message
+--   t:write(bytes, deadline) -> true | nil, errname, message
+--   t:wait(deadline)         wait for t:wake() (true) or the deadline (false)
+--   t:wake()                 wake every waiter
+--   t:close(deadline)        end TCP after the closing handshake: FIN, then
+--                            the peer's FIN or the deadline, then release
+--   t:abort()                drop the connection now
+--   t.report(message)        an error raised by a handler
+-- and optionally
+--   t.spawn(fn, ...)         run fn in the background: the connection then
+--                            reads and writes in background tasks
+--   t.blocking(fn, ...)      run fn where it may wait (the loop's main thread)
+--   t:feed(engine, deadline) / t:flush(engine, deadline)  faster read and
+--                            write straight between the socket and the
+--                            engine (flush: true | nil, "timeout" with the
+--                            rest left in the engine | nil, errname, msg)
+--
+-- Whoever waits reads: a task in receive, ping or close reads the transport
+-- itself when nobody else is reading, otherwise waits for the reader's
+-- wake-up. With `spawn`, a background reader keeps reading for handlers,
+-- pings and the peer's close even when nobody waits.
+-- @module ws.connection
+local core = require "ws.core"
+local codes = require "ws.codes"
+local options = require "ws.options"
+local handlers = require "ws.handlers"
+
+local type, error, getmetatable, setmetatable, rawget =
+  type, error, getmetatable, setmetatable, rawget
+local huge = math.huge
+local now = core.now
+
+local Conn = {}
+local mt = { __name = "ws.connection" }
+
+local known_events = { message = true, ping = true, pong = true, close = true }
+
+-- Raise unless self is a connection, blaming the caller's caller (or
+-- `level`).
+local function check(self, level)
+  if getmetatable(self) ~= mt then
+    error("bad self (ws connection expected)", level or 3)
+  end
+  return self
+end
+
+local function run_blocking(self, fn, ...)
+  local blocking = self._t.blocking
+  if blocking then return blocking(fn, ...) end
+  return fn(...)
+end
+
+----------------------------------------------------------------- unsent
+
+-- Messages accepted by send whose bytes the transport has not all taken:
+-- three arrays (data, kind, end position in the output stream), so a send
+-- makes no table. `done` is the stream position the transport has taken.
+local function prune(self, done)
+  local h, t = self._uh, self._ut
+  if h > t then return end
+  local up, ud, uk = self._up, self._ud, self._uk
+  while h <= t and up[h] <= done do
+    up[h], ud[h], uk[h] = nil, nil, nil
+    h = h + 1
+  end
+  if h > t then h, t = 1, 0 end
+  self._uh, self._ut = h, t
+end
+
+local function unsent_list(self)
+  prune(self, self._wpos or self._e:written())
+  local out = {}
+  for i = self._uh, self._ut do
+    out[#out + 1] = { data = self._ud[i], kind = self._uk[i] }
+  end
+  prune(self, huge)
+  return out
+end
+
+----------------------------------------------------------------- events
+
+-- Record the one close event (the engine made it) and tell everyone.
+local function finish(self, ev)
+  ev.type = nil
+  if ev.name == nil then ev.name = codes[ev.code] end
+  ev.unsent = unsent_list(self)
+  self.close_event = ev
+  local t = self._t
+  if not self._bg and t.spawn then
+    -- nobody reads in the background to end TCP: a task of its own does,
+    -- so whoever waits hears of the close at once
+    self._bg = t.spawn(Conn._teardown, self)
+  end
+  t:wake()
+  if self._h then handlers.close(self._h, t.report, self, ev) end
+end
+
+-- Hand the engine's queued events out, in order. A protocol failure the
+-- engine found after a message waits while messages wait in the inbox, so
+-- the application can answer them before the close frame goes out.
+local function dispatch(self)
+  local e = self._e
+  while not self.close_event do
+    local ev = e:event(self._ih <= self._it)
+    if not ev then return end
+    local kind = ev.type
+    local hs = self._h
+    if kind == "message" then
+      local list = hs and hs.message
+      if list then
+        handlers.call(list, self._t.report, self, ev.data, ev.kind)
+      else
+        local n = self._it + 1
+        self._it = n
+        self._inbox[n] = ev
+        self._ibytes = self._ibytes + #ev.data
+        self._t:wake()
+      end
+    elseif kind == "ping" then
+      if hs then handlers.call(hs.ping, self._t.report, self, ev.data) end
+    elseif kind == "pong" then
+      local pw = self._pw
+      if pw then
+        for k = 1, #pw do
+          if pw[k].data == ev.data then
+            pw[k].rtt = now() - pw[k].t0
+            table.remove(pw, k)
+            self._t:wake()
+            break
+          end
+        end
+      end
+      if hs then handlers.call(hs.pong, self._t.report, self, ev.data) end
+    else
+      finish(self, ev)
+    end
+  end
+end
+
+------------------------------------------------------------ moving bytes
+
+-- Drop the transport now (after abort, a dead peer or a failed write).
+local function drop(self)
+  if self._dropped then return end
+  self._dropped = true
+  self._torn = true
+  self._t:abort()
+  self._t:wake()
+end
+
+-- A write failed: the transport is gone.
+local function write_failed(self, err, msg)
+  if not self.close_event then
+    self._e:lost(err, msg)
+    dispatch(self)
+  end
+  drop(self)
+end
+
+-- Write everything the engine holds with the transport's own write.
+local function write_out(self, deadline)
+  local t, e = self._t, self._e
+  if t.flush then return t:flush(e, deadline) end
+  for _ = 1, huge do
+    local out, pos = e:take_output()
+    if out == "" then return true end
+    local ok, err, msg = t:write(out, deadline)
+    if not ok then
+      self._wpos = pos - #out -- bytes handed over but not confirmed
+      return nil, err, msg
+    end
+  end
+end
+
+local function writer(self)
+  local ok, err, msg = write_out(self, nil)
+  self._writing = false
+  if ok then prune(self, self._e:written()) elseif not self._dropped then
+    write_failed(self, err, msg)
+  end
+  self._t:wake()
+end
+
+-- Write what the engine holds. With background tasks, what the socket does
+-- not take at once is left to a writer task; without, the caller writes
+-- it all. One writer at a time: a second finds its bytes taken by the
+-- first, which writes until nothing is left.
+local function flush(self)
+  if self._writing or self._dropped then return end
+  local e, t = self._e, self._t
+  if e:buffered_amount() == 0 then return end
+  local ok, err, msg
+  if t.spawn and t.flush then
+    ok, err, msg = t:flush(e, 0)
+    if not ok and err == "timeout" then
+      self._writing = true
+      t.spawn(writer, self)
+      return
+    end
+  else
+    self._writing = true
+    ok, err, msg = write_out(self, nil)
+    self._writing = false
+    t:wake()
+  end
+  if ok then prune(self, e:written()) else write_failed(self, err, msg) end
+end
+
+local function heartbeat_due(self)
+  local hb = self._o.heartbeat
+  if not hb then return nil end
+  return self._hb_deadline or (self._last_rx + hb.interval)
+end
+
+-- Heartbeat (RFC 6455 5.5.2): after `interval` quiet seconds send a ping;
+-- with nothing at all from the peer `timeout` seconds after it, the engine
+-- ends the connection ("heartbeat_timeout").
+local function heartbeat_tick(self)
+  local hb = self._o.heartbeat
+  if not hb or self.close_event then return end
+  local t = now()
+  if self._hb_deadline then
+    if t < self._hb_deadline then return end
+    self._e:expire("heartbeat")
+    -- the 1011 goes out if the socket takes it now; nobody waits for it
+    if not self._dropped and not self._writing then write_out(self, t) end
+    dispatch(self)
+    drop(self)
+  elseif t >= self._last_rx + hb.interval then
+    self._e:ping("lua-ws heartbeat")
+    self._hb_deadline = t + hb.timeout
+    flush(self)
+  end
+end
+
+-- One step of reading, by the task that waits: take bytes from the
+-- transport into the engine and hand out what they complete. Reading
+-- pauses while the inbox is full (TCP back-pressure does the rest) or a
+-- failure waits for the inbox to drain.
+local function pull(self, deadline)
+  local e, t, o = self._e, self._t, self._o
+  local d = deadline
+  local due = heartbeat_due(self)
+  if due and (not d or due < d) then d = due end
+  local waiting = self._it - self._ih + 1
+  if waiting > 0 and (e:failing() or waiting >= o.inbox_max or
+      self._ibytes >= o.inbox_max_bytes) then
+    if not t:wait(d) then heartbeat_tick(self) end
+    return
+  end
+  if e:failing() then
+    dispatch(self)
+    flush(self)
+    return
+  end
+  self._reading = true
+  local n, err, msg
+  if t.feed then
+    n, err, msg = t:feed(e, d)
+  else
+    n, err, msg = t:read(d)
+    if n then
+      e:feed(n)
+      n = #n
+    end
+  end
+  self._reading = false
+  if n then
+    if n > 0 then
+      self._last_rx = now()
+      self._hb_deadline = nil
+    end
+    dispatch(self)
+    flush(self)
+  elseif err == "timeout" then
+    heartbeat_tick(self)
+  elseif not self.close_event then
+    e:lost(err, msg)
+    dispatch(self)
+  end
+  t:wake()
+end
+
+local function wait_loop(self, pred, deadline, arg)
+  local t = self._t
+  for _ = 1, huge do
+    if pred(self, arg) then return true end
+    if deadline and now() >= deadline then return false end
+    if self.close_event or self._reading then
+      t:wait(deadline)
+    else
+      pull(self, deadline)
+    end
+  end
+end
+
+-- Wait until pred(self, arg) holds or the deadline passes, reading when
+-- nobody else is. Returns whether pred holds. The connection's owner (see
+-- Conn.new) counts its waits, so its park hook knows when it waits for
+-- something else.
+local function wait_until(self, pred, deadline, arg)
+  local owner = self._owner
+  if not owner or self._t.current() ~= owner then
+    return wait_loop(self, pred, deadline, arg)
+  end
+  self._owner_waits = self._owner_waits + 1
+  local res = wait_loop(self, pred, deadline, arg)
+  self._owner_waits = self._owner_waits - 1
+  return res
+end
+
+local function is_closed(self) return self.close_event ~= nil end
+local function is_torn(self) return self._torn == true end
+local function has_message(self)
+  return self._ih <= self._it or self.close_event ~= nil
+end
+local function ponged(self, w) return w.rtt ~= nil or self.close_event ~= nil end
+local function has_room(self)
+  return self.close_event ~= nil or self._dropped or
+    self._e:buffered_amount() <= self._o.max_buffered
+end
+local function not_writing(self) return not self._writing or self._dropped end
+
+-- After the close event: write what is still queued (our close frame or
+-- the reply to the peer's), then end TCP (t:close: FIN, the peer's FIN or
+-- `linger` seconds). Whoever gets here first does it; others wait for it.
+local function teardown(self)
+  if self._torn then return end
+  local o, t = self._o, self._t
+  if self._tearing or self._reading then
+    wait_until(self, is_torn, now() + o.linger + 1)
+    return
+  end
+  self._tearing = true
+  local deadline = now() + o.linger
+  if self._writing then wait_until(self, not_writing, deadline) end
+  if self._writing then
+    drop(self) -- the peer does not read: give up on the rest
+  elseif not self._dropped then
+    if self._e:buffered_amount() > 0 then write_out(self, deadline) end
+    t:close(deadline)
+  end
+  self._tearing = false
+  self._torn = true
+  t:wake()
+end
+
+Conn._teardown = teardown
+
+-- The background reader (transports with tasks): reads until the close
+-- event, then ends TCP.
+local function reader(self)
+  wait_until(self, is_closed, nil)
+  teardown(self)
+  self._bg = nil
+end
+
+-- The owner task parks: unless it waits on this connection (and so reads
+-- it), a background reader takes over for good.
+local function owner_parks(self)
+  if self._owner_waits > 0 or self._bg or self._torn then return end
+  self._owner.on_park = nil
+  self._bg = self._t.spawn(reader, self)
+end
+
+------------------------------------------------------------------ API
+
+--- A connection over transport `t` whose opening handshake is done.
+-- Internal: made by ws.connect, ws.listen and ws.resty.
+-- @param t the transport
+-- @tparam string role "client" or "server"
+-- @tparam table o connection options (ws.options.connection)
+-- @tparam[opt] table extra protocol, request, response, leftover (bytes
+--   read after the handshake), owner (the task that will use the
+--   connection, a server's handler task: it reads while it waits on the
+--   connection, and a background reader starts only once it waits for
+--   something else)
+function Conn.new(t, role, o, extra)
+  local e = core.engine(role, o.max_message_size, o.max_frame_size,
+    o.max_fragments)
+  e:hold_output(true)
+  local self = setmetatable({
+    role = role, _t = t, _e = e, _o = o,
+    _inbox = {}, _ih = 1, _it = 0, _ibytes = 0, _uh = 1, _ut = 0,
+    _last_rx = now(),
+  }, mt)
+  if extra then
+    self.protocol, self.request = extra.protocol, extra.request
+    self.response = extra.response
+    local rest = extra.leftover
+    if rest and #rest > 0 then
+      e:feed(rest)
+      dispatch(self)
+      flush(self)
+    end
+  end
+  local owner = extra and extra.owner
+  if owner and t.current then
+    -- the owner reads while it waits on the connection; no task (and
+    -- no memory) for a reader until it waits for anything else
+    self._owner, self._owner_waits = owner, 0
+    owner.on_park, owner.on_park_arg = owner_parks, self
+  elseif t.spawn then
+    self._bg = t.spawn(reader, self)
+  end
+  return self
+end
+
+--- Send a message.
+-- @tparam string data
+-- @tparam[opt="text"] string kind "text" or "binary"
+-- @tparam[opt] table opts `fragment`: send as frames of at most this many
+--   payload bytes
+-- @return true (accepted: written, or listed in the close event's
+--   `unsent` if the connection ends first) | nil, "closed" | "closing" |
+--   "text is not valid UTF-8" (not accepted)
+function Conn:send(data, kind, opts)
+  check(self)
+  if type(data) ~= "string" then
+    error("bad argument #1 to 'send' (string expected, got " .. type(data)
+      .. ")", 2)
+  end
+  local fragment = options.fragment(opts, 2)
+  if self.close_event then return nil, "closed" end
+  local pos, err, name = self._e:send(data, kind, fragment)
+  if not pos then
+    if name == "closing" or name == "closed" then return nil, name end
+    return nil, err
+  end
+  -- from here on the message is written or listed in the close event's
+  -- unsent, so it is recorded before the write that may find the
+  -- connection dead
+  local t = self._ut + 1
+  if t == 1 and not self._ud then self._ud, self._uk, self._up = {}, {}, {} end
+  self._ut = t
+  self._ud[t], self._uk[t], self._up[t] = data, kind or "text", pos
+  flush(self)
+  if not has_room(self) then
+    run_blocking(self, wait_until, self, has_room, nil)
+  end
+  return true
+end
+
+local function receive(self, timeout)
+  if self._ih > self._it and not self.close_event then
+    wait_until(self, has_message, timeout and now() + timeout)
+  end
+  local i = self._ih
+  if i <= self._it then
+    local ev = self._inbox[i]
+    self._inbox[i] = nil
+    self._ih = i + 1
+    self._ibytes = self._ibytes - #ev.data
+    if self._ih > self._it then self._ih, self._it = 1, 0 end
+    self._t:wake() -- room for the reader, or a failure may go out now
+    return ev.data, ev.kind
+  end
+  if self.close_event then
+    if not self._bg then teardown(self) end
+    return nil, "closed", self.close_event
+  end
+  return nil, "timeout"
+end
+
+--- Receive the next message.
+-- @tparam[opt] number timeout seconds
+-- @return data, kind | nil, "closed", close_event | nil, "timeout"
+function Conn:receive(timeout)
+  check(self)
+  if timeout ~= nil and type(timeout) ~= "number" then
+    error("bad argument #1 to 'receive' (number expected, got "
+      .. type(timeout) .. ")", 2)
+  end
+  if self._ih <= self._it then return receive(self) end
+  return run_blocking(self, receive, self, timeout)
+end
+
+--- Iterate over messages until the connection closes.
+-- @return iterator yielding data, kind
+function Conn:messages()
+  check(self)
+  return function()
+    local data, kind = self:receive()
+    if data then return data, kind end
+    return nil
+  end
+end
+
+local function ping(self, data, timeout)
+  if data == nil then
+    self._ping_seq = (self._ping_seq or 0) + 1
+    data = "lua-ws ping " .. self._ping_seq
+  end
+  local ok, err = self._e:ping(data)
+  if not ok then return nil, err end
+  local w = { data = data, t0 = now() }
+  local pw = self._pw
+  if not pw then
+    pw = {}
+    self._pw = pw
+  end
+  pw[#pw + 1] = w
+  flush(self)
+  wait_until(self, ponged, now() + (timeout or 10), w)
+  if w.rtt then return w.rtt end
+  for k = #pw, 1, -1 do
+    if pw[k] == w then table.remove(pw, k) end
+  end
+  if self.close_event then return nil, "closed" end
+  return nil, "timeout"
+end
+
+--- Send a ping and wait for its pong.
+-- @tparam[opt] string data payload (a unique one is made if nil)
+-- @tparam[opt=10] number timeout seconds
+-- @return round-trip seconds | nil, "timeout" | "closed"
+function Conn:ping(data, timeout)
+  check(self)
+  if data ~= nil and type(data) ~= "string" then
+    error("bad argument #1 to 'ping' (string expected, got " .. type(data)
+      .. ")", 2)
+  end
+  if timeout ~= nil and type(timeout) ~= "number" then
+    error("bad argument #2 to 'ping' (number expected, got " .. type(timeout)
+      .. ")", 2)
+  end
+  if self.close_event then return nil, "closed" end
+  return run_blocking(self, ping, self, data, timeout)
+end
+
+local function close(self, n, reason, timeout)
+  if not self.close_event then
+    self._e:close(n, reason)
+    flush(self)
+    wait_until(self, is_closed, now() + (timeout or self._o.close_timeout))
+    if not self.close_event then
+      self._e:expire("close")
+      dispatch(self)
+      drop(self)
+    end
+  end
+  teardown(self)
+  return self.close_event
+end
+
+--- Close the connection with the closing handshake: send a close frame,
+-- wait for the peer's (at most `timeout`, default `close_timeout`), end
+-- TCP.
+-- @param[opt="normal"] code number or name
+-- @tparam[opt=""] string reason at most 123 bytes
+-- @tparam[opt] number timeout seconds to wait for the peer's reply
+-- @return the close event
+function Conn:close(code, reason, timeout)
+  check(self)
+  local n = options.close_args(code == nil and "normal" or code, reason, 2)
+  if timeout ~= nil and type(timeout) ~= "number" then
+    error("bad argument #3 to 'close' (number expected, got " .. type(timeout)
+      .. ")", 2)
+  end
+  if self.close_event and (self._torn or self._bg) then
+    return self.close_event
+  end
+  return run_blocking(self, close, self, n, reason, timeout)
+end
+
+--- Drop the connection without a close frame; the peer sees 1006.
+-- @return the close event
+function Conn:abort()
+  check(self)
+  if not self.close_event then
+    self._e:abort()
+    dispatch(self)
+  end
+  self._aborted = true
+  drop(self)
+  return self.close_event
+end
+
+--- Call fn for an event: "message" (conn, data, kind), "ping" and
+-- "pong" (conn, data), "close", "close:<name>" and "close:<code>" (conn,
+-- event). Once a message handler is set, every message goes to the
+-- handlers (those already waiting first) and `receive` only reports the
+-- close. Handlers run where the connection is read: they may send and
+-- close; one that blocks delays the reading.
+-- @return the connection
+function Conn:on(event, fn)
+  check(self)
+  local lists = self._h
+  if not lists then
+    lists = {}
+    self._h = lists
+  end
+  local list = handlers.add(lists, known_events, event, fn, 3)
+  if event == "message" then
+    while self._ih <= self._it do
+      local ev = self._inbox[self._ih]
+      self._inbox[self._ih] = nil
+      self._ih = self._ih + 1
+      handlers.call(list, self._t.report, self, ev.data, ev.kind)
+    end
+    self._ih, self._it, self._ibytes = 1, 0, 0
+    self._t:wake()
+  end
+  return self
+end
+
+--- Bytes accepted by `send` and not yet written to the transport.
+function Conn:buffered_amount()
+  check(self)
+  return self._e:buffered_amount()
+end
+
+mt.__index = function(self, k)
+  if k == "state" then
+    if rawget(self, "close_event") then return "closed" end
+    return rawget(self, "_e"):state()
+  end
+  return Conn[k]
+end
+
+mt.__close = function(self)
+  if not rawget(self, "close_event") then self:close("going_away") end
+end
+
+Conn.mt = mt
+return Conn

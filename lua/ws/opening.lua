@@ -1,0 +1,103 @@
+--- The opening handshake over any transport (ws.connection's interface),
+-- written once for the event loop and nginx: the client's request and the
+-- check of the answer; the server's reading of a request, the
+-- `authorize` hook and the answer.
+-- @module ws.opening
+local core = require "ws.core"
+local handshake = require "ws.handshake"
+
+local type, tostring, pcall = type, tostring, pcall
+
+local opening = {}
+
+--- What a connect that failed before the connection opened returns:
+-- nil, message, close event (made by the engine's table: 1006, or 1015
+-- when TLS failed) with the HTTP status and headers when there were some.
+function opening.failed(kind, message, status, headers)
+  local ev = core.handshake_failed(kind, message, status)
+  ev.http_headers = headers
+  return nil, message, ev
+end
+local failed = opening.failed
+
+--- Read until parse(buffer) succeeds, before the deadline. parse returns
+-- result, consumed | nil, "incomplete" | nil, reason, ...
+-- @return result, leftover bytes | nil, reason, ... | nil, errname, msg
+function opening.read_head(t, parse, deadline)
+  local buf = ""
+  for _ = 1, 4096 do
+    local data, err, msg = t:read(deadline)
+    if not data then return nil, err, msg end
+    buf = buf .. data
+    local res, used, a, b = parse(buf)
+    if res then return res, buf:sub(used + 1) end
+    if used ~= "incomplete" then return nil, used, a, b end
+  end
+  return nil, "too_many_reads"
+end
+
+--- The client's side: write the request for url `u` and read the answer.
+-- @param t the transport
+-- @tparam table u the parsed URL (ws.url)
+-- @tparam table opts protocols (list), origin, headers
+-- @tparam number deadline
+-- @return response, leftover bytes | nil, message, close event
+function opening.connect(t, u, opts, deadline)
+  local protocols = opts.protocols
+  if type(protocols) == "string" then protocols = { protocols } end
+  local request, key = handshake.request{
+    host = u.host_header, path = u.target, protocols = protocols,
+    origin = opts.origin, headers = opts.headers,
+  }
+  local ok, err, msg = t:write(request, deadline)
+  local resp, rest, status, rtable
+  if ok then
+    resp, rest, status, rtable = opening.read_head(t, function(buf)
+      return handshake.parse_response(buf, { key = key, protocols = protocols })
+    end, deadline)
+    if resp then return resp, rest end
+    err, msg = rest, status
+  end
+  if err == "unexpected_status" then
+    return failed("http", ("server answered HTTP %d instead of 101")
+      :format(status), status, rtable and rtable.headers)
+  elseif err == "timeout" then
+    return failed("timeout", "opening handshake timed out")
+  elseif err == "eof" or err == "closed" then
+    return failed("handshake", "server closed the connection during the "
+      .. "opening handshake")
+  elseif err == "reset" then
+    return failed("reset", "connection reset during the opening handshake")
+  end
+  return failed("handshake", "opening handshake failed: " .. tostring(err)
+    .. (msg and (" (" .. tostring(msg) .. ")") or ""))
+end
+
+--- The server's side, once a request has been parsed (ws.handshake
+-- .parse_request): ask `authorize(request)` and build the answer.
+-- @tparam table req the request
+-- @tparam table opts authorize, headers (extra response headers)
+-- @tparam function report where an error raised by authorize goes
+-- @return the 101 answer | nil, reason, status, refusal bytes
+function opening.answer(req, opts, report)
+  if opts.authorize then
+    local ok, allowed, status, headers = pcall(opts.authorize, req)
+    if not ok then
+      report("authorize: " .. tostring(allowed))
+      return nil, "authorize_failed", 500, handshake.error_response(500)
+    end
+    if not allowed then
+      status = status or 403
+      local bok, bytes = pcall(handshake.error_response, status, headers)
+      if not bok then
+        status = 500
+        bytes = handshake.error_response(500)
+      end
+      return nil, "refused", status, bytes
+    end
+  end
+  return handshake.response{ key = req.key, protocol = req.protocol,
+    headers = opts.headers }
+end
+
+return opening
