@@ -126,7 +126,12 @@ local function dispatch(self)
       else
         local n = self._it + 1
         self._it = n
-        self._inbox[n] = ev
+        local inbox = self._inbox
+        if not inbox then
+          inbox = {}
+          self._inbox = inbox
+        end
+        inbox[n] = ev
         self._ibytes = self._ibytes + #ev.data
         self._t:wake()
       end
@@ -295,32 +300,26 @@ local function pull(self, deadline)
   t:wake()
 end
 
-local function wait_loop(self, pred, deadline, arg)
+-- Wait until pred(self, arg) holds or the deadline passes, reading when
+-- nobody else is. Returns whether pred holds. The connection's owner (see
+-- Conn.new) counts its waits, so that `parked` knows when it waits for
+-- something else.
+local function wait_until(self, pred, deadline, arg)
   local t = self._t
+  local mine = self._owner ~= nil and t.current() == self._owner
+  if mine then self._owner_waits = self._owner_waits + 1 end
+  local res
   for _ = 1, huge do
-    if pred(self, arg) then return true end
-    if deadline and now() >= deadline then return false end
+    res = pred(self, arg)
+    if res or (deadline and now() >= deadline) then break end
     if self.close_event or self._reading then
       t:wait(deadline)
     else
       pull(self, deadline)
     end
   end
-end
-
--- Wait until pred(self, arg) holds or the deadline passes, reading when
--- nobody else is. Returns whether pred holds. The connection's owner (see
--- Conn.new) counts its waits, so its park hook knows when it waits for
--- something else.
-local function wait_until(self, pred, deadline, arg)
-  local owner = self._owner
-  if not owner or self._t.current() ~= owner then
-    return wait_loop(self, pred, deadline, arg)
-  end
-  self._owner_waits = self._owner_waits + 1
-  local res = wait_loop(self, pred, deadline, arg)
-  self._owner_waits = self._owner_waits - 1
-  return res
+  if mine then self._owner_waits = self._owner_waits - 1 end
+  return res and true or false
 end
 
 local function is_closed(self) return self.close_event ~= nil end
@@ -369,11 +368,11 @@ local function reader(self)
   self._bg = nil
 end
 
--- The owner task parks: unless it waits on this connection (and so reads
--- it), a background reader takes over for good.
-local function owner_parks(self)
+-- The owner task parks (ws.loop calls this): unless it waits on this
+-- connection (and so reads it), a background reader takes over for good.
+function Conn:parked()
   if self._owner_waits > 0 or self._bg or self._torn then return end
-  self._owner.on_park = nil
+  self._owner.parker = nil
   self._bg = self._t.spawn(reader, self)
 end
 
@@ -395,7 +394,7 @@ function Conn.new(t, role, o, extra)
   e:hold_output(true)
   local self = setmetatable({
     role = role, _t = t, _e = e, _o = o,
-    _inbox = {}, _ih = 1, _it = 0, _ibytes = 0, _uh = 1, _ut = 0,
+    _ih = 1, _it = 0, _ibytes = 0, _uh = 1, _ut = 0, -- _inbox: made at need
     _last_rx = now(),
   }, mt)
   if extra then
@@ -413,7 +412,7 @@ function Conn.new(t, role, o, extra)
     -- the owner reads while it waits on the connection; no task (and
     -- no memory) for a reader until it waits for anything else
     self._owner, self._owner_waits = owner, 0
-    owner.on_park, owner.on_park_arg = owner_parks, self
+    owner.parker = self
   elseif t.spawn then
     self._bg = t.spawn(reader, self)
   end

@@ -56,7 +56,9 @@ local function serve(self, sock, peer_addr, peer_port)
     if type(refusal) == "string" then t:write(refusal, deadline) end
     return t:abort()
   end
-  if not t:write(answer, deadline) then return t:abort() end
+  local wrote = t:write(answer, deadline)
+  answer, refusal = nil, nil -- not kept for the connection's life
+  if not wrote then return t:abort() end
   local conn = Conn.new(t, "server", self._conn_opts, {
     leftover = rest, protocol = req.protocol, request = req,
     owner = loop.current(),

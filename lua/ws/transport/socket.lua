@@ -17,8 +17,7 @@ Socket.__index = Socket
 
 --- Wrap a connected ws.core socket.
 function Socket.new(sock)
-  return setmetatable({ sock = sock, fd = sock:fd(), cond = loop.condition() },
-    Socket)
+  return setmetatable({ sock = sock, fd = sock:fd() }, Socket) -- cond: at need
 end
 
 Socket.spawn = loop.spawn
@@ -69,7 +68,8 @@ function Socket:feed(e, deadline)
   local sock = self.sock
   local want = self.want
   for _ = 1, huge do
-    if want and not await(self, want, deadline) then
+    if want and not wait_fd(self.fd, want == "wantwrite" and "w" or "r",
+        deadline, sock) then
       return nil, "timeout"
     end
     local n, status, msg = sock:pump(e)
@@ -109,8 +109,19 @@ function Socket:flush(e, deadline)
   end
 end
 
-function Socket:wait(deadline) return loop.wait(self.cond, deadline) end
-function Socket:wake() loop.signal(self.cond) end
+function Socket:wait(deadline)
+  local cond = self.cond
+  if not cond then
+    cond = loop.condition()
+    self.cond = cond
+  end
+  return loop.wait(cond, deadline)
+end
+
+function Socket:wake()
+  local cond = self.cond
+  if cond then loop.signal(cond) end
+end
 
 --- End TCP after the closing handshake: send FIN, read and discard until
 -- the peer's FIN (closing with unread input would make the kernel send a
