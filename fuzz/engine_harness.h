@@ -222,6 +222,11 @@ static void log_event(evlog *l, const ws_event *ev, const ws_config *cfg) {
       }
       if (ev->sent_code) CHECK(event_code_ok(ev->sent_code));
       if (ev->received_code) CHECK(event_code_ok(ev->received_code));
+      CHECK(ev->sent_reason != NULL && ev->received_reason != NULL);
+      CHECK(ev->sent_reason_len <= WS_CONTROL_MAX - 2 &&
+            ev->received_reason_len <= WS_CONTROL_MAX - 2);
+      CHECK(ev->received_code != 0 || ev->received_reason_len == 0);
+      CHECK(ref_utf8_valid(ev->received_reason, ev->received_reason_len));
       l->closed = 1;
       break;
     default:
@@ -283,6 +288,7 @@ static void check_same_events(const evlog *a, const evlog *b) {
     CHECK((x->error_name == NULL) == (y->error_name == NULL));
     if (x->error_name) CHECK(strcmp(x->error_name, y->error_name) == 0);
     CHECK(x->sent_code == y->sent_code);
+    CHECK(x->received_reason_len == y->received_reason_len);
     CHECK(x->received_code == y->received_code);
   }
 }

@@ -433,8 +433,10 @@ typedef struct {
   int sent_code;       /* code in the close frame we sent, 0 if none */
   int received_code;   /* code in the close frame received, 0 if none,
                           1005 if it had no code */
-  const uint8_t *sent_reason;
+  const uint8_t *sent_reason; /* the reasons in those frames */
   size_t sent_reason_len;
+  const uint8_t *received_reason;
+  size_t received_reason_len;
 } ws_event;
 
 /* Fill *ev with the close event of a failed opening handshake, which
@@ -473,6 +475,11 @@ typedef struct {
 /* Random bytes kept for client mask keys (a multiple of 4). */
 #define WS_MASK_POOL 256
 
+/* State most connections never need, allocated at its first use (private
+ * to ws_engine.c): a control frame payload that arrives in pieces, and the
+ * reasons of the closing handshake. */
+struct ws_engine_cold;
+
 /* The engine. Allocate it anywhere (stack, userdata); treat the fields as
  * private. `data` is the host's. */
 typedef struct {
@@ -500,7 +507,6 @@ typedef struct {
   int discard;      /* skipping a data frame received after our close */
   ws_utf8_state utf8;
   uint8_t hdr[WS_FRAME_MAX_HEADER];
-  uint8_t ctl[WS_CONTROL_MAX];
   /* send side */
   ws_buf out;
   uint8_t *rnd;     /* WS_MASK_POOL random bytes for mask keys, allocated
@@ -514,8 +520,7 @@ typedef struct {
   size_t received_reason_len;
   int sent_code;
   int received_code;
-  uint8_t sent_reason[WS_CONTROL_MAX];
-  uint8_t received_reason[WS_CONTROL_MAX];
+  struct ws_engine_cold *cold; /* NULL until needed */
   uint64_t rx_frames, tx_frames;
   uint64_t out_queued;  /* output bytes ever queued */
   uint64_t out_written; /* output bytes ever consumed by the transport */

@@ -6,8 +6,10 @@
  * out as a pointer into the input, with no copy and no allocation. Only a
  * message that spans frames or reads is copied, into one reassembly buffer
  * that is reused from message to message. Partial headers wait in a
- * 14-byte array and partial control payloads in a 125-byte one, both
- * inside the struct.
+ * 14-byte array inside the struct; partial control payloads wait in the
+ * cold state (struct ws_engine_cold), which also keeps the closing
+ * handshake's reasons and is allocated only when one of them is needed,
+ * so an idle connection carries none of it.
  *
  * Every rule of RFC 6455 5.1-5.5 that says "fail the WebSocket connection"
  * ends in pend(): the rest of that input is ignored and the violation waits
@@ -32,6 +34,13 @@
  * message, so one huge message does not pin memory for the connection's
  * lifetime. */
 #define KEEP_BUFFER_MAX ((size_t)256 * 1024)
+
+/* See ws.h: what an idle connection should not carry inline. */
+struct ws_engine_cold {
+  uint8_t ctl[WS_CONTROL_MAX];
+  uint8_t sent_reason[WS_CONTROL_MAX];
+  uint8_t received_reason[WS_CONTROL_MAX];
+};
 
 void ws_config_init(ws_config *cfg, ws_role role) {
   memset(cfg, 0, sizeof *cfg);
@@ -80,6 +89,10 @@ static void buf_release(ws_engine *e, ws_buf *b) {
 void ws_engine_free(ws_engine *e) {
   buf_release(e, &e->msg);
   buf_release(e, &e->out);
+  if (e->cold) {
+    e->cfg.alloc(e->cfg.alloc_ud, e->cold, sizeof *e->cold, 0);
+    e->cold = NULL;
+  }
   if (e->rnd) {
     /* Unused key bytes are wiped like used ones. */
     memset(e->rnd, 0, WS_MASK_POOL);
@@ -109,6 +122,22 @@ static int buf_reserve(ws_engine *e, ws_buf *b, size_t extra) {
   b->p = p;
   b->cap = cap;
   return 0;
+}
+
+/* The cold state, allocated at the first call: 0 or WS_ENOMEM. */
+static int need_cold(ws_engine *e) {
+  if (e->cold != NULL) return 0;
+  e->cold = e->cfg.alloc(e->cfg.alloc_ud, NULL, 0, sizeof *e->cold);
+  return e->cold != NULL ? 0 : WS_ENOMEM;
+}
+
+static const uint8_t *sent_reason(const ws_engine *e) {
+  return e->sent_reason_len ? e->cold->sent_reason : (const uint8_t *)"";
+}
+
+static const uint8_t *received_reason(const ws_engine *e) {
+  return e->received_reason_len ? e->cold->received_reason
+                                : (const uint8_t *)"";
 }
 
 /* ------------------------------------------------------------- sending */
@@ -241,6 +270,8 @@ static int put_close(ws_engine *e, int code, const uint8_t *reason,
   uint8_t payload[WS_CONTROL_MAX] = {0};
   size_t n = 0;
   int r;
+  /* Room to remember the reason, before anything is queued. */
+  if (reason_len && (r = need_cold(e)) != 0) return r;
   if (code != 0) {
     payload[0] = (uint8_t)(code >> 8);
     payload[1] = (uint8_t)code;
@@ -249,7 +280,7 @@ static int put_close(ws_engine *e, int code, const uint8_t *reason,
   }
   if ((r = put_frame(e, WS_OP_CLOSE, 1, payload, n)) != 0) return r;
   e->sent_code = code ? code : WS_CLOSE_no_status;
-  if (reason_len) memcpy(e->sent_reason, reason, reason_len);
+  if (reason_len) memcpy(e->cold->sent_reason, reason, reason_len);
   e->sent_reason_len = reason_len;
   return 0;
 }
@@ -307,9 +338,11 @@ static void close_event(ws_engine *e, ws_event *ev, int code,
   ev->error = v;
   ev->error_name = v != WS_V_NONE ? ws_violation_name(v) : NULL;
   ev->sent_code = e->sent_code;
-  ev->sent_reason = e->sent_reason;
+  ev->sent_reason = sent_reason(e);
   ev->sent_reason_len = e->sent_reason_len;
   ev->received_code = e->received_code;
+  ev->received_reason = received_reason(e);
+  ev->received_reason_len = e->received_reason_len;
   e->close_reported = 1;
 }
 
@@ -324,6 +357,7 @@ void ws_hs_failed_event(ws_event *ev, const char *name) {
   ev->end = WS_END_HANDSHAKE;
   ev->error_name = name;
   ev->sent_reason = (const uint8_t *)"";
+  ev->received_reason = (const uint8_t *)"";
 }
 
 /* Fail the connection (RFC 6455 7.1.7): send a close frame with the
@@ -479,8 +513,12 @@ static void control_frame(ws_engine *e, const uint8_t *p, size_t len,
                0);
     return;
   }
+  if (rlen && need_cold(e) != 0) {
+    (void)pend(e, WS_V_NOMEM, 0);
+    return;
+  }
   e->received_code = code;
-  if (rlen) memcpy(e->received_reason, reason, rlen);
+  if (rlen) memcpy(e->cold->received_reason, reason, rlen);
   e->received_reason_len = rlen;
 
   if (e->state == WS_STATE_OPEN) {
@@ -488,12 +526,12 @@ static void control_frame(ws_engine *e, const uint8_t *p, size_t len,
     if (put_close(e, code == WS_CLOSE_no_status ? 0 : code, NULL, 0) != 0)
       e->sent_code = 0;
     e->state = WS_STATE_CLOSED;
-    close_event(e, ev, code, e->received_reason, rlen, 1, WS_BY_REMOTE,
+    close_event(e, ev, code, received_reason(e), rlen, 1, WS_BY_REMOTE,
                 WS_V_NONE);
   } else {
     /* The reply to our close: the handshake is complete. */
     e->state = WS_STATE_CLOSED;
-    close_event(e, ev, e->sent_code, e->sent_reason, e->sent_reason_len, 1,
+    close_event(e, ev, e->sent_code, sent_reason(e), e->sent_reason_len, 1,
                 WS_BY_LOCAL, WS_V_NONE);
   }
 }
@@ -599,7 +637,8 @@ size_t ws_engine_recv(ws_engine *e, uint8_t *in, size_t len, ws_event *ev) {
       if (e->fh.masked && !e->discard)
         e->mask_phase = ws_mask(p, take, e->fh.key, e->mask_phase);
       if (e->fh.opcode & 0x8) {
-        memcpy(e->ctl + e->ctl_len, p, take);
+        if (need_cold(e) != 0) return pend(e, WS_V_NOMEM, len);
+        memcpy(e->cold->ctl + e->ctl_len, p, take);
         e->ctl_len += take;
       } else if (!e->discard) {
         /* Validate as bytes arrive, so bad text fails at once. */
@@ -617,7 +656,8 @@ size_t ws_engine_recv(ws_engine *e, uint8_t *in, size_t len, ws_event *ev) {
     /* The frame is complete. */
     e->in_payload = 0;
     if (e->fh.opcode & 0x8) {
-      control_frame(e, e->ctl, e->ctl_len, ev);
+      control_frame(e, e->ctl_len ? e->cold->ctl : (const uint8_t *)"",
+                    e->ctl_len, ev);
       return e->pending != WS_V_NONE ? len : pos;
     }
     data_frame_done(e, ev);

@@ -125,10 +125,8 @@ int ws_lua_engine_deliver(lua_State *L, int idx, uint8_t *buf, size_t len);
  * is empty, act on it now (its close event queued, its close frame in the
  * output). Returns how many events are queued. */
 lua_Integer ws_lua_engine_settle(lua_State *L, int idx);
-/* Push the table of an event (DESIGN.md's close event for WS_EV_CLOSE).
- * e gives the received close reason and may be NULL when the event has
- * none (ws_hs_failed_event). */
-void ws_lua_push_event(lua_State *L, const ws_engine *e, const ws_event *ev);
+/* Push the table of an event (DESIGN.md's close event for WS_EV_CLOSE). */
+void ws_lua_push_event(lua_State *L, const ws_event *ev);
 
 /* Shared by the transport binding files (ws_lua_net.c defines these):
  * push nil, name[, msg] and return their count; the family's name

@@ -121,13 +121,13 @@ static void set_code_reason(lua_State *L, const char *k, int code, int r) {
   lua_setfield(L, -2, k);
 }
 
-/* A message's bytes may point into the reassembly buffer or the shared
- * read buffer, so they are copied into a Lua string before the first
- * allocation that could run a finalizer (which might feed or free this
- * engine); lua_pushlstring copies before it collects. A close event's
- * strings live in the engine struct, inside the userdata, which the stack
- * keeps alive. */
-void ws_lua_push_event(lua_State *L, const ws_engine *e, const ws_event *ev) {
+/* An event's bytes may point into the engine's buffers or the shared read
+ * buffer, so they are all copied into Lua strings before the table is
+ * made: no allocation between them can run a finalizer (which might feed
+ * or free this engine) while a pointer is still to be read, since
+ * lua_pushlstring copies before it collects, and the engine frees nothing
+ * of a close event's until it is freed itself. */
+void ws_lua_push_event(lua_State *L, const ws_event *ev) {
   int top = lua_gettop(L), sent = 0, received = 0;
   const char *name;
   switch (ev->type) {
@@ -152,9 +152,9 @@ void ws_lua_push_event(lua_State *L, const ws_engine *e, const ws_event *ev) {
     lua_pushlstring(L, (const char *)ev->sent_reason, ev->sent_reason_len);
     sent = lua_gettop(L);
   }
-  if (ev->received_code && e != NULL) {
-    lua_pushlstring(L, (const char *)e->received_reason,
-                    e->received_reason_len);
+  if (ev->received_code) {
+    lua_pushlstring(L, (const char *)ev->received_reason,
+                    ev->received_reason_len);
     received = lua_gettop(L);
   }
   if (ev->error_name) lua_pushstring(L, ev->error_name);
@@ -201,7 +201,7 @@ static void queue_event(lua_State *L, int idx, lengine *le,
   int q;
   push_queue(L, idx, le);
   q = lua_gettop(L);
-  ws_lua_push_event(L, &le->e, ev);
+  ws_lua_push_event(L, ev);
   if (message) set_val(L, "message", message);
   enqueue(L, q, le);
   lua_pop(L, 1);
@@ -220,7 +220,7 @@ int ws_lua_engine_deliver(lua_State *L, int idx, uint8_t *buf, size_t len) {
     ws_event ev;
     pos += ws_engine_recv(&le->e, buf + pos, len - pos, &ev);
     if (ev.type == WS_EV_NONE) break;
-    ws_lua_push_event(L, &le->e, &ev);
+    ws_lua_push_event(L, &ev);
     enqueue(L, q, le);
   }
   lua_pop(L, 1);
@@ -280,7 +280,7 @@ static int l_event(lua_State *L) {
       lua_pushnil(L);
       return 1;
     }
-    ws_lua_push_event(L, &le->e, &ev);
+    ws_lua_push_event(L, &ev);
     return 1;
   }
   push_queue(L, 1, le);

@@ -265,7 +265,7 @@ static int l_handshake_failed(lua_State *L) {
   if (!lua_isnoneornil(L, 3)) luaL_checkinteger(L, 3);
   lua_settop(L, 3);
   ws_hs_failed_event(&ev, name);
-  ws_lua_push_event(L, NULL, &ev);
+  ws_lua_push_event(L, &ev);
   if (!lua_isnil(L, 2)) {
     lua_pushvalue(L, 2);
     lua_setfield(L, -2, "message");
