@@ -177,63 +177,85 @@ describe("a valid message followed by a violation in the same read", function()
   end)
 end)
 
--- Resident memory of this process in bytes (Linux).
-local function rss()
-  local f = assert(io.open("/proc/self/status"))
-  local kb = f:read("a"):match("VmRSS:%s*(%d+)")
+-- Resident memory of a process in bytes (Linux).
+local function rss(pid)
+  local f = assert(io.open("/proc/" .. pid .. "/status"))
+  local kb = f:read("*a"):match("VmRSS:%s*(%d+)")
   f:close()
   return tonumber(kb) * 1024
 end
 
+-- examples/echo_server.lua (default options) in a process of its own, run
+-- by this Lua with this ws.core; returns its pid and port.
+local function echo_server_process()
+  local lua = jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"))
+  local out = os.tmpname()
+  local cmd = ("env -u LD_PRELOAD -u ASAN_OPTIONS LUA_PATH=%q LUA_CPATH=%q "
+    .. "%s examples/echo_server.lua 0 >%s 2>&1 </dev/null & echo $!")
+    :format(package.path, package.cpath, lua, out)
+  local p = assert(io.popen(cmd))
+  local pid = tonumber(p:read("*l"))
+  p:close()
+  local port
+  drive.until_true(function()
+    local f = io.open(out)
+    local text = f and f:read("*a") or ""
+    if f then f:close() end
+    port = tonumber(text:match("PORT (%d+)"))
+    return port ~= nil
+  end, 10)
+  os.remove(out)
+  return pid, port
+end
+
 describe("the inbox", function()
-  it("is bounded in bytes: a peer that sends 256 x 1 MiB and never reads "
-      .. "grows an echo server by less than 32 MiB", function()
-    local s = assert(ws.listen{ port = 0, handler = function(conn)
-      for data, kind in conn:messages() do conn:send(data, kind) end
-    end })
-    collectgarbage()
-    collectgarbage()
-    local heap0, rss0 = collectgarbage("count") * 1024, rss()
-    local sock = assert(core.tcp_connect("127.0.0.1", s.port))
+  -- The server process must be a plain build: under ASan (make test's
+  -- first pass) ws.core is built with the sanitizer, which a child
+  -- without the preloaded runtime cannot load; the LuaJIT and 5.3 passes
+  -- run this.
+  local asan = (os.getenv("LD_PRELOAD") or ""):find("asan", 1, true)
+  local it_plain = asan and pending or it
+
+  it_plain("is bounded in bytes: an echo server with default options whose "
+      .. "peer sends 256 x 1 MiB and never reads grows by less than 32 MiB",
+      function()
+    local pid, port = echo_server_process()
+    local rss0 = rss(pid)
+    local sock = assert(core.tcp_connect("127.0.0.1", port))
     local frame = wire.frame{ opcode = 2, payload = ("m"):rep(2 ^ 20),
       key = wire.KEY }
-    local written, peak_heap, peak_rss = 0, 0, 0
-    run(function()
+    local written = 0
+    local ok, err = pcall(run, function()
       local request = ws.handshake.request{ host = "127.0.0.1" }
       loop.wait_fd(sock:fd(), "w", ws.now() + 2, sock)
       sock:write(request)
-      local deadline = ws.now() + 6
+      local deadline = ws.now() + 8
       for _ = 1, 256 do
         local i = 1
         while i <= #frame do
-          local n, err = sock:write(frame, i)
+          local n, werr = sock:write(frame, i)
           if n then
             i = i + n
             written = written + n
-          elseif err == "wantwrite" then
+          elseif werr == "wantwrite" then
             -- stuck for a second: the server stopped reading
             if not loop.wait_fd(sock:fd(), "w", math.min(deadline,
                 ws.now() + 1), sock) then break end
           else
-            error(err)
+            error(werr)
           end
         end
         if i <= #frame then break end
       end
-      collectgarbage()
-      peak_heap = collectgarbage("count") * 1024 - heap0
-      peak_rss = rss() - rss0
     end, 15)
+    local grown = rss(pid) - rss0
     loop.forget_fd(sock:fd())
     sock:close()
-    s:close(2)
+    os.execute("kill " .. pid)
+    assert(ok, err)
     -- the server read several messages, then stopped
     assert.is_true(written > 4 * 2 ^ 20, written .. " bytes written")
     assert.is_true(written < 64 * 2 ^ 20, written .. " bytes written")
-    assert.is_true(peak_heap < 32 * 2 ^ 20, peak_heap .. " bytes of Lua heap")
-    -- ASan keeps freed memory in quarantine, so RSS says nothing there
-    if not (os.getenv("LD_PRELOAD") or ""):find("asan", 1, true) then
-      assert.is_true(peak_rss < 32 * 2 ^ 20, peak_rss .. " bytes of RSS")
-    end
+    assert.is_true(grown < 32 * 2 ^ 20, grown .. " bytes more RSS")
   end)
 end)
