@@ -11,6 +11,8 @@ SHELL := /bin/bash
 #   make valgrind  core specs under valgrind memcheck (plain -O1 -g build)
 #   make rock-versions  luarocks make + load on Lua 5.4, 5.3, 5.1, LuaJIT
 #   make nginx-bench    ws.resty vs lua-resty-websocket in one nginx
+#   make idle-bench     RSS per idle connection: 10 000 to our server and to
+#                       Node ws in one run (QUICK=1: a smoke run)
 #   make love-demo      the LÖVE example under Xvfb (LOVE_SHOT=file.png)
 # Build for another Lua: make LUA_INC=/usr/include/lua5.3 BUILD=build/5.3
 
@@ -45,7 +47,7 @@ SAN      = -fsanitize=address,undefined -fno-sanitize-recover=undefined \
            -fno-omit-frame-pointer
 
 .PHONY: all luajit test demo bench echo-bench fuzz clean deps rock lint valgrind test-versions soak \
-        rock-versions love-demo nginx-bench
+        rock-versions love-demo nginx-bench idle-bench
 
 all: $(BUILD)/ws/core.so
 
@@ -189,3 +191,8 @@ love-demo:
 nginx-bench:
 	@.ci/deps.sh nginx
 	bench/nginx_bench.sh
+
+# Memory per idle server connection, ours and Node ws's, in one run
+# (bench/idle_bench.sh; CONNS=10000 by default, QUICK=1 for 500).
+idle-bench: all spec/interop/node_modules/.package-lock.json
+	bench/idle_bench.sh
