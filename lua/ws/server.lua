@@ -28,6 +28,19 @@ local option_names = {
 }
 for k in pairs(options.CONNECTION) do option_names[k] = true end
 
+-- Run the handler; close what it leaves open (1000, or 1011 if it raised).
+local function run_handler(self, conn, req)
+  self._conns[conn] = true
+  local hok, herr = pcall(self._opts.handler, conn, req)
+  if not hok then
+    loop.on_error("handler: " .. tostring(herr))
+    if not conn.close_event then conn:close("internal_error") end
+  elseif not conn.close_event then
+    conn:close("normal")
+  end
+  self._conns[conn] = nil
+end
+
 local function serve(self, sock, peer_addr, peer_port)
   local o = self._opts
   local deadline = now() + o.handshake_timeout
@@ -56,22 +69,14 @@ local function serve(self, sock, peer_addr, peer_port)
     if type(refusal) == "string" then t:write(refusal, deadline) end
     return t:abort()
   end
-  local wrote = t:write(answer, deadline)
-  answer, refusal = nil, nil -- not kept for the connection's life
-  if not wrote then return t:abort() end
+  if not t:write(answer, deadline) then return t:abort() end
   local conn = Conn.new(t, "server", self._conn_opts, {
     leftover = rest, protocol = req.protocol, request = req,
     owner = loop.current(),
   })
-  self._conns[conn] = true
-  local hok, herr = pcall(o.handler, conn, req)
-  if not hok then
-    loop.on_error("handler: " .. tostring(herr))
-    if not conn.close_event then conn:close("internal_error") end
-  elseif not conn.close_event then
-    conn:close("normal")
-  end
-  self._conns[conn] = nil
+  -- a tail call: the handshake's locals are not kept on the task's stack
+  -- while the handler runs
+  return run_handler(self, conn, req)
 end
 
 local function run_serve(self, sock, addr, port)
