@@ -24,6 +24,8 @@
 --   t.spawn(fn, ...)         run fn in the background: the connection then
 --                            reads and writes in background tasks
 --   t.blocking(fn, ...)      run fn where it may wait (the loop's main thread)
+--   t.current()              the running task (owner bookkeeping)
+--   t.yield()                let the other ready tasks run first
 --   t:feed(engine, deadline) / t:flush(engine, deadline)  faster read and
 --                            write straight between the socket and the
 --                            engine (flush: true | nil, "timeout" with the
@@ -99,6 +101,7 @@ local function finish(self, ev)
   if ev.name == nil then ev.name = codes[ev.code] end
   ev.unsent = unsent_list(self)
   self.close_event = ev
+  self._failing = nil
   local t = self._t
   if not self._bg and t.spawn then
     -- nobody reads in the background to end TCP: a task of its own does,
@@ -115,8 +118,14 @@ end
 local function dispatch(self)
   local e = self._e
   while not self.close_event do
-    local ev = e:event(self._ih <= self._it)
-    if not ev then return end
+    local hold = self._ih <= self._it
+    local ev = e:event(hold)
+    if not ev then
+      -- only a held failure can be left; remember it without asking the
+      -- engine on every read
+      self._failing = hold and e:failing()
+      return
+    end
     local kind = ev.type
     local hs = self._h
     if kind == "message" then
@@ -205,16 +214,16 @@ end
 -- it all. One writer at a time: a second finds its bytes taken by the
 -- first, which writes until nothing is left.
 local function flush(self)
-  if self._writing or self._dropped then return end
+  if self._writing or self._dropped then return false end
   local e, t = self._e, self._t
-  if e:buffered_amount() == 0 then return end
+  if e:buffered_amount() == 0 then return true end
   local ok, err, msg
   if t.spawn and t.flush then
     ok, err, msg = t:flush(e, 0)
     if not ok and err == "timeout" then
       self._writing = true
       t.spawn(writer, self)
-      return
+      return false
     end
   else
     self._writing = true
@@ -222,7 +231,12 @@ local function flush(self)
     self._writing = false
     t:wake()
   end
-  if ok then prune(self, e:written()) else write_failed(self, err, msg) end
+  if ok then
+    prune(self, huge) -- all written
+    return true
+  end
+  write_failed(self, err, msg)
+  return false
 end
 
 local function heartbeat_due(self)
@@ -262,12 +276,12 @@ local function pull(self, deadline)
   local due = heartbeat_due(self)
   if due and (not d or due < d) then d = due end
   local waiting = self._it - self._ih + 1
-  if waiting > 0 and (e:failing() or waiting >= o.inbox_max or
+  if waiting > 0 and (self._failing or waiting >= o.inbox_max or
       self._ibytes >= o.inbox_max_bytes) then
     if not t:wait(d) then heartbeat_tick(self) end
     return
   end
-  if e:failing() then
+  if self._failing then
     dispatch(self)
     flush(self)
     return
@@ -289,8 +303,14 @@ local function pull(self, deadline)
       self._last_rx = now()
       self._hb_deadline = nil
     end
+    local before = self._it
     dispatch(self)
     flush(self)
+    -- A message for the inbox: let the other tasks that woke with this
+    -- one read first, so a turn of the loop reads everything ready and
+    -- then writes the answers (fewer round trips between the cores than
+    -- reading and answering one connection at a time).
+    if self._it > before and t.yield then t.yield() end
   elseif err == "timeout" then
     heartbeat_tick(self)
   elseif not self.close_event then
@@ -447,8 +467,7 @@ function Conn:send(data, kind, opts)
   if t == 1 and not self._ud then self._ud, self._uk, self._up = {}, {}, {} end
   self._ut = t
   self._ud[t], self._uk[t], self._up[t] = data, kind or "text", pos
-  flush(self)
-  if not has_room(self) then
+  if not flush(self) and not has_room(self) then
     run_blocking(self, wait_until, self, has_room, nil)
   end
   return true

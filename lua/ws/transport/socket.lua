@@ -23,6 +23,7 @@ end
 Socket.spawn = loop.spawn
 Socket.blocking = loop.blocking
 Socket.current = loop.current
+function Socket.yield() loop.sleep(0) end
 function Socket.report(msg) loop.on_error(msg) end
 
 -- Wait for the socket as a want status says; false at the deadline.
