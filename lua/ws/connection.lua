@@ -95,6 +95,8 @@ end
 
 ----------------------------------------------------------------- events
 
+local teardown -- ends TCP after the close event; defined below
+
 -- Record the one close event (the engine made it) and tell everyone.
 local function finish(self, ev)
   ev.type = nil
@@ -106,7 +108,7 @@ local function finish(self, ev)
   if not self._bg and t.spawn then
     -- nobody reads in the background to end TCP: a task of its own does,
     -- so whoever waits hears of the close at once
-    self._bg = t.spawn(Conn._teardown, self)
+    self._bg = t.spawn(teardown, self)
   end
   t:wake()
   if self._h then handlers.close(self._h, t.report, self, ev) end
@@ -357,7 +359,7 @@ local function not_writing(self) return not self._writing or self._dropped end
 -- After the close event: write what is still queued (our close frame or
 -- the reply to the peer's), then end TCP (t:close: FIN, the peer's FIN or
 -- `linger` seconds). Whoever gets here first does it; others wait for it.
-local function teardown(self)
+function teardown(self)
   if self._torn then return end
   local o, t = self._o, self._t
   if self._tearing or self._reading then
@@ -377,8 +379,6 @@ local function teardown(self)
   self._torn = true
   t:wake()
 end
-
-Conn._teardown = teardown
 
 -- The background reader (transports with tasks): reads until the close
 -- event, then ends TCP.
@@ -654,5 +654,4 @@ mt.__close = function(self)
   if not rawget(self, "close_event") then self:close("going_away") end
 end
 
-Conn.mt = mt
 return Conn
