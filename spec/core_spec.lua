@@ -493,14 +493,87 @@ describe("engine call failures", function()
       { core.engine("server"):send_part("\255", "text", true) })
   end)
 
-  it("names a close reason that is not UTF-8 'reason_utf8'", function()
-    assert.are.same({ nil, "close reason is not valid UTF-8", "reason_utf8" },
-      { core.engine("server"):close(1000, "\255") })
-  end)
+  it("raises for a close reason that is not UTF-8, and the engine stays open",
+    function()
+      local e = core.engine("server")
+      assert.has_error(function() e:close(1000, "\255") end,
+        "bad argument #2 to 'close' (close reason is not valid UTF-8)")
+      assert.are.equal("open", e:state())
+      assert.are.equal("", (e:take_output()))
+      assert.are.equal(6, #e:close(1000, "ok"))
+      assert.are.equal("closing", e:state())
+    end)
 
   it("raises for a close code that may not be sent", function()
-    assert.has_error(function() core.engine("server"):close(1006) end)
+    assert.has_error(function() core.engine("server"):close(1006) end,
+      "bad argument #1 to 'close' (close code 1006 (abnormal) may not be sent)")
   end)
+
+  it("checks bad close arguments before the state", function()
+    local e = core.engine("server")
+    assert.are.equal(4, #e:close(1000))
+    assert.has_error(function() e:close(1000, ("r"):rep(124)) end,
+      "bad argument #2 to 'close' (reason is 124 bytes, at most 123 allowed)")
+    assert.are.same({ nil, "connection is closing", "closing" },
+      { e:close(1000) })
+  end)
+end)
+
+describe("core.close_check", function()
+  local cases = {
+    { { 1000, "bye" }, { true } },
+    { { nil, nil }, { true } },
+    { { 4999, ("r"):rep(123) }, { true } },
+    { { 999 }, { nil, "close code 999 may not be sent", "code", 1 } },
+    { { 1005 }, { nil, "close code 1005 (no_status) may not be sent", "code",
+      1 } },
+    { { 1015 }, { nil, "close code 1015 (tls_handshake) may not be sent",
+      "code", 1 } },
+    { { 2999 }, { nil, "close code 2999 may not be sent", "code", 1 } },
+    { { 5000 }, { nil, "close code 5000 may not be sent", "code", 1 } },
+    { { 70000 }, { nil, "close code 70000 may not be sent", "code", 1 } },
+    { { nil, "why" }, { nil, "a close reason needs a close code",
+      "reason_nocode", 2 } },
+    { { 1000, ("r"):rep(124) }, { nil,
+      "reason is 124 bytes, at most 123 allowed", "reason", 2 } },
+    { { 1000, "ok\255\254" }, { nil, "close reason is not valid UTF-8",
+      "reason_utf8", 2 } },
+  }
+  for _, c in ipairs(cases) do
+    it(("answers %s, %q"):format(tostring(c[1][1]), tostring(c[1][2])),
+      function()
+        assert.are.same(c[2], { core.close_check(c[1][1], c[1][2]) })
+      end)
+  end
+end)
+
+describe("engine:close_end", function()
+  it("is nil until a close frame is queued, then where it ends", function()
+    local e = core.engine("server")
+    e:hold_output(true)
+    assert.is_nil(e:close_end())
+    e:send("hello")              -- 7 bytes
+    assert.is_nil(e:close_end())
+    e:close(1000, "bye")         -- 7 more
+    assert.are.equal(14, e:close_end())
+    assert.are.equal(0, e:written())
+    local out, pos = e:take_output()
+    assert.are.equal(14, #out)
+    assert.are.equal(14, pos)
+  end)
+
+  it("marks the reply to the peer's close", function()
+    local e = core.engine("client")
+    e:hold_output(true)
+    e:feed("\136\2\3\232")      -- close 1000, unmasked to a client
+    local ev = e:event()
+    assert.are.equal("close", ev.type)
+    assert.are.equal(1000, ev.sent.code)
+    assert.are.equal(e:buffered_amount(), e:close_end())
+  end)
+end)
+
+describe("engine call failures, more", function()
 
   it("raises for a ping payload over 125 bytes", function()
     assert.has_error(function()

@@ -242,10 +242,13 @@ describe("close codes on the wire", function()
       "bad argument #2 to 'close' (reason is 124 bytes, at most 123 allowed)")
   end)
 
-  it("refuses a close reason that is not UTF-8", function()
-    local out, err = server():close(1000, "\192\175")
-    assert.is_nil(out)
-    assert.are.equal("close reason is not valid UTF-8", err)
+  it("raises for a close reason that is not UTF-8, like the other bad"
+    .. " arguments", function()
+    local p = server()
+    assert.has_error(function() p:close(1000, "\192\175") end,
+      "bad argument #2 to 'close' (close reason is not valid UTF-8)")
+    assert.are.equal("open", p.state)
+    assert.are.equal("", p:take_output())
   end)
 
   it("fails with 1007 on a received close reason that is not UTF-8", function()

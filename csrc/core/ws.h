@@ -35,7 +35,8 @@ extern "C" {
   X(TOOBIG, -13, "toobig", "message larger than the configured limit")      \
   X(FRAGMENT, -14, "fragment", "a fragmented message is already being sent") \
   X(NOFRAGMENT, -15, "nofragment", "no fragmented message is being sent")   \
-  X(REASON_UTF8, -16, "reason_utf8", "close reason is not valid UTF-8")
+  X(REASON_UTF8, -16, "reason_utf8", "close reason is not valid UTF-8")   \
+  X(NOCODE, -17, "reason_nocode", "a close reason needs a close code")
 
 enum {
   WS_OK = 0,
@@ -170,6 +171,13 @@ int ws_code_at(size_t i, const char **name);
 /* 1 if a close frame may carry this code on the wire (1000-1003,
  * 1007-1014, 3000-4999), else 0. Both what we accept and what we send. */
 int ws_code_valid(int code);
+
+/* Check the arguments of a close frame we would send: 0, or WS_ECODE (a
+ * code that fails ws_code_valid; 0 means no code), WS_ENOCODE (a reason
+ * without a code), WS_EREASON (over 123 bytes), WS_EREASON_UTF8,
+ * WS_EINVALID (reason NULL with a length). ws_engine_close checks the
+ * same, first; hosts call this to refuse bad arguments up front. */
+int ws_close_check(int code, const uint8_t *reason, size_t reason_len);
 
 /* Parse a close frame payload (already unmasked). On success sets *code
  * (1005 when the payload is empty) and the reason span, and returns 0.
@@ -524,6 +532,7 @@ typedef struct {
   uint64_t rx_frames, tx_frames;
   uint64_t out_queued;  /* output bytes ever queued */
   uint64_t out_written; /* output bytes ever consumed by the transport */
+  uint64_t close_end;   /* out_queued just past our close frame, 0 if none */
 } ws_engine;
 
 /* Set up an engine (cfg NULL means ws_config_init defaults for a client).
@@ -607,9 +616,9 @@ int ws_engine_ping(ws_engine *e, const uint8_t *data, size_t len);
 int ws_engine_pong(ws_engine *e, const uint8_t *data, size_t len);
 
 /* Start the closing handshake. code 0 sends a close frame with no payload
- * (the peer then reports 1005); otherwise the code must pass ws_code_valid
- * (WS_ECODE) and the reason be at most 123 bytes (WS_EREASON) of UTF-8
- * (WS_EREASON_UTF8); a reason without a code is WS_EINVALID. Returns 0,
+ * (the peer then reports 1005). The arguments are checked first, as
+ * ws_close_check does (WS_ECODE, WS_ENOCODE, WS_EREASON, WS_EREASON_UTF8),
+ * whatever the state; nothing changes when they fail. Returns 0,
  * or WS_ESTATE if a close frame was already sent (a received close is
  * answered automatically), WS_ENOMEM, WS_ERAND. The close event comes
  * from ws_engine_recv when the peer's reply arrives, or ws_engine_end. */
@@ -631,6 +640,18 @@ static inline uint64_t ws_engine_queued(const ws_engine *e) {
 }
 static inline uint64_t ws_engine_written(const ws_engine *e) {
   return e->out_written;
+}
+
+/* 1 once our close frame (queued by ws_engine_close, as a close reply, or
+ * when the engine fails or ends the connection) has been consumed
+ * completely by the transport: only then has it crossed to the peer. */
+static inline int ws_engine_close_written(const ws_engine *e) {
+  return e->close_end != 0 && e->out_written >= e->close_end;
+}
+/* The stream position just past our close frame, 0 if none was queued
+ * (for hosts that confirm writes later than they consume output). */
+static inline uint64_t ws_engine_close_end(const ws_engine *e) {
+  return e->close_end;
 }
 
 static inline ws_state ws_engine_state(const ws_engine *e) {

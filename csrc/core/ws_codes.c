@@ -46,6 +46,15 @@ int ws_code_valid(int code) {
          (code >= 3000 && code <= 4999);
 }
 
+int ws_close_check(int code, const uint8_t *reason, size_t reason_len) {
+  if (reason == NULL && reason_len > 0) return WS_EINVALID;
+  if (code != 0 && !ws_code_valid(code)) return WS_ECODE;
+  if (code == 0 && reason_len > 0) return WS_ENOCODE;
+  if (reason_len > WS_CONTROL_MAX - 2) return WS_EREASON;
+  if (!ws_utf8_valid(reason, reason_len)) return WS_EREASON_UTF8;
+  return 0;
+}
+
 int ws_close_parse(const uint8_t *p, size_t len, int *code,
                    const uint8_t **reason, size_t *reason_len) {
   int c;

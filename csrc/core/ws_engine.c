@@ -279,6 +279,7 @@ static int put_close(ws_engine *e, int code, const uint8_t *reason,
     n = 2 + reason_len;
   }
   if ((r = put_frame(e, WS_OP_CLOSE, 1, payload, n)) != 0) return r;
+  e->close_end = e->out_queued;
   e->sent_code = code ? code : WS_CLOSE_no_status;
   if (reason_len) memcpy(e->cold->sent_reason, reason, reason_len);
   e->sent_reason_len = reason_len;
@@ -288,12 +289,8 @@ static int put_close(ws_engine *e, int code, const uint8_t *reason,
 int ws_engine_close(ws_engine *e, int code, const uint8_t *reason,
                     size_t reason_len) {
   int r;
-  if (reason == NULL && reason_len > 0) return WS_EINVALID;
+  if ((r = ws_close_check(code, reason, reason_len)) != 0) return r;
   if (e->state != WS_STATE_OPEN) return WS_ESTATE;
-  if (code == 0 && reason_len > 0) return WS_EINVALID;
-  if (code != 0 && !ws_code_valid(code)) return WS_ECODE;
-  if (reason_len > WS_CONTROL_MAX - 2) return WS_EREASON;
-  if (!ws_utf8_valid(reason, reason_len)) return WS_EREASON_UTF8;
   if ((r = put_close(e, code, reason, reason_len)) != 0) return r;
   e->state = WS_STATE_CLOSING;
   return 0;

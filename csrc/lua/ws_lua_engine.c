@@ -437,29 +437,82 @@ static int l_pong(lua_State *L) {
 
 /* engine:close(code, reason) -> bytes | nil, message, name. code 0 or nil: no
  * status code in the frame. */
+/* Push the message for a ws_close_check failure and return the number
+ * of the argument it blames (1 the code, 2 the reason). One wording for
+ * engine:close and core.close_check, so every close refuses alike. */
+static int push_close_error(lua_State *L, int r, lua_Integer code,
+                            size_t rlen) {
+  const char *name;
+  switch (r) {
+  case WS_ECODE:
+    name = code > 0 && code < 65536 ? ws_code_name((int)code) : NULL;
+    lua_pushfstring(L, "close code %d%s%s%s may not be sent", (int)code,
+                    name ? " (" : "", name ? name : "", name ? ")" : "");
+    return 1;
+  case WS_EREASON:
+    lua_pushfstring(L, "reason is %d bytes, at most 123 allowed", (int)rlen);
+    return 2;
+  default: /* WS_ENOCODE, WS_EREASON_UTF8 */
+    lua_pushstring(L, ws_strerror(r));
+    return 2;
+  }
+}
+
+/* The close code argument as ws_close_check takes it: out of int range
+ * becomes -1, which no check accepts. */
+static int close_code_arg(lua_State *L, int i) {
+  lua_Integer code = luaL_optinteger(L, i, 0);
+  return code < 0 || code > 65535 ? -1 : (int)code;
+}
+
+/* core.close_check([code], [reason]) -> true | nil, message, errname,
+ * argn: whether close(code, reason) may be sent (code nil or 0 for a
+ * close frame without one). errname comes from WS_ERRNO_MAP ("code",
+ * "reason", "reason_utf8", "reason_nocode"); argn is the argument to
+ * blame. */
+static int l_close_check(lua_State *L) {
+  int code = close_code_arg(L, 1), r, argn;
+  size_t rlen;
+  const char *reason = luaL_optlstring(L, 2, "", &rlen);
+  r = ws_close_check(code, (const uint8_t *)reason, rlen);
+  if (r == 0) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  lua_pushnil(L);
+  argn = push_close_error(L, r, luaL_optinteger(L, 1, 0), rlen);
+  lua_pushstring(L, ws_errname(r));
+  lua_pushinteger(L, argn);
+  return 4;
+}
+
+/* engine:close([code], [reason]) -> true | nil, message, name. Bad
+ * arguments raise (before anything changes); after our close frame went
+ * out it is nil, "connection is closing", "closing". */
 static int l_close(lua_State *L) {
   lengine *le = check_engine(L);
-  lua_Integer code = luaL_optinteger(L, 2, 0);
+  int code = close_code_arg(L, 2), r, argn;
   size_t rlen;
   const char *reason = luaL_optlstring(L, 3, "", &rlen);
-  int r;
-  if (code != 0 && !ws_code_valid((int)code)) {
-    const char *name =
-        code > 0 && code < 65536 ? ws_code_name((int)code) : NULL;
-    return luaL_error(L,
-                      "bad argument #1 to 'close' (close code %d%s%s%s may "
-                      "not be sent)",
-                      (int)code, name ? " (" : "", name ? name : "",
-                      name ? ")" : "");
+  r = ws_close_check(code, (const uint8_t *)reason, rlen);
+  if (r != 0) {
+    argn = push_close_error(L, r, luaL_optinteger(L, 2, 0), rlen);
+    return luaL_error(L, "bad argument #%d to 'close' (%s)", argn,
+                      lua_tostring(L, -1));
   }
-  if (code == 0 && rlen > 0)
-    return luaL_error(L, "bad argument #2 to 'close' (a reason needs a "
-                         "close code)");
-  if (rlen > WS_CONTROL_MAX - 2)
-    return luaL_error(L, "bad argument #2 to 'close' (reason is %d bytes, "
-                         "at most 123 allowed)", (int)rlen);
-  r = ws_engine_close(&le->e, (int)code, (const uint8_t *)reason, rlen);
+  r = ws_engine_close(&le->e, code, (const uint8_t *)reason, rlen);
   return send_result(L, le, r, "close");
+}
+
+/* engine:close_end() -> the output stream position just past our close
+ * frame (compare with engine:written() or the transport's own count), or
+ * nil if no close frame was queued. */
+static int l_close_end(lua_State *L) {
+  lengine *le = check_engine(L);
+  uint64_t end = ws_engine_close_end(&le->e);
+  if (end == 0) lua_pushnil(L);
+  else lua_pushnumber(L, (lua_Number)end);
+  return 1;
 }
 
 /* engine:take_output() -> bytes, written: the queued output, and the
@@ -511,10 +564,11 @@ static const luaL_Reg engine_methods[] = {
     {"close", l_close}, {"take_output", l_take_output},
     {"state", l_state}, {"buffered_amount", l_buffered},
     {"hold_output", l_hold_output}, {"written", l_written},
+    {"close_end", l_close_end},
     {"free", l_engine_gc}, {NULL, NULL}};
 
-static const luaL_Reg engine_functions[] = {{"engine", l_engine},
-                                            {NULL, NULL}};
+static const luaL_Reg engine_functions[] = {
+    {"engine", l_engine}, {"close_check", l_close_check}, {NULL, NULL}};
 
 /* Declared in ws_lua.h; called from luaopen_ws_core. */
 void ws_lua_open_engine(lua_State *L) {

@@ -14,6 +14,7 @@ local connect_mod = require "ws.connect"
 local connect = connect_mod.connect
 local url_mod = require "ws.url"
 local handlers = require "ws.handlers"
+local options = require "ws.options"
 
 local type, error, pairs, ipairs, tostring, pcall, setmetatable =
   type, error, pairs, ipairs, tostring, pcall, setmetatable
@@ -220,6 +221,7 @@ end
 --- Stop reconnecting and close the current connection.
 -- @return the close event of the current connection, or nil
 function Client:close(code, reason)
+  options.close_args(code == nil and "normal" or code, reason, 2)
   if self._stopped then return self.conn and self.conn.close_event end
   self._stopped = true
   loop.signal(self._stop_cond)

@@ -5,6 +5,7 @@
 -- function that calls these).
 -- @module ws.options
 local codes = require "ws.codes"
+local core = require "ws.core"
 
 local type, error, tostring, pairs = type, error, tostring, pairs
 
@@ -104,29 +105,20 @@ function options.fragment(opts, level)
 end
 
 --- Check the arguments of a `close(code, reason)` call before anything
--- is sent: a code (number or name; nil for a close frame without one)
--- that may go on the wire, and a reason of at most 123 bytes. Raises
--- naming the argument at `level` + 1; returns the code number.
+-- is sent, with the engine's own rules (ws.core.close_check: a code that
+-- may go on the wire, a reason of at most 123 bytes of UTF-8, no reason
+-- without a code). `code` is a number or name, nil for a close frame
+-- without one. Raises naming the argument at `level` + 1; returns the
+-- code number.
 function options.close_args(code, reason, level)
   local n = codes.check(code, "close", level + 1)
-  if n ~= nil and not codes.valid(n) then
-    local name = codes[n]
-    error(("bad argument #1 to 'close' (close code %s%s may not be sent)")
-      :format(tostring(n), name and (" (" .. name .. ")") or ""), level + 1)
+  if reason ~= nil and type(reason) ~= "string" then
+    error("bad argument #2 to 'close' (string expected, got "
+      .. type(reason) .. ")", level + 1)
   end
-  if reason ~= nil then
-    if type(reason) ~= "string" then
-      error("bad argument #2 to 'close' (string expected, got "
-        .. type(reason) .. ")", level + 1)
-    end
-    if n == nil and #reason > 0 then
-      error("bad argument #2 to 'close' (a reason needs a close code)",
-        level + 1)
-    end
-    if #reason > 123 then
-      error(("bad argument #2 to 'close' (reason is %d bytes, at most 123 "
-        .. "allowed)"):format(#reason), level + 1)
-    end
+  local ok, msg, _, argn = core.close_check(n, reason)
+  if not ok then
+    error(("bad argument #%d to 'close' (%s)"):format(argn, msg), level + 1)
   end
   return n
 end
