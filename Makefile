@@ -46,7 +46,7 @@ ALL_INC  = -Icsrc/core -Icsrc/net -Icsrc/lua
 SAN      = -fsanitize=address,undefined -fno-sanitize-recover=undefined \
            -fno-omit-frame-pointer
 
-.PHONY: all luajit test demo bench echo-bench fuzz clean deps rock lint valgrind test-versions soak \
+.PHONY: all luajit test demo bench echo-bench fuzz clean deps rock rock-build lint valgrind test-versions soak \
         rock-versions love-demo nginx-bench idle-bench
 
 all: $(BUILD)/ws/core.so
@@ -145,6 +145,24 @@ fuzz:
 rock:
 	@.ci/deps.sh rock
 	luarocks --lua-version=5.4 make --tree build/rocktree rockspec/lua-ws-scm-1.rockspec
+
+# The rock's build step (rockspec: build.type "make", build_target
+# rock-build), run by `luarocks make` with LuaRocks' CC, CFLAGS, LIBFLAG
+# and directories for the Lua it builds for. The library goes to
+# build/rock/ws/core.so: never to ./ws/, where a script run from the
+# checkout would load it before the installed rock. Rebuilt on every run,
+# since one checkout may build the rock for several Luas in turn.
+ROCK_SO        ?= build/rock/ws/core.so
+LIBFLAG        ?= -shared
+LUA_INCDIR     ?= $(LUA_INC)
+OPENSSL_INCDIR ?= /usr/include
+OPENSSL_LIBDIR ?= /usr/lib
+
+rock-build:
+	@mkdir -p $(dir $(ROCK_SO))
+	$(CC) -std=c11 $(CFLAGS) -fPIC -fvisibility=hidden $(LIBFLAG) \
+	  -I$(LUA_INCDIR) -I$(OPENSSL_INCDIR) $(ALL_INC) \
+	  $(CORE_SRC) $(NET_SRC) $(LUA_SRC) -o $(ROCK_SO) -L$(OPENSSL_LIBDIR) $(LIBS)
 
 # Lua 5.3 runs everything; PUC Lua 5.1 cannot yield across pcall, so the
 # networked layer needs 5.2+ or LuaJIT there and 5.1 runs the core specs.

@@ -14,10 +14,12 @@ LUAJIT_INC=${LUAJIT_INC:-/usr/include/luajit-2.1}
 LUAJIT_BIN=${LUAJIT_BIN:-/usr/bin/luajit}
 
 tmp=$(mktemp -d)
-# luarocks builds ws.core in the checkout: objects next to the sources and
-# the library in ./ws (the same byproducts .ci/run removes).
-clean_checkout() { rm -rf ws csrc/*/*.o; }
-trap 'clean_checkout; rm -rf "$tmp"' EXIT
+trap 'rm -rf "$tmp"' EXIT
+# The rock builds ws.core into build/rock/ (the Makefile's rock-build):
+# nothing may land at ./ws/, where it would shadow the installed rock for
+# a script run from the checkout, nor as objects next to the sources.
+strays() { compgen -G 'ws' || compgen -G 'csrc/*/*.o' || true; }
+[ -z "$(strays)" ] || { echo "remove these first: $(strays)" >&2; exit 1; }
 
 cat > "$tmp/luajit-config.lua" <<EOF
 lua_interpreter = "$(basename "$LUAJIT_BIN")"
@@ -138,14 +140,16 @@ run_one() {
   command -v "$lua" >/dev/null \
     || { echo "rock $label: FAILED, no interpreter $lua" >&2; return 1; }
   rm -rf "$tree"
-  clean_checkout
   if ! env "${env[@]}" luarocks "$opt" make --tree "$tree" "$ROCKSPEC" \
        >"$log" 2>&1; then
     cat "$log" >&2
     echo "rock $label: FAILED, luarocks make did not install" >&2
     return 1
   fi
-  clean_checkout
+  if [ -n "$(strays)" ]; then
+    echo "rock $label: FAILED, the build left $(strays) in the checkout" >&2
+    return 1
+  fi
   # LuaRocks must have built against this Lua's headers
   if [ "$name" = luajit ] && ! grep -q -- "-I$LUAJIT_INC" "$log"; then
     cat "$log" >&2

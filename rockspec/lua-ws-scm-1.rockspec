@@ -25,48 +25,46 @@ external_dependencies = {
   },
 }
 build = {
-  type = "builtin",
-  modules = {
-    ["ws.core"] = {
-      sources = {
-        "csrc/core/ws_utf8.c",
-        "csrc/core/ws_mask.c",
-        "csrc/core/ws_frame.c",
-        "csrc/core/ws_codes.c",
-        "csrc/core/ws_error.c",
-        "csrc/core/ws_handshake.c",
-        "csrc/core/ws_engine.c",
-        "csrc/net/ws_net.c",
-        "csrc/net/ws_tls.c",
-        "csrc/net/ws_resolve.c",
-        "csrc/lua/ws_lua.c",
-        "csrc/lua/ws_lua_engine.c",
-        "csrc/lua/ws_lua_handshake.c",
-        "csrc/lua/ws_lua_net.c",
-        "csrc/lua/ws_lua_resolve.c",
-      },
-      incdirs = { "csrc/core", "csrc/net", "csrc/lua", "$(OPENSSL_INCDIR)" },
-      libdirs = { "$(OPENSSL_LIBDIR)" },
-      libraries = { "ssl", "crypto", "pthread" },
+  -- The Makefile's rock-build target compiles ws.core with LuaRocks'
+  -- compiler, flags and directories into build/rock/ws/core.so, and
+  -- LuaRocks installs the files below. The builtin backend would link it
+  -- at ./ws/core.so, where a script run from the checkout loads it before
+  -- the installed rock (the default package.cpath starts with ./?.so).
+  type = "make",
+  build_target = "rock-build",
+  build_variables = {
+    CC = "$(CC)",
+    CFLAGS = "$(CFLAGS)",
+    LIBFLAG = "$(LIBFLAG)",
+    LUA_INCDIR = "$(LUA_INCDIR)",
+    OPENSSL_INCDIR = "$(OPENSSL_INCDIR)",
+    OPENSSL_LIBDIR = "$(OPENSSL_LIBDIR)",
+  },
+  install_pass = false,
+  install = {
+    lib = {
+      ["ws.core"] = "build/rock/ws/core.so",
     },
-    ["ws"] = "lua/ws/init.lua",
-    ["ws.client"] = "lua/ws/client.lua",
-    ["ws.codes"] = "lua/ws/codes.lua",
-    ["ws.connect"] = "lua/ws/connect.lua",
-    ["ws.connection"] = "lua/ws/connection.lua",
-    ["ws.handlers"] = "lua/ws/handlers.lua",
-    ["ws.handshake"] = "lua/ws/handshake.lua",
-    ["ws.loop"] = "lua/ws/loop.lua",
-    ["ws.opening"] = "lua/ws/opening.lua",
-    ["ws.options"] = "lua/ws/options.lua",
-    ["ws.protocol"] = "lua/ws/protocol.lua",
-    ["ws.reconnect"] = "lua/ws/reconnect.lua",
-    ["ws.resty"] = "lua/ws/resty.lua",
-    ["ws.server"] = "lua/ws/server.lua",
-    ["ws.transport.cosocket"] = "lua/ws/transport/cosocket.lua",
-    ["ws.transport.memory"] = "lua/ws/transport/memory.lua",
-    ["ws.transport.socket"] = "lua/ws/transport/socket.lua",
-    ["ws.url"] = "lua/ws/url.lua",
+    lua = {
+      ["ws"] = "lua/ws/init.lua",
+      ["ws.client"] = "lua/ws/client.lua",
+      ["ws.codes"] = "lua/ws/codes.lua",
+      ["ws.connect"] = "lua/ws/connect.lua",
+      ["ws.connection"] = "lua/ws/connection.lua",
+      ["ws.handlers"] = "lua/ws/handlers.lua",
+      ["ws.handshake"] = "lua/ws/handshake.lua",
+      ["ws.loop"] = "lua/ws/loop.lua",
+      ["ws.opening"] = "lua/ws/opening.lua",
+      ["ws.options"] = "lua/ws/options.lua",
+      ["ws.protocol"] = "lua/ws/protocol.lua",
+      ["ws.reconnect"] = "lua/ws/reconnect.lua",
+      ["ws.resty"] = "lua/ws/resty.lua",
+      ["ws.server"] = "lua/ws/server.lua",
+      ["ws.transport.cosocket"] = "lua/ws/transport/cosocket.lua",
+      ["ws.transport.memory"] = "lua/ws/transport/memory.lua",
+      ["ws.transport.socket"] = "lua/ws/transport/socket.lua",
+      ["ws.url"] = "lua/ws/url.lua",
+    },
   },
 }
 test = {
