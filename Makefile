@@ -2,6 +2,7 @@ SHELL := /bin/bash
 # lua-ws. `make` builds ws.core for Lua 5.4 into build/5.4/ws/core.so.
 #   make test   sanitized (ASan+UBSan) Lua 5.4 specs, then LuaJIT specs
 #   make demo   the in-memory client/server demo
+#   make doc-check  every code block of README.md and doc/*.md, run
 #   make bench  core microbenchmarks
 #   make fuzz   every fuzz target for FUZZ_TIME seconds
 #   make test-versions  full specs on Lua 5.3, core specs on PUC Lua 5.1
@@ -46,7 +47,7 @@ ALL_INC  = -Icsrc/core -Icsrc/net -Icsrc/lua
 SAN      = -fsanitize=address,undefined -fno-sanitize-recover=undefined \
            -fno-omit-frame-pointer
 
-.PHONY: all luajit test demo bench echo-bench fuzz clean deps rock rock-build lint valgrind test-versions soak \
+.PHONY: all luajit test demo bench echo-bench fuzz clean deps rock rock-build doc-check lint valgrind test-versions soak \
         rock-versions love-demo nginx-bench idle-bench
 
 all: $(BUILD)/ws/core.so
@@ -176,6 +177,15 @@ test-versions:
 	@$(MAKE) --no-print-directory LUA_INC=/usr/include/lua5.1 BUILD=build/5.1 all
 	lua5.3 $(BUSTED) --cpath='./build/5.3/?.so' -o spec/support/summary.lua
 	lua5.1 $(BUSTED) --cpath='./build/5.1/?.so' -o spec/support/summary.lua $(CORE_SPECS)
+
+# Every code block of README.md and doc/*.md, run against build/5.4 with
+# the results the text states checked (.ci/doc_blocks.lua, which also
+# describes the <!-- doc-run: ... --> markers).
+doc-check:
+	@.ci/deps.sh build
+	@$(MAKE) --no-print-directory all
+	LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH='./$(BUILD)/?.so;;' \
+	  $(LUA) .ci/doc_blocks.lua README.md doc/*.md
 
 soak: all
 	bench/soak/run.sh
