@@ -65,7 +65,9 @@ end
 local function parse_marker(line, where)
   local body = line:match("^%s*<!%-%-%s*doc%-run:%s*(.-)%s*%-%->%s*$")
   if not body then
-    if line:match("doc%-run") then die("%s: malformed marker %q", where, line) end
+    if line:match("^%s*<!%-%-%s*doc%-run") then
+      die("%s: malformed marker %q", where, line)
+    end
     return nil
   end
   local m = {}
@@ -120,7 +122,8 @@ local function blocks_of(path)
         text = table.concat(body, "\n") .. "\n",
         marker = start > 1 and parse_marker(lines[start - 1], where) or nil,
       }
-    elseif lines[i]:match("doc%-run") and not (lines[i + 1] or ""):match("^```") then
+    elseif lines[i]:match("^%s*<!%-%-%s*doc%-run") and
+        not (lines[i + 1] or ""):match("^```") then
       die("%s:%d: a doc-run marker must be the line right before a fence",
         path, i)
     end
