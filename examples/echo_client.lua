@@ -1,5 +1,9 @@
 -- An echo client: sends a few messages, checks the echoes, pings, closes.
---   lua5.4 examples/echo_client.lua ws://127.0.0.1:8080/
+-- With examples/echo_server.lua running on port 8080 (see its header), from
+-- the checkout root:
+--   make
+--   LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/5.4/?.so;;' \
+--     lua5.4 examples/echo_client.lua ws://127.0.0.1:8080/
 local ws = require "ws"
 
 local url = arg and arg[1] or "ws://127.0.0.1:8080/"

@@ -1,6 +1,9 @@
 -- lua-ws demo over loopback: starts examples/echo_server.lua in another
 -- process, then a client exchanges messages, pings and closes by name.
---   lua5.4 examples/echo_demo.lua   (with lua/ and build/5.4 on the paths)
+-- From the checkout root:
+--   make
+--   LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/5.4/?.so;;' \
+--     lua5.4 examples/echo_demo.lua
 local ws = require "ws"
 
 local lua = arg and arg[-1] or "lua5.4"

@@ -1,7 +1,11 @@
--- An echo server.
---   lua5.4 examples/echo_server.lua [port] [host]
--- Prints "PORT <n>" once listening (port 0 picks a free one), then echoes
--- every message back with its kind until interrupted.
+-- An echo server. From the checkout root:
+--   make
+--   LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/5.4/?.so;;' \
+--     lua5.4 examples/echo_server.lua 8080
+-- Arguments: port (8080; 0 picks a free one) and host (127.0.0.1). Prints
+-- "PORT <n>" once listening, then echoes every message back with its kind
+-- until interrupted. With the rock installed and `luarocks path`
+-- evaluated (README, "Installing"), `lua5.4 examples/echo_server.lua 8080`.
 local ws = require "ws"
 
 local port = tonumber(arg and arg[1]) or 8080

@@ -1,7 +1,10 @@
 -- lua-ws demo: a client engine and a server engine talking through
 -- in-memory buffers (no sockets), showing the close events by name.
 --
---   lua5.4 examples/sansio_demo.lua   (with lua/ and build/5.4 on the paths)
+-- From the checkout root:
+--   make
+--   LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/5.4/?.so;;' \
+--     lua5.4 examples/sansio_demo.lua
 local ws = require "ws"
 
 local function show(who, ev)

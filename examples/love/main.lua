@@ -1,6 +1,8 @@
 -- A LÖVE 11 echo/chat client for lua-ws.
 --
---   love examples/love [ws://host:port/]      (or LUAWS_URL=ws://...)
+--   make luajit && love examples/love ws://127.0.0.1:8080/
+-- from the checkout root, with examples/echo_server.lua running on 8080
+-- (the URL may be left out: LUAWS_URL=ws://..., else that one).
 --
 -- The whole network side runs from one call a frame: ws.step(0) in
 -- love.update polls the sockets and runs lua-ws's tasks without waiting.
