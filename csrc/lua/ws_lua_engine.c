@@ -491,12 +491,12 @@ static int l_close_check(lua_State *L) {
  * out it is nil, "connection is closing", "closing". */
 static int l_close(lua_State *L) {
   lengine *le = check_engine(L);
-  int code = close_code_arg(L, 2), r, argn;
+  int code = close_code_arg(L, 2), r;
   size_t rlen;
   const char *reason = luaL_optlstring(L, 3, "", &rlen);
   r = ws_close_check(code, (const uint8_t *)reason, rlen);
   if (r != 0) {
-    argn = push_close_error(L, r, luaL_optinteger(L, 2, 0), rlen);
+    int argn = push_close_error(L, r, luaL_optinteger(L, 2, 0), rlen);
     return luaL_error(L, "bad argument #%d to 'close' (%s)", argn,
                       lua_tostring(L, -1));
   }
