@@ -16,8 +16,12 @@
 --   t:write(bytes, deadline) -> true | nil, errname, message
 --   t:wait(deadline)         wait for t:wake() (true) or the deadline (false)
 --   t:wake()                 wake every waiter
---   t:close(deadline)        end TCP after the closing handshake: FIN, then
---                            the peer's FIN or the deadline, then release
+--   t:close(deadline, passive)  end TCP after the closing handshake. The
+--                            server (passive false) sends FIN at once, then
+--                            waits for the peer's FIN or the deadline; a
+--                            client (passive true) waits for the server's
+--                            FIN or the deadline and only then closes, so
+--                            the server holds TIME_WAIT (RFC 6455 7.1.1)
 --   t:abort()                drop the connection now
 --   t.report(message)        an error raised by a handler
 -- and optionally
@@ -95,15 +99,28 @@ end
 
 ----------------------------------------------------------------- events
 
-local teardown -- ends TCP after the close event; defined below
+local teardown, flush -- defined below
 
--- Record the one close event (the engine made it) and tell everyone.
-local function finish(self, ev)
-  ev.type = nil
-  if ev.name == nil then ev.name = codes[ev.code] end
+-- Whether our close frame has crossed to the peer: the transport took
+-- every byte of it (the engine knows where it ends in the output stream;
+-- `_wpos` is set when a write failed after the bytes were taken).
+local function close_written(self)
+  local e = self._e
+  local cend = e:close_end()
+  return cend ~= nil and (self._wpos or e:written()) >= cend
+end
+
+-- Record the one close event (the engine made it) and tell everyone. A
+-- close frame the event names that never reached the transport is struck
+-- from it (`sent` nil, not clean): the event tells only what crossed.
+local function publish(self)
+  local ev = self._ending
+  if not ev or self.close_event then return end
+  if ev.sent and not close_written(self) then
+    ev.sent, ev.clean = nil, false
+  end
   ev.unsent = unsent_list(self)
   self.close_event = ev
-  self._failing = nil
   local t = self._t
   if not self._bg and t.spawn then
     -- nobody reads in the background to end TCP: a task of its own does,
@@ -114,12 +131,41 @@ local function finish(self, ev)
   if self._h then handlers.close(self._h, t.report, self, ev) end
 end
 
+-- Publish the close event once our close frame has crossed, or cannot
+-- (the transport is gone). While a writer task still has it, the writer
+-- settles when it is done (or teardown gives up on it after `linger`).
+local function settle(self)
+  local ev = self._ending
+  if not ev or self.close_event then return end
+  if ev.sent and not self._dropped and not close_written(self) then
+    if self._writing then return end
+    flush(self)
+    if self.close_event or self._writing then return end
+  end
+  publish(self)
+end
+
+-- The engine's close event: reading ends here; the event is published
+-- once our close frame (a reply, or a failure's) is written.
+local function finish(self, ev)
+  ev.type = nil
+  if ev.name == nil then ev.name = codes[ev.code] end
+  self._ending = ev
+  self._failing = nil
+  settle(self)
+  if not self.close_event then
+    local t = self._t
+    if not self._bg and t.spawn then self._bg = t.spawn(teardown, self) end
+    t:wake()
+  end
+end
+
 -- Hand the engine's queued events out, in order. A protocol failure the
 -- engine found after a message waits while messages wait in the inbox, so
 -- the application can answer them before the close frame goes out.
 local function dispatch(self)
   local e = self._e
-  while not self.close_event do
+  while not self._ending do
     local hold = self._ih <= self._it
     local ev = e:event(hold)
     if not ev then
@@ -170,21 +216,24 @@ end
 ------------------------------------------------------------ moving bytes
 
 -- Drop the transport now (after abort, a dead peer or a failed write).
+-- Nothing more can cross, so a close event waiting for its close frame is
+-- published now.
 local function drop(self)
   if self._dropped then return end
   self._dropped = true
   self._torn = true
   self._t:abort()
   self._t:wake()
+  publish(self)
 end
 
 -- A write failed: the transport is gone.
 local function write_failed(self, err, msg)
-  if not self.close_event then
+  drop(self)
+  if not self._ending then
     self._e:lost(err, msg)
     dispatch(self)
   end
-  drop(self)
 end
 
 -- Write everything the engine holds with the transport's own write.
@@ -209,13 +258,14 @@ local function writer(self)
     write_failed(self, err, msg)
   end
   self._t:wake()
+  settle(self)
 end
 
 -- Write what the engine holds. With background tasks, what the socket does
 -- not take at once is left to a writer task; without, the caller writes
 -- it all. One writer at a time: a second finds its bytes taken by the
 -- first, which writes until nothing is left.
-local function flush(self)
+function flush(self)
   if self._writing or self._dropped then return false end
   local e, t = self._e, self._t
   if e:buffered_amount() == 0 then return true end
@@ -235,6 +285,7 @@ local function flush(self)
   end
   if ok then
     prune(self, huge) -- all written
+    if self._ending then settle(self) end
     return true
   end
   write_failed(self, err, msg)
@@ -252,7 +303,7 @@ end
 -- ends the connection ("heartbeat_timeout").
 local function heartbeat_tick(self)
   local hb = self._o.heartbeat
-  if not hb or self.close_event then return end
+  if not hb or self._ending then return end
   local t = now()
   if self._hb_deadline then
     if t < self._hb_deadline then return end
@@ -315,7 +366,7 @@ local function pull(self, deadline)
     if self._it > before and t.yield then t.yield() end
   elseif err == "timeout" then
     heartbeat_tick(self)
-  elseif not self.close_event then
+  elseif not self._ending then
     e:lost(err, msg)
     dispatch(self)
   end
@@ -334,7 +385,7 @@ local function wait_until(self, pred, deadline, arg)
   for _ = 1, huge do
     res = pred(self, arg)
     if res or (deadline and now() >= deadline) then break end
-    if self.close_event or self._reading then
+    if self._ending or self._reading then
       t:wait(deadline)
     else
       pull(self, deadline)
@@ -344,7 +395,7 @@ local function wait_until(self, pred, deadline, arg)
   return res and true or false
 end
 
-local function is_closed(self) return self.close_event ~= nil end
+local function is_closed(self) return self._ending ~= nil end
 local function is_torn(self) return self._torn == true end
 local function has_message(self)
   return self._ih <= self._it or self.close_event ~= nil
@@ -356,9 +407,11 @@ local function has_room(self)
 end
 local function not_writing(self) return not self._writing or self._dropped end
 
--- After the close event: write what is still queued (our close frame or
--- the reply to the peer's), then end TCP (t:close: FIN, the peer's FIN or
--- `linger` seconds). Whoever gets here first does it; others wait for it.
+-- After the engine's close event: write what is still queued (our close
+-- frame or the reply to the peer's), publish the close event, then end
+-- TCP (t:close: the server's FIN first, the client waits for it; at most
+-- `linger` seconds in all). Whoever gets here first does it; others wait
+-- for it.
 function teardown(self)
   if self._torn then return end
   local o, t = self._o, self._t
@@ -371,10 +424,11 @@ function teardown(self)
   if self._writing then wait_until(self, not_writing, deadline) end
   if self._writing then
     drop(self) -- the peer does not read: give up on the rest
-  elseif not self._dropped then
-    if self._e:buffered_amount() > 0 then write_out(self, deadline) end
-    t:close(deadline)
+  elseif not self._dropped and self._e:buffered_amount() > 0 then
+    if not write_out(self, deadline) then drop(self) end
   end
+  publish(self)
+  if not self._dropped then t:close(deadline, self.role == "client") end
   self._tearing = false
   self._torn = true
   t:wake()
@@ -560,12 +614,10 @@ function Conn:ping(data, timeout)
   return run_blocking(self, ping, self, data, timeout)
 end
 
-local function close(self, n, reason, timeout)
-  if not self.close_event then
-    self._e:close(n, reason)
-    flush(self)
+local function close(self, timeout)
+  if not self._ending then
     wait_until(self, is_closed, now() + (timeout or self._o.close_timeout))
-    if not self.close_event then
+    if not self._ending then
       self._e:expire("close")
       dispatch(self)
       drop(self)
@@ -592,19 +644,27 @@ function Conn:close(code, reason, timeout)
   if self.close_event and (self._torn or self._bg) then
     return self.close_event
   end
-  return run_blocking(self, close, self, n, reason, timeout)
+  if not self._ending then
+    -- the close frame is queued (and written if the socket takes it) by
+    -- the call itself, before anything else runs: reading what the peer
+    -- sent meanwhile must not turn this close into a reply
+    self._e:close(n, reason)
+    flush(self)
+  end
+  return run_blocking(self, close, self, timeout)
 end
 
 --- Drop the connection without a close frame; the peer sees 1006.
 -- @return the close event
 function Conn:abort()
   check(self)
-  if not self.close_event then
+  if not self._ending then
     self._e:abort()
     dispatch(self)
   end
   self._aborted = true
   drop(self)
+  publish(self)
   return self.close_event
 end
 

@@ -19,7 +19,8 @@ options.CONNECTION = {
   max_frame_size = false,   -- engine default: max_message_size
   max_fragments = false,    -- engine default: 65536
   close_timeout = 5,        -- wait this long for the peer's close reply
-  linger = 2,               -- then this long for TCP to end
+  linger = 1,               -- then this long for TCP to end (a client
+                            -- waits for the server to close it first)
   max_buffered = 4194304,   -- send waits while more is unwritten
   inbox_max = 1024,         -- reading pauses while this many messages wait
   inbox_max_bytes = 1048576, -- ... or this many bytes of them

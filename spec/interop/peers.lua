@@ -124,6 +124,10 @@ local function start(argv, out)
     Process)
 end
 
+--- Start any command as a peer process (argv: a list of words), without
+-- the sanitizer runtime; it has the Process methods below.
+peers.start = start
+
 --- The lines the process has written so far (complete lines only).
 function Process:lines()
   return lines_of(read_file(self.out))

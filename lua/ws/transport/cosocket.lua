@@ -88,11 +88,17 @@ function Cosocket:wake()
   end
 end
 
---- After the closing handshake: a client reads until the server closes
--- (or the deadline), then closes; a server's raw socket is closed by nginx
+--- After the closing handshake: a client (`passive`) reads until the
+-- server closes (or the deadline), then closes; a server sends FIN at
+-- once where the raw request socket can (shutdown), and nginx closes it
 -- when the request ends.
-function Cosocket:close(deadline)
-  if self.closed or self.server then return end
+function Cosocket:close(deadline, passive)
+  if self.closed then return end
+  if self.server then
+    local sock = self.sock
+    if not passive and sock.shutdown then sock:shutdown("send") end
+    return
+  end
   for _ = 1, huge do
     local left = deadline - now()
     if left <= 0 then break end

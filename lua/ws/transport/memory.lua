@@ -57,14 +57,22 @@ local function hang_up(self, how)
   loop.signal(peer.readable)
 end
 
---- FIN, then wait for the other end's (or the deadline), then release.
-function Pipe:close(deadline)
+--- End the pipe after the closing handshake: FIN at once (`passive`
+-- false, the server) or only after the other end's (`passive` true, the
+-- client); either way at most until the deadline.
+function Pipe:close(deadline, passive)
   if self.closed then return end
-  self.shut = true
-  hang_up(self, "eof")
+  if not passive then
+    self.shut = true
+    hang_up(self, "eof")
+  end
   while not self.eof and not self.closed do
     if not loop.wait(self.readable, deadline) then break end
     self.inbuf = {}
+  end
+  if passive and not self.closed then
+    self.shut = true
+    hang_up(self, "eof")
   end
   self.closed = true
   loop.signal(self.readable)

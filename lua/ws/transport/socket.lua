@@ -124,14 +124,17 @@ function Socket:wake()
   if cond then loop.signal(cond) end
 end
 
---- End TCP after the closing handshake: send FIN, read and discard until
--- the peer's FIN (closing with unread input would make the kernel send a
--- reset, which can destroy our close frame before the peer reads it), at
--- most until the deadline; then release the socket.
-function Socket:close(deadline)
+--- End TCP after the closing handshake, in the order RFC 6455 7.1.1
+-- asks for: the server closes first, so that it holds TIME_WAIT.
+-- A server (`passive` false) sends FIN (TLS: close_notify first) at once;
+-- a client (`passive` true) sends nothing and waits. Either then reads
+-- and discards until the peer's FIN (closing with unread input would make
+-- the kernel send a reset, which can destroy a close frame before the
+-- peer reads it), at most until the deadline, and releases the socket.
+function Socket:close(deadline, passive)
   if self.closed then return end
   local sock = self.sock
-  sock:shutdown("write")
+  if not passive then sock:shutdown("write") end
   for _ = 1, huge do
     local data, err = sock:read(65536)
     if not data then
