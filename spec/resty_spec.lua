@@ -382,6 +382,10 @@ describe("ws.resty in nginx", function()
       "bad argument #1 to 'receive' (number expected, got string)",
       "bad argument #1 to 'close' (close code 999 may not be sent)",
       "bad argument #2 to 'close' (string expected, got number)",
+      "bad argument #2 to 'close' (close reason is not valid UTF-8)",
+      "bad argument #2 to 'close' (reason is 124 bytes, at most 123 "
+        .. "allowed)",
+      false, -- a send after them: returned true
       "bad argument #1 to 'on' (unknown event nope)",
       "bad argument #2 to 'on' (function expected, got number)",
       "bad argument #1 to 'ping' (string expected, got number)",
@@ -395,7 +399,108 @@ describe("ws.resty in nginx", function()
       end
     end
     assert.are.equal("returned nil text is not valid UTF-8", lines[12])
+    assert.are.equal("returned true nil", lines[18])
     assert.are.equal("returned nil closed", lines[#lines])
+  end)
+
+  -- The closing handshake on the wire (the nginx rows of the table in
+  -- doc/closing.md; the loop's are in spec/closing_spec.lua): a scripted
+  -- peer records frames and the order of close frames and FINs.
+  describe("closing on the wire", function()
+    local run = require "support.wire_run"
+
+    local function last_close(lines)
+      return lines[#lines]:match("^close (.*)$")
+    end
+
+    -- A wire_peer client on a fresh /echo/ path: its log and what nginx
+    -- recorded for the path.
+    local function serve(script)
+      local path = fresh()
+      local peer = run.start("client", script,
+        { port = server.port, path = path })
+      local log = peer:log()
+      return log, seen(path)
+    end
+
+    it("server, local close: our FIN follows the handshake, clean",
+      function()
+        local log, lines = serve("send_text:cmd:close 1000 bye;"
+          .. "expect_close:5;send_close:1000:bye;read_until_fin:3;close")
+        assert.are.same({ "sent:text", "close:1000", "sent:close", "fin",
+          "close" }, run.words(log))
+        assert.are.equal("code=1000 name=normal reason=bye clean=true "
+          .. "initiator=local error=nil sent=1000/bye received=1000/bye "
+          .. "unsent=0", last_close(lines))
+      end)
+
+    it("server, peer close: answered, then our FIN, clean", function()
+      local log, lines = serve("send_close:1001:going;expect_close:5;"
+        .. "read_until_fin:3;close")
+      assert.are.same({ "sent:close", "close:1001", "fin", "close" },
+        run.words(log))
+      assert.are.equal("code=1001 name=going_away reason=going clean=true "
+        .. "initiator=remote error=nil sent=1001/ received=1001/going "
+        .. "unsent=0", last_close(lines))
+    end)
+
+    it("server, protocol error we detect: 1002, nothing after it, our FIN",
+      function()
+        local log, lines = serve("send_raw:810161;expect_close:5;"
+          .. "read_until_fin:3;close")
+        assert.are.same({ "sent:raw", "close:1002", "fin", "close" },
+          run.words(log))
+        assert.are.equal("code=1002 name=protocol_error reason= "
+          .. "clean=false initiator=local error=protocol:unmasked_frame "
+          .. "sent=1002/protocol:unmasked_frame received=- unsent=0",
+          last_close(lines))
+      end)
+
+    local SERVER_ENDS = "read:0.3;shutdown;read_until_fin:3;close"
+
+    local function client(script, mode, extra)
+      local peer = run.start("server", script)
+      local lines = lines_of(server:get(("/client?mode=%s&url=%s%s")
+        :format(mode, urlencode("ws://127.0.0.1:" .. peer.port .. "/"),
+          extra or "")))
+      return peer:log(), lines
+    end
+
+    it("client, local close: waits for the server's FIN, clean", function()
+      local log, lines = client("expect_close:5;send_close:1000:bye;"
+        .. SERVER_ENDS, "close")
+      assert.are.same({ "close:1000", "sent:close", "shutdown", "fin",
+        "close" }, run.words(log))
+      assert.are.equal("close code=1000 name=normal reason=bye clean=true "
+        .. "initiator=local error=nil sent=1000/bye received=1000/bye "
+        .. "unsent=0", lines[2])
+      assert.is_true(run.time_wait(log.local_port, log.peer_port))
+    end)
+
+    it("client, peer close: answered, the server's FIN first, clean",
+      function()
+        local log, lines = client("send_close:1001:going;expect_close:5;"
+          .. SERVER_ENDS, "wait")
+        assert.are.same({ "sent:close", "close:1001", "shutdown", "fin",
+          "close" }, run.words(log))
+        assert.are.same({ "open nil", "receive closed",
+          "close code=1001 name=going_away reason=going clean=true "
+          .. "initiator=remote error=nil sent=1001/ received=1001/going "
+          .. "unsent=0" }, lines)
+      end)
+
+    it("client, the server never closes TCP: ends within linger, clean",
+      function()
+        local log, lines = client("expect_close:5;send_close:1000:;"
+          .. "read_until_fin:5;close", "close", "&linger=0.5")
+        assert.are.same({ "close:1000", "sent:close", "fin", "close" },
+          run.words(log))
+        assert.are.equal("close code=1000 name=normal reason=bye clean=true "
+          .. "initiator=local error=nil sent=1000/bye received=1000/ "
+          .. "unsent=0", lines[2])
+        local took = tonumber(lines[3]:match("^took (%S+)$"))
+        assert.is_true(took >= 0.4 and took < 2, lines[3])
+      end)
   end)
 
   it("refuses to load outside nginx, naming the alternatives", function()

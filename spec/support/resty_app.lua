@@ -126,7 +126,7 @@ end
 --- /client?url=U&mode=M: our resty client inside nginx against U.
 -- mode echo: messages of several sizes (to 16 MiB), fragmented text, a
 -- ping, then close 4002; mode wait: report how the server ends it; mode
--- threads: a writer light thread sends 200 messages while this thread
+-- close: close(1000, "bye") and say how long it took; mode threads: a writer light thread sends 200 messages while this thread
 -- reads the echoes.
 function app.client()
   local args = ngx.req.get_uri_args()
@@ -136,6 +136,7 @@ function app.client()
     heartbeat = args.heartbeat and { interval = 0.2, timeout = 0.3 },
     max_message_size = 64 * 1024 * 1024,
     max_buffered = tonumber(args.max_buffered),
+    linger = tonumber(args.linger),
     tls = args.server_name and { server_name = args.server_name } or nil,
   })
   if not conn then
@@ -161,6 +162,13 @@ function app.client()
     local rtt = conn:ping("from resty", 5)
     ngx.say("ping ", type(rtt) == "number" and "ok" or tostring(rtt))
     ngx.say("close ", app.describe(conn:close(4002, "resty bye")))
+  elseif mode == "close" then
+    ngx.update_time()
+    local t0 = ngx.now()
+    local cev = conn:close(1000, "bye")
+    ngx.update_time()
+    ngx.say("close ", app.describe(cev))
+    ngx.say(("took %.1f"):format(ngx.now() - t0))
   elseif mode == "threads" then
     local n = 200
     local writer = ngx.thread.spawn(function()
@@ -274,6 +282,9 @@ function app.errors()
   try(conn.receive, conn, "soon")
   try(conn.close, conn, 999)
   try(conn.close, conn, 1000, 5)
+  try(conn.close, conn, 1000, "ok\255\254")
+  try(conn.close, conn, 1000, ("r"):rep(124))
+  try(conn.send, conn, "still open")
   try(conn.on, conn, "nope", print)
   try(conn.on, conn, "message", 5)
   try(conn.ping, conn, 5)
