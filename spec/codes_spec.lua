@@ -103,4 +103,33 @@ describe("ws.codes", function()
     assert.is_nil(codes.lookup("nope"))
     assert.is_nil(codes.lookup("define"))
   end)
+
+  it("checks close arguments without raising, by close's rules", function()
+    local cases = {
+      { { 1000, "bye" }, { true } },
+      { { "going_away" }, { true } },
+      { { 4001, ("r"):rep(123) }, { true } },
+      { {}, { true } },
+      { { 1000, "ok\255\254" },
+        { nil, "close reason is not valid UTF-8", "reason_utf8", 2 } },
+      { { 1000, ("r"):rep(124) },
+        { nil, "reason is 124 bytes, at most 123 allowed", "reason", 2 } },
+      { { 1005 }, { nil, "close code 1005 (no_status) may not be sent",
+        "code", 1 } },
+      { { 2999 }, { nil, "close code 2999 may not be sent", "code", 1 } },
+      { { nil, "why" },
+        { nil, "a close reason needs a close code", "reason_nocode", 2 } },
+      { { "nope" }, { nil, "unknown close code name 'nope'", "code", 1 } },
+      { { true }, { nil, "number or name expected, got boolean", "code", 1 } },
+      { { 1000, 5 }, { nil, "string expected, got number", "reason", 2 } },
+    }
+    for _, c in ipairs(cases) do
+      assert.are.same(c[2], { codes.close_check(c[1][1], c[1][2]) })
+    end
+  end)
+
+  it("keeps close_check from being defined as a code name", function()
+    assert.has_error(function() codes.define(4100, "close_check") end,
+      "bad argument #2 to 'define' ('close_check' is reserved)")
+  end)
 end)

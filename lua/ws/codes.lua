@@ -17,7 +17,7 @@ local codes = {}
 -- shadow one of them.
 local reserved_names = {
   define = true, name = true, valid = true, class = true, lookup = true,
-  check = true,
+  check = true, close_check = true,
 }
 
 -- How a close with this code is treated by default (see README, "Close
@@ -124,6 +124,31 @@ function codes.check(code, fname, level)
   end
   error("bad argument #1 to '" .. fname .. "' (number or name expected, got "
     .. type(code) .. ")", (level or 2) + 1)
+end
+
+--- Check arguments for `close(code, reason)` without raising, by the
+-- rules `close` applies (a code that may be sent, by number or name; a
+-- reason of at most 123 bytes of valid UTF-8; no reason without a code),
+-- e.g. before passing on a code and reason that came from elsewhere.
+-- @param code number, name or nil
+-- @tparam[opt] string reason
+-- @return true, or nil, message, error name ("code", "reason",
+-- "reason_utf8", "reason_nocode"; the C core's names) and the number of
+-- the bad argument
+function codes.close_check(code, reason)
+  local n = code
+  if code ~= nil then
+    n = codes.lookup(code)
+    if n == nil then
+      return nil, type(code) == "string"
+        and ("unknown close code name '" .. code .. "'")
+        or ("number or name expected, got " .. type(code)), "code", 1
+    end
+  end
+  if reason ~= nil and type(reason) ~= "string" then
+    return nil, "string expected, got " .. type(reason), "reason", 2
+  end
+  return core.close_check(n, reason)
 end
 
 --- Whether a code may appear in a close frame on the wire (1000-1003,
