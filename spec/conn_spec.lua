@@ -195,6 +195,103 @@ describe("connections over loopback", function()
     assert.is_true(closed.received ~= nil)
   end)
 
+  it("refuses receive and messages once messages go to a handler; wait "
+    .. "returns the close event", function()
+      local s = serve()
+      local conn = assert(ws.connect(url(s), { timeout = 5 }))
+      local got = {}
+      conn:on("message", function(c, data)
+        got[#got + 1] = data
+        c:close("normal", "done")
+      end)
+      local msg = "cannot receive: this connection's messages go to its "
+        .. "on(\"message\") handlers (wait for the close with conn:wait())"
+      local ok, err = pcall(conn.receive, conn, 1)
+      assert.are.same({ false, msg }, { ok, err })
+      ok, err = pcall(conn.messages, conn)
+      assert.are.same({ false, (msg:gsub("^cannot receive", "cannot "
+        .. "iterate messages")) }, { ok, err })
+      conn:send("one")
+      local ev = conn:wait(5)
+      assert.are.same({ "one" }, got)
+      assert.are.same({ 1000, "done", true }, { ev.code, ev.reason, ev.clean })
+      assert.are.equal(ev, conn:wait())
+    end)
+
+  it("refuses a message handler while a receive waits", function()
+    local s = serve()
+    local conn = assert(ws.connect(url(s), { timeout = 5 }))
+    local ok, err
+    run(function()
+      local t = ws.spawn(function() return conn:receive(2) end)
+      ws.sleep(0.05)
+      ok, err = pcall(conn.on, conn, "message", print)
+      conn:send("after")
+      ws.sleep(0.2)
+      assert.are.same({ "after", "text" }, { t.results[1], t.results[2] })
+    end)
+    assert.are.same({ false, "cannot add a message handler: a receive() is "
+      .. "waiting on this connection" }, { ok, err })
+    conn:close()
+  end)
+
+  it("times out wait, and hands a handler's error to error handlers",
+    function()
+      local s = serve()
+      local conn = assert(ws.connect(url(s), { timeout = 5 }))
+      local errors = {}
+      conn:on("message", function() error("boom", 0) end)
+      conn:on("error", function(c, msg) errors[#errors + 1] = { c, msg } end)
+      assert.are.same({ nil, "timeout" }, { conn:wait(0.05) })
+      conn:send("x")
+      run(function() while #errors == 0 do ws.sleep(0.01) end end, 3)
+      assert.are.same({ { conn, "handler: boom" } }, errors)
+      conn:close()
+    end)
+
+  it("reports a handler's error through ws.loop.on_error without error "
+    .. "handlers", function()
+      local loop = require "ws.loop"
+      local s = serve()
+      local conn = assert(ws.connect(url(s), { timeout = 5 }))
+      local errors = {}
+      local saved = loop.on_error
+      loop.on_error = function(msg) errors[#errors + 1] = msg end
+      conn:on("message", function() error("boom", 0) end)
+      conn:send("x")
+      local ok, err = pcall(run, function()
+        while #errors == 0 do ws.sleep(0.01) end
+      end, 3)
+      loop.on_error = saved
+      assert(ok, err)
+      assert.are.same({ "handler: boom" }, errors)
+      conn:close()
+    end)
+
+  it("hands a server's handler errors to server:on(\"error\")", function()
+    local errors = {}
+    local s = serve{ handler = function(conn)
+      conn:on("message", function(_, data)
+        if data == "raise in message" then error("in message", 0) end
+      end)
+      assert(conn:wait(5))
+      error("in handler", 0)
+    end }
+    s:on("error", function(srv, msg, conn)
+      errors[#errors + 1] = { srv == s, msg, conn ~= nil }
+    end)
+    local c = assert(ws.connect(url(s), { timeout = 5 }))
+    c:send("raise in message")
+    run(function() while #errors == 0 do ws.sleep(0.01) end end, 3)
+    local ev = c:close()
+    run(function() while #errors < 2 do ws.sleep(0.01) end end, 3)
+    assert.are.same({ { true, "handler: in message", true },
+      { true, "handler: in handler", true } }, errors)
+    assert.are.equal(1000, ev.code)
+    assert.are.equal("bad argument #1 to 'on' (unknown event close (a "
+      .. "server has \"error\"))", select(2, pcall(s.on, s, "close", print)))
+  end)
+
   it("times out a receive with nothing to read", function()
     local s = serve()
     local conn = assert(ws.connect(url(s), { timeout = 5 }))

@@ -32,6 +32,26 @@ local function raised(fn)
 end
 
 describe("a connection over the memory transport", function()
+  it("keeps receive and on(\"message\") apart, and waits for the close",
+    function()
+      local c, s = pair()
+      s:on("message", function(conn, data) conn:close(4000, data) end)
+      assert.are.equal("cannot receive: this connection's messages go to "
+        .. "its on(\"message\") handlers (wait for the close with "
+        .. "conn:wait())", raised(function() s:receive(1) end))
+      local cev, sev
+      run(function()
+        ws.spawn(function() sev = s:wait(2) end)
+        assert(c:send("bye"))
+        local _, err, ev = c:receive(2)
+        assert.are.equal("closed", err)
+        cev = ev
+        while not sev do ws.sleep(0.01) end
+      end)
+      assert.are.same({ 4000, nil, "bye", true, "remote", nil }, fields(cev))
+      assert.are.same({ 4000, nil, "bye", true, "local", nil }, fields(sev))
+    end)
+
   it("echoes, pings and closes with the closing handshake", function()
     local c, s = pair()
     s:on("message", function(conn, data, kind) conn:send(data, kind) end)

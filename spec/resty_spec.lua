@@ -309,8 +309,12 @@ describe("ws.resty in nginx", function()
       assert.are.equal("via handler", (conn:receive(5)))
       conn:close("going_away")
       local rec = seen(path)
-      assert.are.same({ "going_away handler 1001", "receive nil closed" },
-        { rec[1], rec[2] })
+      assert.are.same({ "receive false cannot receive: this connection's "
+        .. "messages go to its on(\"message\") handlers (wait for the close "
+        .. "with conn:wait())", "going_away handler 1001",
+        "close code=1001 name=going_away reason= clean=true "
+        .. "initiator=remote error=nil sent=1001/ received=1001/ unsent=0" },
+        rec)
     end)
 
     it("refuses by authorize with the status and headers it returns",

@@ -53,7 +53,8 @@ local now = core.now
 local Conn = {}
 local mt = { __name = "ws.connection" }
 
-local known_events = { message = true, ping = true, pong = true, close = true }
+local known_events = { message = true, ping = true, pong = true, close = true,
+  error = true }
 
 -- Raise unless self is a connection, blaming the caller's caller (or
 -- `level`).
@@ -128,7 +129,7 @@ local function publish(self)
     self._bg = t.spawn(teardown, self)
   end
   t:wake()
-  if self._h then handlers.close(self._h, t.report, self, ev) end
+  if self._h then handlers.close(self._h, self._rep, self, ev) end
 end
 
 -- Publish the close event once our close frame has crossed, or cannot
@@ -179,7 +180,7 @@ local function dispatch(self)
     if kind == "message" then
       local list = hs and hs.message
       if list then
-        handlers.call(list, self._t.report, self, ev.data, ev.kind)
+        handlers.call(list, self._rep, self, ev.data, ev.kind)
       else
         local n = self._it + 1
         self._it = n
@@ -193,7 +194,7 @@ local function dispatch(self)
         self._t:wake()
       end
     elseif kind == "ping" then
-      if hs then handlers.call(hs.ping, self._t.report, self, ev.data) end
+      if hs then handlers.call(hs.ping, self._rep, self, ev.data) end
     elseif kind == "pong" then
       local pw = self._pw
       if pw then
@@ -206,7 +207,7 @@ local function dispatch(self)
           end
         end
       end
-      if hs then handlers.call(hs.pong, self._t.report, self, ev.data) end
+      if hs then handlers.call(hs.pong, self._rep, self, ev.data) end
     else
       finish(self, ev)
     end
@@ -469,6 +470,7 @@ function Conn.new(t, role, o, extra)
   local self = setmetatable({
     role = role, _t = t, _e = e, _o = o,
     _ih = 1, _it = 0, _ibytes = 0, _uh = 1, _ut = 0, -- _inbox: made at need
+    _rwait = 0, -- receive calls waiting
     _last_rx = now(),
   }, mt)
   if extra then
@@ -548,23 +550,44 @@ local function receive(self, timeout)
   return nil, "timeout"
 end
 
---- Receive the next message.
+--- Receive the next message. Raises if the connection's messages go to
+-- on("message") handlers.
 -- @tparam[opt] number timeout seconds
 -- @return data, kind | nil, "closed", close_event | nil, "timeout"
+-- Messages go either to `receive` or to on("message") handlers: raise
+-- when a caller mixes the two.
+local function not_handled(self, fname, level)
+  local hs = self._h
+  if hs and hs.message then
+    error(("cannot %s: this connection's messages go to its on(\"message\") "
+      .. "handlers (wait for the close with conn:wait())"):format(fname),
+      level + 1)
+  end
+end
+
+local function receive_waiting(self, timeout)
+  self._rwait = self._rwait + 1
+  local a, b, c = receive(self, timeout)
+  self._rwait = self._rwait - 1
+  return a, b, c
+end
+
 function Conn:receive(timeout)
   check(self)
   if timeout ~= nil and type(timeout) ~= "number" then
     error("bad argument #1 to 'receive' (number expected, got "
       .. type(timeout) .. ")", 2)
   end
+  if self._h then not_handled(self, "receive", 2) end
   if self._ih <= self._it then return receive(self) end
-  return run_blocking(self, receive, self, timeout)
+  return run_blocking(self, receive_waiting, self, timeout)
 end
 
 --- Iterate over messages until the connection closes.
 -- @return iterator yielding data, kind
 function Conn:messages()
   check(self)
+  if self._h then not_handled(self, "iterate messages", 2) end
   return function()
     local data, kind = self:receive()
     if data then return data, kind end
@@ -668,19 +691,40 @@ function Conn:abort()
   return self.close_event
 end
 
+-- Where an error raised by one of this connection's handlers goes: its
+-- "error" handlers (conn, message) when it has any, else the transport's
+-- report (stderr on the loop, the error log in nginx). An error raised by
+-- an error handler goes to the transport's report.
+local function reporter(self)
+  return function(msg)
+    local list = self._h and self._h.error
+    if list then
+      handlers.call(list, self._t.report, self, msg)
+    else
+      self._t.report(msg)
+    end
+  end
+end
+
 --- Call fn for an event: "message" (conn, data, kind), "ping" and
 -- "pong" (conn, data), "close", "close:<name>" and "close:<code>" (conn,
--- event). Once a message handler is set, every message goes to the
--- handlers (those already waiting first) and `receive` only reports the
--- close. Handlers run where the connection is read: they may send and
--- close; one that blocks delays the reading.
+-- event), "error" (conn, message: an error raised by another handler).
+-- Once a message handler is set, every message goes to the handlers
+-- (those already waiting first): `receive` and `messages` then raise, and
+-- `wait` waits for the close. Handlers run where the connection is read:
+-- they may send and close; one that blocks delays the reading.
 -- @return the connection
 function Conn:on(event, fn)
   check(self)
+  if event == "message" and self._rwait > 0 then
+    error("cannot add a message handler: a receive() is waiting on this "
+      .. "connection", 2)
+  end
   local lists = self._h
   if not lists then
     lists = {}
     self._h = lists
+    self._rep = reporter(self)
   end
   local list = handlers.add(lists, known_events, event, fn, 3)
   if event == "message" then
@@ -688,12 +732,41 @@ function Conn:on(event, fn)
       local ev = self._inbox[self._ih]
       self._inbox[self._ih] = nil
       self._ih = self._ih + 1
-      handlers.call(list, self._t.report, self, ev.data, ev.kind)
+      handlers.call(list, self._rep, self, ev.data, ev.kind)
     end
     self._ih, self._it, self._ibytes = 1, 0, 0
     self._t:wake()
   end
   return self
+end
+
+local function is_published(self) return self.close_event ~= nil end
+
+local function wait_closed(self, timeout)
+  if not self.close_event then
+    wait_until(self, is_published, timeout and now() + timeout)
+  end
+  if self.close_event then
+    if not self._bg then teardown(self) end
+    return self.close_event
+  end
+  return nil, "timeout"
+end
+
+--- Wait until the connection is closed (reading meanwhile: handlers run,
+-- pings are answered), for connections whose messages go to handlers.
+-- @tparam[opt] number timeout seconds
+-- @return the close event | nil, "timeout"
+function Conn:wait(timeout)
+  check(self)
+  if timeout ~= nil and type(timeout) ~= "number" then
+    error("bad argument #1 to 'wait' (number expected, got "
+      .. type(timeout) .. ")", 2)
+  end
+  if self.close_event and (self._bg or self._torn) then
+    return self.close_event
+  end
+  return run_blocking(self, wait_closed, self, timeout)
 end
 
 --- Bytes accepted by `send` and not yet written to the transport.

@@ -28,12 +28,25 @@ local option_names = {
 }
 for k in pairs(options.CONNECTION) do option_names[k] = true end
 
+-- An error raised by a handler (the server's or a connection's) or in a
+-- connection's task: to the server's "error" handlers (server, message,
+-- conn) when it has any, else to ws.loop.on_error (stderr unless
+-- replaced).
+local function report(self, msg, conn)
+  local list = self._errh
+  if not list then return loop.on_error(msg) end
+  for i = 1, #list do
+    local ok, err = pcall(list[i], self, msg, conn)
+    if not ok then loop.on_error("server error handler: " .. tostring(err)) end
+  end
+end
+
 -- Run the handler; close what it leaves open (1000, or 1011 if it raised).
 local function run_handler(self, conn, req)
   self._conns[conn] = true
   local hok, herr = pcall(self._opts.handler, conn, req)
   if not hok then
-    loop.on_error("handler: " .. tostring(herr))
+    report(self, "handler: " .. tostring(herr), conn)
     if not conn.close_event then conn:close("internal_error") end
   elseif not conn.close_event then
     conn:close("normal")
@@ -62,7 +75,7 @@ local function serve(self, sock, peer_addr, peer_port)
     req.peer = { addr = peer_addr, port = peer_port }
     local _
     answer, _, status, refusal = opening.answer(req, self._gate,
-      Socket.report)
+      self._report)
   end
   if not answer then
     -- rest is the reason; a refusal comes with its ready response
@@ -70,7 +83,11 @@ local function serve(self, sock, peer_addr, peer_port)
     return t:abort()
   end
   if not t:write(answer, deadline) then return t:abort() end
-  local conn = Conn.new(t, "server", self._conn_opts, {
+  local conn
+  -- errors of this connection's handlers without an error handler of
+  -- their own go to the server's
+  t.report = function(msg) report(self, msg, conn) end
+  conn = Conn.new(t, "server", self._conn_opts, {
     leftover = rest, protocol = req.protocol, request = req,
     owner = loop.current(),
   })
@@ -84,7 +101,7 @@ local function run_serve(self, sock, addr, port)
   local ok, err = pcall(serve, self, sock, addr, port)
   self._active = self._active - 1
   if not ok then
-    loop.on_error("server: " .. tostring(err))
+    report(self, "server: " .. tostring(err))
     pcall(function()
       loop.forget_fd(sock:fd())
       sock:close()
@@ -103,7 +120,7 @@ local function acceptor(self)
       loop.wait_fd(fd, "r", nil, l)
     elseif not self.closed then
       -- out of file descriptors and the like: back off, keep serving
-      loop.on_error("accept: " .. tostring(port or addr))
+      report(self, "accept: " .. tostring(port or addr))
       loop.sleep(0.1)
     end
   end
@@ -161,6 +178,7 @@ local function listen(opts)
     _parse_opts = { max_bytes = o.max_header_bytes,
       max_headers = o.max_headers, protocols = o.protocols },
   }, Server)
+  self._report = function(msg) report(self, msg) end
   -- authorize, after the check for room (503 when max_connections are
   -- busy)
   self._gate = { headers = o.headers, authorize = function(req)
@@ -171,6 +189,27 @@ local function listen(opts)
     return true
   end }
   self._acceptor = loop.spawn(acceptor, self)
+  return self
+end
+
+--- Register a handler. The only event is "error": fn(server, message,
+-- conn) for an error raised by the handler, `authorize`, a connection's
+-- handlers (unless that connection has error handlers of its own) or a
+-- connection's task; conn is nil when there is none. Without an error
+-- handler these go to ws.loop.on_error, which writes them to stderr.
+-- @return the server
+function Server:on(event, fn)
+  if event ~= "error" then
+    error("bad argument #1 to 'on' (unknown event " .. tostring(event)
+      .. " (a server has \"error\"))", 2)
+  end
+  if type(fn) ~= "function" then
+    error("bad argument #2 to 'on' (function expected, got " .. type(fn)
+      .. ")", 2)
+  end
+  local list = self._errh or {}
+  list[#list + 1] = fn
+  self._errh = list
   return self
 end
 

@@ -86,7 +86,7 @@ function app.commands(opts)
 end
 
 --- /handlers: the same echo with an on("message") handler; the main
--- thread only waits for the close.
+-- thread only waits for the close (conn:wait()).
 function app.handlers()
   local path = ngx.var.uri
   resty.serve{ handler = function(conn)
@@ -94,9 +94,10 @@ function app.handlers()
     conn:on("close:going_away", function(_, ev)
       record(path, "going_away handler " .. ev.code)
     end)
-    local data, err, ev = conn:receive()
-    record(path, ("receive %s %s"):format(tostring(data), tostring(err)))
-    record(path, "close " .. app.describe(ev))
+    -- messages go to the handler: receive refuses, wait waits for the close
+    local ok, err = pcall(conn.receive, conn)
+    record(path, ("receive %s %s"):format(tostring(ok), tostring(err)))
+    record(path, "close " .. app.describe(conn:wait()))
   end }
 end
 
