@@ -279,4 +279,101 @@ describe("ws.client", function()
     assert.has_error(function() ws.client("ws://127.0.0.1:1/", { tiemout = 1 }) end,
       "bad argument #2 to 'connect' (unknown option 'tiemout')")
   end)
+
+  it("stops on a fatal close with a built-in delay policy (a 404)",
+    function()
+      local s = listen{ handler = function() end, authorize = function()
+        return false, 404
+      end }
+      local c = ws.client(url(s.port), {
+        reconnect = reconnect.exponential{ initial = 0.01 } })
+      local log = recorder(c)
+      until_true(function() return c.state == "closed" end)
+      assert.are.same({ "close 1006", "give_up 1006" }, log)
+    end)
+
+  it("ends with a close event and give_up when its task raises", function()
+    local loop = require "ws.loop"
+    local saved = loop.on_error
+    local errors = {}
+    loop.on_error = function(m) errors[#errors + 1] = m end
+    local c = ws.client(url(free_port()), { queue = { max = 5 },
+      clock = function() error("clock broke", 0) end })
+    assert.is_true(c:send("kept"))
+    local log = recorder(c)
+    local ev, unsent
+    c:on("give_up", function(_, e, u) ev, unsent = e, u end)
+    local r = { c:wait(5) }
+    loop.on_error = saved
+    assert.are.same({ nil, "clock broke" }, r)
+    assert.are.equal("closed", c.state)
+    assert.are.same({ "close 1006", "give_up 1006" }, log)
+    assert.are.same({ 1006, "abnormal", false, "local", "internal",
+      "clock broke" }, { ev.code, ev.name, ev.clean, ev.initiator, ev.error,
+      ev.message })
+    assert.are.same({ { data = "kept", kind = "text" } }, unsent)
+    assert.are.equal(1, #errors)
+    assert.matches("^client: clock broke\nstack traceback:\n", errors[1])
+    assert.are.same({ nil, "closed" }, { c:send("late") })
+  end)
+
+  it("hands errors raised by its handlers to its error handlers", function()
+    local s = listen{ handler = function(conn)
+      conn:send("hello")
+      conn:receive(5)
+    end }
+    local c = ws.client(url(s.port))
+    local errors = {}
+    c:on("message", function() error("handler broke", 0) end)
+    c:on("error", function(conn, msg)
+      errors[#errors + 1] = { conn == c.conn, msg }
+    end)
+    until_true(function() return #errors > 0 end)
+    assert.are.same({ { true, "client handler 'message': handler broke" } },
+      errors)
+    assert.are.equal("open", c.state)
+    c:close()
+  end)
+
+  it("hands the queue over in the close event when closed while "
+    .. "disconnected", function()
+      local c = ws.client(url(free_port()), { queue = { max = 5 },
+        reconnect = reconnect.fixed(10) })
+      assert.is_true(c:send("a"))
+      assert.is_true(c:send("b", "binary"))
+      local log = recorder(c)
+      until_true(function() return c.state == "reconnecting" end)
+      local ev = c:close("going_away", "bye")
+      assert.are.same({ 1001, "going_away", "bye", false, "local",
+        "not_connected" }, { ev.code, ev.name, ev.reason, ev.clean,
+        ev.initiator, ev.error })
+      assert.are.same({ { data = "a", kind = "text" },
+        { data = "b", kind = "binary" } }, ev.unsent)
+      assert.are.same({}, c:queued())
+      assert.is_true(c:wait(5))
+      assert.are.same({ "close 1006", "reconnecting 1 10.00", "close 1001" },
+        log)
+      assert.are.equal(ev, c:close())
+    end)
+
+  it("closes a connection that opens after close() was called", function()
+    local server_ev
+    local s = listen{ authorize = function()
+      ws.sleep(0.3)
+      return true
+    end, handler = function(conn)
+      local _, _, ev = conn:receive(5)
+      server_ev = ev
+    end }
+    local c = ws.client(url(s.port))
+    local log = recorder(c)
+    ws.sleep(0.1)
+    assert.are.equal("connecting", c.state)
+    local ev = c:close()
+    assert.are.equal("not_connected", ev.error)
+    until_true(function() return server_ev ~= nil end)
+    assert.are.same({ 1000, "remote" }, { server_ev.code,
+      server_ev.initiator })
+    assert.are.same({ "close 1000" }, log)
+  end)
 end)

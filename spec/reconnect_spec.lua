@@ -429,6 +429,55 @@ describe("ws.reconnect", function()
     end)
   end)
 
+  describe("the built-in delay policies and fatal closes", function()
+    local built = {
+      fixed = function(o) return reconnect.fixed(2, o) end,
+      exponential = function(o)
+        o = o or {}
+        o.jitter = "none"
+        return reconnect.exponential(o)
+      end,
+      rfc6455 = function(o) return reconnect.rfc6455(o) end,
+    }
+    local random = function() return 0.5 end
+    for name, make in pairs(built) do
+      it(name .. " stops on fatal and auth closes unless retry_fatal",
+        function()
+          local p, r = make(), make{ retry_fatal = true }
+          for _, class in ipairs{ "fatal", "auth" } do
+            assert.is_nil(p({ code = 1006 }, 1, { class = class }))
+            assert.is_number(r({ code = 1006 }, 1, { class = class,
+              random = random }))
+          end
+          -- classified from the event when ctx has no class
+          assert.is_nil(p({ code = 1015, error = "tls" }, 1, {}))
+          assert.is_nil(p({ code = 1006, error = "http", http_status = 403 },
+            1, {}))
+          assert.is_number(p({ code = 1006 }, 1, { random = random }))
+          assert.is_number(p({ code = 1001, initiator = "remote" }, 1,
+            { class = "retry", random = random }))
+        end)
+    end
+
+    it("refuses a retry_fatal that is not a boolean", function()
+      assert.are.equal("bad argument #2 to 'fixed' (option 'retry_fatal': "
+        .. "boolean expected, got \"yes\")",
+        message_of(reconnect.fixed, 1, { retry_fatal = "yes" }))
+      assert.are.equal("bad argument #1 to 'exponential' (option "
+        .. "'retry_fatal': boolean expected, got 1)",
+        message_of(reconnect.exponential, { retry_fatal = 1 }))
+      assert.are.equal("bad argument #2 to 'fixed' (unknown option 'max')",
+        message_of(reconnect.fixed, 1, { max = 3 }))
+    end)
+
+    it("retries a fatal close when by_class routes it to one", function()
+      local p = reconnect.by_class{ fatal = reconnect.limit(
+        reconnect.fixed(30), { max_attempts = 3 }) }
+      assert.are.equal(30, p({ code = 1008, initiator = "remote" }, 1, {}))
+      assert.is_nil(p({ code = 1008, initiator = "remote" }, 4, {}))
+    end)
+  end)
+
   describe("by_class", function()
     local p = reconnect.by_class{
       retry = reconnect.fixed(1), restart = reconnect.fixed(2),

@@ -30,23 +30,33 @@ local client_options = {
 
 local known_events = {
   open = true, message = true, ping = true, pong = true, close = true,
-  reconnecting = true, give_up = true,
+  reconnecting = true, give_up = true, error = true,
 }
+
+-- An error raised in a handler, a policy or the client's task: to the
+-- client's "error" handlers (conn, message) when it has any, else to
+-- ws.loop.on_error (stderr unless replaced).
+local function report(self, msg)
+  local list = self._handlers.error
+  if not list then return loop.on_error(msg) end
+  for i = 1, #list do
+    local ok, err = pcall(list[i], self.conn, msg)
+    if not ok then loop.on_error("client error handler: " .. tostring(err)) end
+  end
+end
 
 local function emit(self, event, ...)
   local list = self._handlers[event]
   if not list then return end
   for i = 1, #list do
     local ok, err = pcall(list[i], ...)
-    if not ok then loop.on_error("client handler '" .. event .. "': "
+    if not ok then report(self, "client handler '" .. event .. "': "
       .. tostring(err)) end
   end
 end
 
-local function report_close(msg) loop.on_error("client close " .. msg) end
-
 local function emit_close(self, conn, ev)
-  handlers.close(self._handlers, report_close, conn, ev)
+  handlers.close(self._handlers, self._report_close, conn, ev)
 end
 
 -- Seconds the server asked us to wait (429/503 Retry-After), or nil.
@@ -101,6 +111,12 @@ local function supervise(self)
     for k, v in pairs(self._connect_opts) do copts[k] = v end
     copts.headers = self.headers
     local conn, _, ev = connect(self.url, copts)
+    if conn and self._stopped then
+      -- close() came while this attempt was under way; it already
+      -- reported the client's end
+      conn:close(self._close_code, self._close_reason)
+      break
+    end
     if conn then
       opened_once = true
       self.conn = conn
@@ -119,7 +135,7 @@ local function supervise(self)
       end
       if attempt == 0 then outage_start = clock() end
       -- what the socket never took goes back to the front of the queue
-      if self._queue_max and #ev.unsent > 0 then
+      if self._queue_max and #ev.unsent > 0 and not self._stopped then
         for i = #ev.unsent, 1, -1 do
           table.insert(self._queue, 1, ev.unsent[i])
         end
@@ -142,12 +158,12 @@ local function supervise(self)
     end
     if perr then
       ev.policy_error = perr
-      loop.on_error("reconnect policy: " .. tostring(perr))
+      report(self, "reconnect policy: " .. tostring(perr))
     end
     if ctx.url ~= self.url then
       local ok = type(ctx.url) == "string" and url_mod.parse(ctx.url)
       if ok then self.url = ctx.url else
-        loop.on_error("reconnect policy set a bad url: " .. tostring(ctx.url))
+        report(self, "reconnect policy set a bad url: " .. tostring(ctx.url))
       end
     end
     self.headers = ctx.headers
@@ -166,6 +182,40 @@ local function supervise(self)
     loop.wait(self._stop_cond, loop.now() + delay)
   end
   self.state = "closed"
+  self._finished = true
+  loop.signal(self._done_cond)
+end
+
+-- The supervisor task raised (a bug, or an error from a step nobody
+-- expected to fail): the client ends as if its policy gave up, in a task
+-- of its own so that handlers may wait. The close event says why
+-- (`error = "internal"`, `message` the error); the connection, if one
+-- was open, is closed with 1011.
+local function failed(self, err, trace)
+  local msg = tostring(err)
+  self._stopped = true
+  self._error = msg
+  report(self, "client: " .. tostring(trace or msg))
+  local conn = self.conn
+  local ev
+  if conn and conn.state ~= "closed" then
+    ev = conn:close("internal_error")
+    self.conn = conn
+  end
+  if not ev then
+    conn = nil
+    ev = { code = 1006, name = "abnormal", reason = "", clean = false,
+      initiator = "local", unsent = {} }
+  end
+  ev.error, ev.message = "internal", msg
+  self.state = "closed"
+  emit_close(self, conn, ev)
+  local unsent = {}
+  for _, m in ipairs(ev.unsent or {}) do unsent[#unsent + 1] = m end
+  for _, m in ipairs(self._queue) do unsent[#unsent + 1] = m end
+  self._queue = {}
+  emit(self, "give_up", conn, ev, unsent)
+  self._finished = true
   loop.signal(self._done_cond)
 end
 
@@ -173,7 +223,9 @@ end
 -- "ping"/"pong" (conn, data), "close", "close:<name>" and "close:<code>"
 -- (conn, event;
 -- conn is nil for an attempt that never opened), "reconnecting" (conn,
--- event, delay, attempt), "give_up" (conn, event, unsent).
+-- event, delay, attempt), "give_up" (conn, event, unsent), "error" (conn,
+-- message: an error raised by a handler, the policy or the client's task;
+-- without one these go to ws.loop.on_error).
 -- @return the client
 function Client:on(event, fn)
   handlers.add(self._handlers, known_events, event, fn, 3)
@@ -218,34 +270,63 @@ function Client:queued()
   return out
 end
 
---- Stop reconnecting and close the current connection.
--- @return the close event of the current connection, or nil
+--- Stop reconnecting and close the current connection. Nothing is
+-- dropped without a word: the close event's `unsent` lists what the
+-- connection never wrote plus what was still queued. While not connected
+-- (connecting, or waiting to reconnect) the client reports a close event
+-- of its own (`error = "not_connected"`, conn nil) whose `unsent` holds
+-- the queue, to the close handlers and as the result.
+-- @return the close event
 function Client:close(code, reason)
-  options.close_args(code == nil and "normal" or code, reason, 2)
-  if self._stopped then return self.conn and self.conn.close_event end
+  local n = options.close_args(code == nil and "normal" or code, reason, 2)
+  if self._stopped then
+    return self._close_event or (self.conn and self.conn.close_event)
+  end
   self._stopped = true
+  self._close_code, self._close_reason = n, reason
   loop.signal(self._stop_cond)
   local conn = self.conn
   local ev
-  if conn and not conn.close_event then ev = conn:close(code, reason) end
+  if conn and self.state == "open" and not conn.close_event then
+    ev = conn:close(n, reason)
+  elseif conn and self.state == "open" then
+    ev = conn.close_event
+  end
+  if ev then
+    -- the queue holds what a send accepted after the connection began to
+    -- end: it joins the event's unsent list
+    local unsent = ev.unsent or {}
+    ev.unsent = unsent
+    for _, m in ipairs(self._queue) do unsent[#unsent + 1] = m end
+  else
+    ev = { code = n, name = codes[n], reason = reason or "", clean = false,
+      initiator = "local", error = "not_connected", unsent = self._queue }
+    emit_close(self, nil, ev)
+  end
+  self._queue = {}
   self.state = "closed"
-  return ev or (conn and conn.close_event)
+  self._close_event = ev
+  return ev
 end
 
 --- Wait (yielding in a task, driving the loop otherwise) until the
 -- client has stopped: closed or given up.
 -- @tparam[opt] number timeout seconds
--- @treturn boolean true if stopped, false on timeout
+-- @return true when it stopped | nil, message when its task failed (the
+--   close event's `error` is "internal") | false on timeout
 function Client:wait(timeout)
   local deadline = timeout and core.now() + timeout
-  return loop.blocking(function()
-    while self._task and not self._task.done do
+  local done = loop.blocking(function()
+    while not self._finished do
       if not loop.wait(self._done_cond, deadline) then
-        return self._task.done == true
+        return self._finished == true
       end
     end
     return true
   end)
+  if not done then return false end
+  if self._error then return nil, self._error end
+  return true
 end
 
 mt.__index = Client
@@ -299,7 +380,10 @@ local function new(url, opts)
     _handlers = {}, _stop_cond = loop.condition(),
     _done_cond = loop.condition(),
   }, mt)
-  self._task = loop.spawn(supervise, self)
+  self._report_close = function(msg) report(self, "client close " .. msg) end
+  local task = loop.spawn(supervise, self)
+  task.on_fail = function(err, trace) loop.spawn(failed, self, err, trace) end
+  self._task = task
   return self
 end
 

@@ -50,7 +50,14 @@ local function finish(task, ok, ...)
     task.results = { n = select("#", ...), ... }
   else
     task.err = ...
-    if not task.joined then loop.on_error(task.err) end
+    -- a task's owner may take its failure (task.on_fail(value,
+    -- traceback)); a joined task's error goes to whoever joined it
+    if task.on_fail then
+      local hok, herr = pcall(task.on_fail, task.error_value, task.err)
+      if not hok then loop.on_error(herr) end
+    elseif not task.joined then
+      loop.on_error(task.err)
+    end
   end
   local joiners = task.joiners
   if joiners then
@@ -68,6 +75,7 @@ local function resume(task, ...)
     if res[1] then
       finish(task, true, unpack(res, 2, res.n))
     else
+      task.error_value = res[2]
       finish(task, false, traceback(co, tostring(res[2])))
     end
   end

@@ -243,25 +243,69 @@ end
 -- Built-in policies
 ---------------------------------------------------------------------------
 
+-- Classes another attempt would fail the same way: the built-in delay
+-- policies stop on them unless made with `retry_fatal = true`.
+local FATAL = { fatal = true, auth = true }
+
+-- The ctx of a call that by_class routed by its class: a policy given
+-- for the fatal or auth class was chosen for it, so it does not stop.
+local routed = setmetatable({}, { __mode = "k" })
+
+-- Wrap a delay policy so that it stops (nil) on a fatal or auth close.
+local function respecting_fatal(policy, retry_fatal)
+  if retry_fatal then return policy end
+  return function(event, attempt, ctx)
+    if ctx and routed[ctx] then return policy(event, attempt, ctx) end
+    local class = ctx and ctx.class
+    if class == nil and type(event) == "table" then
+      class = reconnect.classify(event)
+    end
+    if FATAL[class] then return nil end
+    return policy(event, attempt, ctx)
+  end
+end
+
+local function retry_fatal_option(fname, opts, argn)
+  local v = opts and opts.retry_fatal
+  if v ~= nil and type(v) ~= "boolean" then
+    error(string_format("bad argument #%d to '%s' (option 'retry_fatal': "
+      .. "boolean expected, got %s)", argn, fname, describe(v)), 3)
+  end
+  return v == true
+end
+
 --- A policy that never reconnects.
 -- @treturn function policy
 function reconnect.never()
   return function() return nil end
 end
 
---- A policy that always waits the same time.
+--- A policy that always waits the same time; it stops on a fatal or
+-- auth close (see the classification) unless `opts.retry_fatal` is true.
 -- @tparam number d seconds, finite and >= 0
+-- @tparam[opt] table opts `retry_fatal` (false)
 -- @treturn function policy
-function reconnect.fixed(d)
+function reconnect.fixed(d, opts)
   if not is_finite(d) or d < 0 then
     error("bad argument #1 to 'fixed' (delay: finite number >= 0 expected, "
       .. "got " .. describe(d) .. ")", 2)
   end
-  return function() return d end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #2 to 'fixed' (table of options expected, got "
+      .. type(opts) .. ")", 2)
+  end
+  for k in pairs(opts or EMPTY) do
+    if k ~= "retry_fatal" then
+      error(string_format("bad argument #2 to 'fixed' (unknown option '%s')",
+        tostring(k)), 2)
+    end
+  end
+  return respecting_fatal(function() return d end,
+    retry_fatal_option("fixed", opts, 2))
 end
 
 local EXPONENTIAL_OPTIONS = { initial = true, max = true, factor = true,
-  jitter = true }
+  jitter = true, retry_fatal = true }
 
 --- Exponential backoff with jitter.
 --
@@ -275,12 +319,17 @@ local EXPONENTIAL_OPTIONS = { initial = true, max = true, factor = true,
 -- * `"decorrelated"` (AWS): `min(max, initial + r * (3 * prev - initial))`
 --   with `prev = max(ctx.last_delay or initial, initial)`; ignores the
 --   attempt number and grows from the previous delay instead.
+--
+-- It stops on a fatal or auth close (see the classification) unless
+-- `retry_fatal` is true.
 -- @tparam[opt] table opts `initial` (seconds > 0, default 0.5),
 --   `max` (>= initial, default 30), `factor` (>= 1, default 2),
---   `jitter` ("full" (default), "equal", "decorrelated" or "none")
+--   `jitter` ("full" (default), "equal", "decorrelated" or "none"),
+--   `retry_fatal` (false)
 -- @treturn function policy
 function reconnect.exponential(opts)
   opts = check_options("exponential", opts, EXPONENTIAL_OPTIONS)
+  local retry_fatal = retry_fatal_option("exponential", opts, 1)
   local initial = number_option("exponential", opts, "initial", 0.5, 0, true)
   local max = number_option("exponential", opts, "max", math_max(30, initial),
     initial)
@@ -294,22 +343,22 @@ function reconnect.exponential(opts)
   local clamp = exponent_clamp(initial, max, factor)
 
   if jitter == "decorrelated" then
-    return function(_, _, ctx)
+    return respecting_fatal(function(_, _, ctx)
       ctx = ctx or EMPTY
       local prev = math_max(ctx.last_delay or initial, initial)
       return math_min(max, initial + draw(ctx) * (prev * 3 - initial))
-    end
+    end, retry_fatal)
   end
-  return function(_, attempt, ctx)
+  return respecting_fatal(function(_, attempt, ctx)
     local base = backoff_base(initial, max, factor, clamp, attempt)
     if jitter == "none" then return base end
     local r = draw(ctx or EMPTY)
     if jitter == "full" then return r * base end
     return base / 2 + r * base / 2
-  end
+  end, retry_fatal)
 end
 
-local RFC6455_OPTIONS = { initial = true, max = true }
+local RFC6455_OPTIONS = { initial = true, max = true, retry_fatal = true }
 
 --- The backoff RFC 6455 7.2.3 recommends: the first attempt waits a
 -- uniformly random 0-5 s, later ones a truncated binary exponential
@@ -318,19 +367,22 @@ local RFC6455_OPTIONS = { initial = true, max = true }
 -- Attempt `n` waits `r * min(max, initial * 2^(n-1))` for a fresh random
 -- `r` in [0, 1): uniform in [0, 5) s, then [0, 10), [0, 20), ... until the
 -- window reaches `max`, where it stays.
+-- It stops on a fatal or auth close unless `retry_fatal` is true.
 -- @tparam[opt] table opts `initial` (the first window, seconds > 0,
---   default 5), `max` (the largest window, >= initial, default 60)
+--   default 5), `max` (the largest window, >= initial, default 60),
+--   `retry_fatal` (false)
 -- @treturn function policy
 function reconnect.rfc6455(opts)
   opts = check_options("rfc6455", opts, RFC6455_OPTIONS)
+  local retry_fatal = retry_fatal_option("rfc6455", opts, 1)
   local initial = number_option("rfc6455", opts, "initial", 5, 0, true)
   local max = number_option("rfc6455", opts, "max", math_max(60, initial),
     initial)
   local clamp = exponent_clamp(initial, max, 2)
-  return function(_, attempt, ctx)
+  return respecting_fatal(function(_, attempt, ctx)
     local window = backoff_base(initial, max, 2, clamp, attempt)
     return draw(ctx or EMPTY) * window
-  end
+  end, retry_fatal)
 end
 
 local LIMIT_OPTIONS = { max_attempts = true, max_elapsed = true }
@@ -387,7 +439,8 @@ end
 
 --- Choose a policy by the class of the close (see the classification
 -- table): `ctx.class` when set, else `classify(event)`. A class with no
--- policy stops.
+-- policy stops. A built-in policy given for `fatal` or `auth` retries
+-- those classes (it was chosen for them).
 -- @tparam table policies class name -> policy, for any of "retry",
 --   "restart", "overload", "fatal", "auth" and "stop"
 -- @treturn function policy
@@ -412,7 +465,12 @@ function reconnect.by_class(policies)
     local class = ctx and ctx.class or reconnect.classify(event)
     local policy = map[class]
     if not policy then return nil end
-    return policy(event, attempt, ctx)
+    ctx = ctx or { class = class }
+    routed[ctx] = true
+    local ok, delay = pcall(policy, event, attempt, ctx)
+    routed[ctx] = nil
+    if not ok then error(delay, 0) end
+    return delay
   end
 end
 
