@@ -32,6 +32,23 @@ local function raised(fn)
 end
 
 describe("a connection over the memory transport", function()
+  it("hands an error raised in its background task to its error handlers",
+    function()
+      local a = memory.pair()
+      local c = Conn.new(a, "client", options.connection({}, 1))
+      local errors = {}
+      c:on("error", function(conn, msg)
+        errors[#errors + 1] = { conn == c, msg }
+      end)
+      a.read = function() error("transport broke", 0) end
+      a.feed = nil
+      run(function() ws.sleep(0.05) end)
+      assert.are.equal(1, #errors)
+      assert.is_true(errors[1][1])
+      assert.matches("^connection task: transport broke\nstack traceback:",
+        errors[1][2])
+    end)
+
   it("keeps receive and on(\"message\") apart, and waits for the close",
     function()
       local c, s = pair()

@@ -100,6 +100,24 @@ end
 
 ----------------------------------------------------------------- events
 
+-- A background task of a connection raised (a bug): the error goes where
+-- its handlers' errors go (its "error" handlers, else the transport's
+-- report), not only to the loop's stderr.
+local function task_failed(_, trace, task)
+  local self = task.conn
+  local report = self._rep or self._t.report
+  report("connection task: " .. tostring(trace))
+end
+
+-- Start fn(self) in the background (transports with spawn).
+local function spawn(self, fn)
+  local task = self._t.spawn(fn, self)
+  if type(task) == "table" then
+    task.conn, task.on_fail = self, task_failed
+  end
+  return task
+end
+
 local teardown, flush -- defined below
 
 -- Whether our close frame has crossed to the peer: the transport took
@@ -126,7 +144,7 @@ local function publish(self)
   if not self._bg and t.spawn then
     -- nobody reads in the background to end TCP: a task of its own does,
     -- so whoever waits hears of the close at once
-    self._bg = t.spawn(teardown, self)
+    self._bg = spawn(self, teardown)
   end
   t:wake()
   if self._h then handlers.close(self._h, self._rep, self, ev) end
@@ -156,7 +174,7 @@ local function finish(self, ev)
   settle(self)
   if not self.close_event then
     local t = self._t
-    if not self._bg and t.spawn then self._bg = t.spawn(teardown, self) end
+    if not self._bg and t.spawn then self._bg = spawn(self, teardown) end
     t:wake()
   end
 end
@@ -275,7 +293,7 @@ function flush(self)
     ok, err, msg = t:flush(e, 0)
     if not ok and err == "timeout" then
       self._writing = true
-      t.spawn(writer, self)
+      spawn(self, writer)
       return false
     end
   else
@@ -448,7 +466,7 @@ end
 function Conn:parked()
   if self._owner_waits > 0 or self._bg or self._torn then return end
   self._owner.parker = nil
-  self._bg = self._t.spawn(reader, self)
+  self._bg = spawn(self, reader)
 end
 
 ------------------------------------------------------------------ API
@@ -490,7 +508,7 @@ function Conn.new(t, role, o, extra)
     self._owner, self._owner_waits = owner, 0
     owner.parker = self
   elseif t.spawn then
-    self._bg = t.spawn(reader, self)
+    self._bg = spawn(self, reader)
   end
   return self
 end

@@ -51,9 +51,9 @@ local function finish(task, ok, ...)
   else
     task.err = ...
     -- a task's owner may take its failure (task.on_fail(value,
-    -- traceback)); a joined task's error goes to whoever joined it
+    -- traceback, task)); a joined task's error goes to whoever joined it
     if task.on_fail then
-      local hok, herr = pcall(task.on_fail, task.error_value, task.err)
+      local hok, herr = pcall(task.on_fail, task.error_value, task.err, task)
       if not hok then loop.on_error(herr) end
     elseif not task.joined then
       loop.on_error(task.err)
