@@ -346,6 +346,27 @@ describe("TCP", function()
       c:close(); s:close()
     end)
 
+  it("drains what TCP holds until the peer's FIN", function()
+    local c, s = pair()
+    assert.are.same({ "wantread" }, { c:drain() })
+    write_all(s, ("x"):rep(100000))
+    local st
+    eventually("draining", function()
+      st = c:drain()
+      return st == "wantread"
+    end)
+    assert.is_true(s:shutdown())
+    eventually("the FIN", function()
+      st = c:drain()
+      return st == "eof"
+    end)
+    assert.are.same({ "eof" }, { c:drain() })
+    c:close()
+    local a, b = c:drain()
+    assert.are.same({ nil, "closed" }, { a, b })
+    s:close()
+  end)
+
   it("reports reset and pipe, without SIGPIPE, after the peer aborts",
     function()
       local c, s = pair()

@@ -219,6 +219,33 @@ static int l_read(lua_State *L) {
   return 1;
 }
 
+/* sock:drain() -> "eof" | "wantread" | nil, errname, message. Reads and
+ * discards what the TCP socket holds, below TLS, until the peer's FIN:
+ * for ending a connection after the peer's close_notify (every byte past
+ * it is outside the TLS stream) or after a plain EOF. At most 16 reads
+ * per call, so a peer that keeps sending cannot hold up the caller. */
+static int l_drain(lua_State *L) {
+  lsock *s = check_sock(L);
+  uint8_t *buf;
+  size_t n;
+  int err = 0, i;
+  if (s->fd < 0) return push_closed(L);
+  lua_settop(L, 1);
+  buf = ws_lua_buffer_take(L);
+  for (i = 0; i < 16; i++) {
+    err = ws_net_read(s->fd, buf, IO_BUF_SIZE, &n);
+    if (err != 0 || n == 0) break;
+  }
+  ws_lua_buffer_give(L, 2);
+  if (err == EAGAIN || (err == 0 && i == 16)) {
+    lua_pushliteral(L, "wantread");
+    return 1;
+  }
+  if (err != 0) return push_errno(L, err);
+  lua_pushliteral(L, "eof");
+  return 1;
+}
+
 /* string.sub's index rules. */
 static size_t rel_index(lua_Integer pos, size_t len) {
   if (pos >= 0) return (size_t)pos;
@@ -751,6 +778,7 @@ static const luaL_Reg sock_methods[] = {
     {"flush", l_flush},             {"tls_start", l_tls_start},
     {"tls_handshake", l_tls_handshake}, {"tls_info", l_tls_info},
     {"shutdown", l_shutdown},       {"close", l_sock_close},
+    {"drain", l_drain},
     {"reset", l_sock_reset},
     {NULL, NULL}};
 

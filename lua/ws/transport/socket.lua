@@ -131,16 +131,26 @@ end
 -- and discards until the peer's FIN (closing with unread input would make
 -- the kernel send a reset, which can destroy a close frame before the
 -- peer reads it), at most until the deadline, and releases the socket.
+-- Over TLS the peer's close_notify ends the TLS stream before its FIN
+-- arrives: the TCP socket is then drained until the FIN itself, so that a
+-- client does not close first after all.
 function Socket:close(deadline, passive)
   if self.closed then return end
   local sock = self.sock
   if not passive then sock:shutdown("write") end
+  local eof = false
   for _ = 1, huge do
     local data, err = sock:read(65536)
     if not data then
+      eof = err == "eof"
       if err ~= "wantread" and err ~= "wantwrite" then break end
       if not await(self, err, deadline) then break end
     end
+  end
+  -- the TLS stream (or TCP) ended: read below TLS until the FIN itself
+  for _ = 1, eof and huge or 0 do
+    local st = sock:drain()
+    if st ~= "wantread" or not await(self, st, deadline) then break end
   end
   self:abort()
 end
