@@ -60,6 +60,7 @@
 -- never undercut.
 -- @module ws.reconnect
 local codes = require "ws.codes"
+local options = require "ws.options"
 
 local type, tostring, tonumber, pcall, error, pairs = type, tostring,
   tonumber, pcall, error, pairs
@@ -81,8 +82,6 @@ local CLASSES = {
   stop = true, retry = true, restart = true, overload = true, fatal = true,
   auth = true,
 }
-
-local JITTERS = { full = true, equal = true, decorrelated = true, none = true }
 
 local EMPTY = {}
 
@@ -117,40 +116,6 @@ local function attempt_number(attempt)
     return 1
   end
   return attempt
-end
-
--- Raise a programmer error about option `key` of constructor `fname`;
--- `level` counts from the function calling this one.
-local function bad_option(fname, key, expected, got, level)
-  error(string_format("bad argument #1 to '%s' (option '%s': %s expected, "
-    .. "got %s)", fname, key, expected, describe(got)), level + 1)
-end
-
-local function check_options(fname, opts, known)
-  if opts == nil then return EMPTY end
-  if type(opts) ~= "table" then
-    error(string_format("bad argument #1 to '%s' (table of options "
-      .. "expected, got %s)", fname, type(opts)), 3)
-  end
-  for k in pairs(opts) do
-    if not known[k] then
-      error(string_format("bad argument #1 to '%s' (unknown option '%s')",
-        fname, tostring(k)), 3)
-    end
-  end
-  return opts
-end
-
--- A number option: finite, at least `min` (or above it when `strict`).
-local function number_option(fname, opts, key, default, min, strict)
-  local v = opts[key]
-  if v == nil then return default end
-  local ok = is_finite(v) and (strict and v > min or not strict and v >= min)
-  if not ok then
-    bad_option(fname, key, string_format("finite number %s %s",
-      strict and ">" or ">=", describe(min)), v, 3)
-  end
-  return v
 end
 
 -- The exponent past which `initial * factor ^ n` is at least `max`, so
@@ -260,9 +225,6 @@ function reconnect.fixed(d)
   return function() return d end
 end
 
-local EXPONENTIAL_OPTIONS = { initial = true, max = true, factor = true,
-  jitter = true }
-
 --- Exponential backoff with jitter.
 --
 -- The base delay for attempt `n` is `min(max, initial * factor^(n-1))`
@@ -280,17 +242,11 @@ local EXPONENTIAL_OPTIONS = { initial = true, max = true, factor = true,
 --   `jitter` ("full" (default), "equal", "decorrelated" or "none")
 -- @treturn function policy
 function reconnect.exponential(opts)
-  opts = check_options("exponential", opts, EXPONENTIAL_OPTIONS)
-  local initial = number_option("exponential", opts, "initial", 0.5, 0, true)
-  local max = number_option("exponential", opts, "max", math_max(30, initial),
-    initial)
-  local factor = number_option("exponential", opts, "factor", 2, 1)
-  local jitter = opts.jitter
-  if jitter == nil then jitter = "full" end
-  if not JITTERS[jitter] then
-    bad_option("exponential", "jitter", '"full", "equal", "decorrelated" '
-      .. 'or "none"', jitter, 2)
-  end
+  opts = options.check(options.exponential, opts, 2)
+  local initial = opts.initial or 0.5
+  local max = opts.max or math_max(30, initial)
+  local factor = opts.factor or 2
+  local jitter = opts.jitter or "full"
   local clamp = exponent_clamp(initial, max, factor)
 
   if jitter == "decorrelated" then
@@ -309,8 +265,6 @@ function reconnect.exponential(opts)
   end
 end
 
-local RFC6455_OPTIONS = { initial = true, max = true }
-
 --- The backoff RFC 6455 7.2.3 recommends: the first attempt waits a
 -- uniformly random 0-5 s, later ones a truncated binary exponential
 -- backoff.
@@ -322,18 +276,15 @@ local RFC6455_OPTIONS = { initial = true, max = true }
 --   default 5), `max` (the largest window, >= initial, default 60)
 -- @treturn function policy
 function reconnect.rfc6455(opts)
-  opts = check_options("rfc6455", opts, RFC6455_OPTIONS)
-  local initial = number_option("rfc6455", opts, "initial", 5, 0, true)
-  local max = number_option("rfc6455", opts, "max", math_max(60, initial),
-    initial)
+  opts = options.check(options.rfc6455, opts, 2)
+  local initial = opts.initial or 5
+  local max = opts.max or math_max(60, initial)
   local clamp = exponent_clamp(initial, max, 2)
   return function(_, attempt, ctx)
     local window = backoff_base(initial, max, 2, clamp, attempt)
     return draw(ctx or EMPTY) * window
   end
 end
-
-local LIMIT_OPTIONS = { max_attempts = true, max_elapsed = true }
 
 --- Stop another policy after a number of attempts or a time.
 --
@@ -349,27 +300,8 @@ function reconnect.limit(policy, opts)
     error("bad argument #1 to 'limit' (policy function expected, got "
       .. type(policy) .. ")", 2)
   end
-  if type(opts) ~= "table" then
-    error("bad argument #2 to 'limit' (table of options expected, got "
-      .. type(opts) .. ")", 2)
-  end
-  for k in pairs(opts) do
-    if not LIMIT_OPTIONS[k] then
-      error("bad argument #2 to 'limit' (unknown option '" .. tostring(k)
-        .. "')", 2)
-    end
-  end
+  opts = options.check(options.limit, opts, 2)
   local max_attempts, max_elapsed = opts.max_attempts, opts.max_elapsed
-  if max_attempts ~= nil and (not is_finite(max_attempts) or max_attempts < 0
-      or max_attempts ~= math_floor(max_attempts)) then
-    error("bad argument #2 to 'limit' (option 'max_attempts': integer >= 0 "
-      .. "expected, got " .. describe(max_attempts) .. ")", 2)
-  end
-  if max_elapsed ~= nil and (not is_finite(max_elapsed) or max_elapsed < 0)
-      then
-    error("bad argument #2 to 'limit' (option 'max_elapsed': finite number "
-      .. ">= 0 expected, got " .. describe(max_elapsed) .. ")", 2)
-  end
   return function(event, attempt, ctx)
     if max_attempts and attempt_number(attempt) > max_attempts then
       return nil
@@ -392,22 +324,9 @@ end
 --   "restart", "overload", "fatal", "auth" and "stop"
 -- @treturn function policy
 function reconnect.by_class(policies)
-  if type(policies) ~= "table" then
-    error("bad argument #1 to 'by_class' (table of policies expected, got "
-      .. type(policies) .. ")", 2)
-  end
+  options.check(options.by_class, policies, 2)
   local map = {}
-  for class, policy in pairs(policies) do
-    if not CLASSES[class] then
-      error("bad argument #1 to 'by_class' (unknown class '"
-        .. tostring(class) .. "')", 2)
-    end
-    if not is_callable(policy) then
-      error("bad argument #1 to 'by_class' (policy for '" .. class
-        .. "': function expected, got " .. type(policy) .. ")", 2)
-    end
-    map[class] = policy
-  end
+  for class, policy in pairs(policies) do map[class] = policy end
   return function(event, attempt, ctx)
     local class = ctx and ctx.class or reconnect.classify(event)
     local policy = map[class]
