@@ -171,7 +171,8 @@ rock-build:
 # networked layer needs 5.2+ or LuaJIT there and 5.1 runs the core specs.
 CORE_SPECS = spec/core_spec.lua spec/protocol_spec.lua spec/split_spec.lua \
              spec/codes_spec.lua spec/handshake_spec.lua spec/url_spec.lua \
-             spec/rockspec_spec.lua spec/reconnect_spec.lua
+             spec/rockspec_spec.lua spec/reconnect_spec.lua \
+             spec/options_spec.lua
 
 test-versions:
 	@.ci/deps.sh versions
