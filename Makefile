@@ -3,6 +3,8 @@ SHELL := /bin/bash
 #   make test   sanitized (ASan+UBSan) Lua 5.4 specs, then LuaJIT specs
 #   make demo   the in-memory client/server demo
 #   make doc-check  every code block of README.md and doc/*.md, run
+#   make options-doc  regenerate doc/options.md from lua/ws/options.lua
+#                   (spec/options_spec.lua fails when it is stale)
 #   make bench  core microbenchmarks
 #   make fuzz   every fuzz target for FUZZ_TIME seconds
 #   make test-versions  full specs on Lua 5.3, core specs on PUC Lua 5.1
@@ -47,7 +49,7 @@ ALL_INC  = -Icsrc/core -Icsrc/net -Icsrc/lua
 SAN      = -fsanitize=address,undefined -fno-sanitize-recover=undefined \
            -fno-omit-frame-pointer
 
-.PHONY: all luajit test demo bench echo-bench fuzz clean deps rock rock-build doc-check lint valgrind test-versions soak \
+.PHONY: all luajit test demo bench echo-bench fuzz clean deps rock rock-build doc-check options-doc lint valgrind test-versions soak \
         rock-versions love-demo nginx-bench idle-bench
 
 all: $(BUILD)/ws/core.so
@@ -169,7 +171,8 @@ rock-build:
 # networked layer needs 5.2+ or LuaJIT there and 5.1 runs the core specs.
 CORE_SPECS = spec/core_spec.lua spec/protocol_spec.lua spec/split_spec.lua \
              spec/codes_spec.lua spec/handshake_spec.lua spec/url_spec.lua \
-             spec/rockspec_spec.lua spec/reconnect_spec.lua
+             spec/rockspec_spec.lua spec/reconnect_spec.lua \
+             spec/options_spec.lua
 
 test-versions:
 	@.ci/deps.sh versions
@@ -186,6 +189,11 @@ doc-check:
 	@$(MAKE) --no-print-directory all
 	LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH='./$(BUILD)/?.so;;' \
 	  $(LUA) .ci/doc_blocks.lua README.md doc/*.md
+
+# doc/options.md, the reference of every option, from the schemas.
+options-doc: all
+	LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH='./$(BUILD)/?.so;;' \
+	  $(LUA) .ci/options_doc.lua > doc/options.md
 
 soak: all
 	bench/soak/run.sh

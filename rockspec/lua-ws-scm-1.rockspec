@@ -59,6 +59,7 @@ build = {
       ["ws.protocol"] = "lua/ws/protocol.lua",
       ["ws.reconnect"] = "lua/ws/reconnect.lua",
       ["ws.resty"] = "lua/ws/resty.lua",
+      ["ws.schema"] = "lua/ws/schema.lua",
       ["ws.server"] = "lua/ws/server.lua",
       ["ws.transport.cosocket"] = "lua/ws/transport/cosocket.lua",
       ["ws.transport.memory"] = "lua/ws/transport/memory.lua",

@@ -275,9 +275,9 @@ describe("ws.client", function()
     assert.are.equal("closed", c.state)
   end)
 
-  it("raises for an unknown connect option, naming it", function()
+  it("raises for an unknown connect option, naming it and ws.client", function()
     assert.has_error(function() ws.client("ws://127.0.0.1:1/", { tiemout = 1 }) end,
-      "bad argument #2 to 'connect' (unknown option 'tiemout')")
+      "bad argument #2 to 'client' (unknown option 'tiemout')")
   end)
 
   it("stops on a fatal close with a built-in delay policy (a 404)",

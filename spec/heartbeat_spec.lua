@@ -80,7 +80,8 @@ describe("heartbeat", function()
   it("raises for a heartbeat without a positive interval", function()
     assert.has_error(function()
       ws.connect("ws://127.0.0.1:1/", { heartbeat = { interval = 0, timeout = 1 } })
-    end, "bad option 'heartbeat.interval' (positive number expected, got 0)")
+    end, "bad argument #2 to 'connect' (option 'heartbeat.interval': "
+      .. "positive number expected, got 0)")
   end)
 end)
 

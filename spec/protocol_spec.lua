@@ -639,7 +639,8 @@ describe("limits", function()
   it("raises for a limit that is not a positive integer", function()
     assert.has_error(function()
       protocol.new{ role = "server", max_message_size = -1 }
-    end, "bad option 'max_message_size' (positive integer expected)")
+    end, "bad argument #1 to 'new' (option 'max_message_size': positive "
+      .. "integer expected, got -1)")
   end)
 
   it("raises for an unknown option, naming it", function()
@@ -649,7 +650,8 @@ describe("limits", function()
 
   it("raises for an unknown role", function()
     assert.has_error(function() protocol.new{ role = "peer" } end,
-      "bad option 'role' (\"client\" or \"server\" expected, got peer)")
+      "bad argument #1 to 'new' (option 'role': \"client\" or \"server\" "
+      .. "expected, got \"peer\")")
   end)
 end)
 

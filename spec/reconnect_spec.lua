@@ -461,10 +461,10 @@ describe("ws.reconnect", function()
 
     it("refuses a retry_fatal that is not a boolean", function()
       assert.are.equal("bad argument #2 to 'fixed' (option 'retry_fatal': "
-        .. "boolean expected, got \"yes\")",
+        .. "boolean expected, got string)",
         message_of(reconnect.fixed, 1, { retry_fatal = "yes" }))
       assert.are.equal("bad argument #1 to 'exponential' (option "
-        .. "'retry_fatal': boolean expected, got 1)",
+        .. "'retry_fatal': boolean expected, got number)",
         message_of(reconnect.exponential, { retry_fatal = 1 }))
       assert.are.equal("bad argument #2 to 'fixed' (unknown option 'max')",
         message_of(reconnect.fixed, 1, { max = 3 }))

@@ -118,7 +118,7 @@ describe("ws.resty in nginx", function()
     it("echoes 0 B to 16 MiB, text and binary, with the chosen subprotocol",
         function()
       local path = fresh()
-      local conn = assert(ws.connect(server:url(path), { protocols = "chat",
+      local conn = assert(ws.connect(server:url(path), { protocols = { "chat" },
         max_message_size = 64 * MiB }))
       assert.are.equal("chat", conn.protocol)
       local sizes = { 0, 125, 126, 65535, 65536, 16 * MiB }
@@ -374,11 +374,15 @@ describe("ws.resty in nginx", function()
       "bad argument #1 to 'connect' (unsupported scheme 'http' (ws or wss "
         .. "expected))",
       "bad argument #2 to 'connect' (unknown option 'bogus')",
-      "bad option 'timeout' (positive number expected, got -1)",
-      "bad option 'tls.foo' (unknown option)",
-      "bad option 'heartbeat.interval' (positive number expected, got 0)",
-      "bad option 'handler' (function expected, got nil)",
-      "bad option 'authorize' (function expected, got number)",
+      "bad argument #2 to 'connect' (option 'timeout': positive number "
+        .. "expected, got -1)",
+      "bad argument #2 to 'connect' (unknown option 'tls.foo')",
+      "bad argument #2 to 'connect' (option 'heartbeat.interval': positive "
+        .. "number expected, got 0)",
+      "bad argument #1 to 'serve' (option 'handler': function expected, got "
+        .. "nil)",
+      "bad argument #1 to 'upgrade' (option 'authorize': function expected, "
+        .. "got number)",
       "bad argument #1 to 'upgrade' (table expected, got string)",
       "bad argument #1 to 'send' (string expected, got number)",
       "bad option 'fragment' (positive integer expected)",

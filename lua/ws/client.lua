@@ -10,8 +10,7 @@ local core = require "ws.core"
 local loop = require "ws.loop"
 local codes = require "ws.codes"
 local reconnect = require "ws.reconnect"
-local connect_mod = require "ws.connect"
-local connect = connect_mod.connect
+local connect = require("ws.connect").connect
 local url_mod = require "ws.url"
 local handlers = require "ws.handlers"
 local options = require "ws.options"
@@ -23,10 +22,9 @@ local os_time = os.time
 local Client = {}
 local mt = { __name = "ws.client" }
 
-local client_options = {
-  reconnect = true, queue = true, stable_after = true, retry_initial = true,
-  random = true, clock = true,
-}
+-- the options that are the client's own, not ws.connect's
+local client_options = {}
+for _, f in ipairs(options.CLIENT) do client_options[f.name] = true end
 
 local known_events = {
   open = true, message = true, ping = true, pong = true, close = true,
@@ -337,7 +335,8 @@ mt.__index = Client
 --   function(event, attempt, ctx) -> seconds | nil; default
 --   ws.reconnect.default), `queue = { max = N }`, `stable_after` (10 s),
 --   `retry_initial` (true: a failed first attempt follows the policy),
---   `random` and `clock` (injectable, for tests)
+--   `random` and `clock` (injectable, for tests): the schema
+--   ws.options.client, documented in doc/options.md
 -- @return client
 local function new(url, opts)
   if type(url) ~= "string" then
@@ -346,31 +345,14 @@ local function new(url, opts)
   end
   local ok, perr = url_mod.parse(url)
   if not ok then error("bad argument #1 to 'client' (" .. perr .. ")", 2) end
-  opts = opts or {}
-  if type(opts) ~= "table" then
-    error("bad argument #2 to 'client' (table expected, got " .. type(opts)
-      .. ")", 2)
-  end
+  -- every option, ws.connect's too, is checked now, not later in the task
+  opts = options.check(options.client, opts, 2)
   local copts = {}
   for k, v in pairs(opts) do
     if not client_options[k] then copts[k] = v end
   end
-  -- ws.connect's options are checked now, not later in the task
-  connect_mod.check_options(copts, 2)
   local policy = opts.reconnect or reconnect.default
-  if type(policy) ~= "function" and not (type(policy) == "table" and
-      getmetatable(policy) and getmetatable(policy).__call) then
-    error("bad option 'reconnect' (function expected, got " .. type(policy)
-      .. ")", 2)
-  end
-  local qmax
-  if opts.queue ~= nil then
-    if type(opts.queue) ~= "table" or type(opts.queue.max) ~= "number" or
-        opts.queue.max < 0 then
-      error("bad option 'queue' ({ max = N } expected)", 2)
-    end
-    qmax = opts.queue.max
-  end
+  local qmax = opts.queue and opts.queue.max
   local self = setmetatable({
     url = url, headers = opts.headers, state = "connecting", attempt = 0,
     _connect_opts = copts, _policy = policy, _queue = {}, _queue_max = qmax,

@@ -4,32 +4,20 @@ local core = require "ws.core"
 local loop = require "ws.loop"
 local url_mod = require "ws.url"
 local options = require "ws.options"
+local schema = require "ws.schema"
 local opening = require "ws.opening"
 local Socket = require "ws.transport.socket"
 local Conn = require "ws.connection"
 
-local type, error, pairs, tostring = type, error, pairs, tostring
+local type, error, tostring = type, error, tostring
 local now = core.now
 
-local option_names = {
-  protocols = true, headers = true, origin = true, timeout = true,
-  tls = true, family = true,
-}
-for k in pairs(options.CONNECTION) do option_names[k] = true end
-
 local failed = opening.failed
-
-local function check_opts(opts, level)
-  opts = options.known(opts, option_names, "connect", 2, level + 1)
-  if opts.timeout ~= nil and (type(opts.timeout) ~= "number" or
-      opts.timeout <= 0) then
-    error("bad option 'timeout' (positive number expected)", level + 1)
-  end
-  return opts, options.connection(opts, level + 1)
-end
+local DEFAULT_TIMEOUT = schema.field(options.connect.fields, "timeout")
+  .default
 
 local function do_connect(u, opts, o, ctx)
-  local deadline = now() + (opts.timeout or 30)
+  local deadline = now() + (opts.timeout or DEFAULT_TIMEOUT)
   local sock, err, msg = Socket.connect_tcp(u, deadline, opts.family)
   if not sock then return failed(err, msg) end
 
@@ -63,8 +51,9 @@ end
 -- @tparam string url ws://host[:port]/path or wss://...
 -- @tparam[opt] table opts protocols, headers, origin, timeout (30 s for
 --   TCP + TLS + handshake), tls = {verify, ca_file, ca_path, cert_file,
---   key_file, ...}, family, and the connection options (ws.options
---   .CONNECTION: max_message_size, close_timeout, max_buffered, ...)
+--   key_file, ...}, family, and the connection options (max_message_size,
+--   close_timeout, max_buffered, ...): the schema ws.options.connect,
+--   documented in doc/options.md
 -- @return conn | nil, message, close_event (code 1006, or 1015 for TLS;
 --   error "dns" | "refused" | "timeout" | "tls" | "http" | "handshake")
 local function connect(url, opts)
@@ -74,8 +63,8 @@ local function connect(url, opts)
   end
   local u, perr = url_mod.parse(url)
   if not u then error("bad argument #1 to 'connect' (" .. perr .. ")", 2) end
-  local o
-  opts, o = check_opts(opts, 2)
+  opts = options.check(options.connect, opts, 2)
+  local o = options.connection(opts)
   local ctx
   if u.secure then
     local err, msg
@@ -85,10 +74,4 @@ local function connect(url, opts)
   return loop.blocking(do_connect, u, opts, o, ctx)
 end
 
-return {
-  connect = connect,
-  --- Validate ws.connect options (raises naming the bad one).
-  check_options = function(opts, level)
-    return (check_opts(opts, (level or 1) + 1))
-  end,
-}
+return { connect = connect }

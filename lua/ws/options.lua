@@ -1,93 +1,383 @@
---- Checks of options and arguments that several entry points share: the
--- options every connection takes (whatever its transport), `heartbeat`,
--- `send`'s options and `close`'s arguments. Errors name the option or
--- argument and blame the caller (`level` as for `error`, counted from the
--- function that calls these).
+--- The options of every entry point, one schema each (ws.schema: name,
+-- type and range, default, one line of doc), composed from shared parts
+-- (the engine's limits, the connection options, `tls`, `heartbeat`);
+-- and the checks of `send`'s options and `close`'s arguments. Errors name
+-- the function and the option or argument and blame the caller (`level`
+-- as for `error`, counted from the function that calls these).
 -- @module ws.options
 local codes = require "ws.codes"
 local core = require "ws.core"
+local schema = require "ws.schema"
 
-local type, error, tostring, pairs = type, error, tostring, pairs
+local type, error, ipairs = type, error, ipairs
 
 local options = {}
 
---- The options of a connection, whatever carries it, with their
--- defaults. Entry points add their own (see ws.connect, ws.listen,
--- ws.resty).
-options.CONNECTION = {
-  max_message_size = false, -- engine default: 16 MiB
-  max_frame_size = false,   -- engine default: max_message_size
-  max_fragments = false,    -- engine default: 65536
-  close_timeout = 5,        -- wait this long for the peer's close reply
-  linger = 1,               -- then this long for TCP to end (a client
-                            -- waits for the server to close it first)
-  max_buffered = 4194304,   -- send waits while more is unwritten
-  inbox_max = 1024,         -- reading pauses while this many messages wait
-  inbox_max_bytes = 1048576, -- ... or this many bytes of them
-  heartbeat = false,        -- { interval = s, timeout = s }
+--------------------------------------------------------------- the schemas
+-- One schema per entry point, composed from the shared lists below; the
+-- validator is ws.schema.check. doc/options.md is generated from these
+-- tables (.ci/options_doc.lua), and spec/options_spec.lua checks the two
+-- agree.
+
+local T = schema
+
+--- The limits of the protocol engine (ws.protocol.new and every
+-- connection).
+options.ENGINE = {
+  { name = "max_message_size", type = T.size, default = 16777216,
+    doc = "largest message accepted (reassembled); a larger one closes "
+      .. "with 1009" },
+  { name = "max_frame_size", type = T.size,
+    default_doc = "= max_message_size",
+    doc = "largest frame payload accepted; a larger one closes with 1009" },
+  { name = "max_fragments", type = T.count, default = 65536,
+    doc = "most frames in one message (empty ones count); more close "
+      .. "with 1009" },
 }
 
---- Validate a `heartbeat` option: nil or { interval = s, timeout = s }.
--- Raises naming the option at `level` + 1; returns it.
-function options.check_heartbeat(hb, level)
-  if hb == nil then return nil end
-  if type(hb) ~= "table" then
-    error("bad option 'heartbeat' (table expected, got " .. type(hb) .. ")",
-      level + 1)
-  end
-  for _, k in ipairs({ "interval", "timeout" }) do
-    local v = hb[k]
-    if type(v) ~= "number" or not (v > 0) or v == math.huge then
-      error("bad option 'heartbeat." .. k .. "' (positive number expected, got "
-        .. tostring(v) .. ")", level + 1)
-    end
-  end
-  return hb
-end
-
-local positive = {
-  close_timeout = true, linger = true, timeout = true, read_timeout = true,
-  send_timeout = true, max_buffered = true, inbox_max = true,
-  inbox_max_bytes = true,
+--- `heartbeat = { interval, timeout }`.
+options.HEARTBEAT = {
+  { name = "interval", type = T.seconds, required = true,
+    doc = "send a ping after this many seconds with nothing received" },
+  { name = "timeout", type = T.seconds, required = true,
+    doc = "nothing at all from the peer this long after the ping: 1006 "
+      .. "heartbeat_timeout (a 1011 close frame is sent first)" },
 }
 
---- Check the values of the connection options in `opts` (names were
--- checked by the caller) and return a table of them with the defaults
--- filled in.
-function options.connection(opts, level)
-  for k in pairs(positive) do
-    local v = opts[k]
-    if v ~= nil and (type(v) ~= "number" or not (v > 0)) then
-      error(("bad option '%s' (positive number expected, got %s)"):format(k,
-        tostring(v)), level + 1)
-    end
-  end
-  options.check_heartbeat(opts.heartbeat, level + 1)
-  local o = {}
-  for k, v in pairs(options.CONNECTION) do
-    local given = opts[k]
-    if given == nil then given = v or nil end
-    o[k] = given
-  end
-  o.read_timeout, o.send_timeout = opts.read_timeout, opts.send_timeout
-  return o
-end
+--- The options of a connection, whatever carries it (ws.connect,
+-- ws.client, ws.listen, ws.resty).
+options.CONNECTION = schema.fields(options.ENGINE, {
+  { name = "close_timeout", type = T.seconds, default = 5,
+    doc = "how long close() waits for the peer's close frame; then 1006 "
+      .. "close_timeout" },
+  { name = "linger", type = T.seconds, default = 1,
+    doc = "after the closing handshake, how long a client waits for the "
+      .. "server to end TCP (either side releases the socket after at most "
+      .. "this long)" },
+  { name = "max_buffered", type = T.size, default = 4194304,
+    doc = "send waits (yields) while more than this many bytes are "
+      .. "unwritten" },
+  { name = "inbox_max", type = T.count, default = 1024,
+    doc = "reading pauses while this many messages wait for receive "
+      .. "(TCP back-pressure)" },
+  { name = "inbox_max_bytes", type = T.size, default = 1048576,
+    doc = "... or while this many bytes of messages wait" },
+  { name = "heartbeat", type = T.table(options.HEARTBEAT),
+    default_doc = "off",
+    doc = "ping the peer when it is quiet; { interval = s, timeout = s }" },
+})
 
---- Check an options table's names against `names` (a set). Raises
--- "bad argument #argn to 'fname' (unknown option 'x')".
-function options.known(opts, names, fname, argn, level)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" then
-    error(("bad argument #%d to '%s' (table expected, got %s)"):format(argn,
-      fname, type(opts)), level + 1)
-  end
-  for k in pairs(opts) do
-    if not names[k] then
-      error(("bad argument #%d to '%s' (unknown option '%s')"):format(argn,
-        fname, tostring(k)), level + 1)
-    end
-  end
+--- ALPN protocol names: a list of strings, or false for none.
+local alpn_type = {
+  expected = "list of strings or false", doc = "{ string, ... } | false",
+  check = function(v) return v == false or T.strings.check(v) end,
+}
+
+local TLS_COMMON = {
+  { name = "ca_path", type = T.string,
+    doc = "a directory of hashed CA certificates (c_rehash)" },
+  { name = "min_version", type = T.one_of("1.2", "1.3"),
+    default_doc = "1.2", doc = "lowest TLS version" },
+  { name = "max_version", type = T.one_of("1.2", "1.3"),
+    default_doc = "1.3", doc = "highest TLS version" },
+  { name = "ciphers", type = T.string,
+    doc = "OpenSSL cipher list for TLS 1.2" },
+  { name = "ciphersuites", type = T.string,
+    doc = "OpenSSL cipher suites for TLS 1.3" },
+}
+
+--- `tls` of a client (ws.connect, ws.client): verification on by
+-- default, against the system trust store.
+options.TLS_CLIENT = schema.fields({
+  { name = "verify", type = T.boolean, default = true,
+    doc = "verify the server's certificate and host name (false is "
+      .. "insecure)" },
+  { name = "ca_file", type = T.string,
+    doc = "PEM file of CA certificates to trust instead of the system "
+      .. "store" },
+}, TLS_COMMON, {
+  { name = "cert_file", type = T.string,
+    doc = "PEM client certificate (with key_file)" },
+  { name = "key_file", type = T.string,
+    doc = "PEM private key of cert_file" },
+  { name = "alpn", type = alpn_type, default_doc = '{ "http/1.1" }',
+    doc = "ALPN protocols offered; false offers none" },
+})
+
+--- `tls` of ws.listen: a certificate and key are required.
+options.TLS_SERVER = schema.fields({
+  { name = "cert_file", type = T.string, required = true,
+    doc = "PEM certificate (chain) of the server" },
+  { name = "key_file", type = T.string, required = true,
+    doc = "PEM private key of cert_file" },
+  { name = "verify_client", type = T.boolean, default = false,
+    doc = "ask for and verify a client certificate (against ca_file / "
+      .. "ca_path)" },
+  { name = "ca_file", type = T.string,
+    doc = "PEM file of CA certificates for client certificates" },
+}, TLS_COMMON, {
+  { name = "alpn", type = alpn_type, default_doc = '{ "http/1.1" }',
+    doc = "ALPN protocols the server may select; false selects none" },
+})
+
+--- `tls` of ws.resty.connect (the trust store is nginx's
+-- lua_ssl_trusted_certificate).
+options.TLS_RESTY = {
+  { name = "verify", type = T.boolean, default = true,
+    doc = "verify the server's certificate (false is insecure)" },
+  { name = "server_name", type = T.string, default_doc = "the URL's host",
+    doc = "SNI name, and the name the certificate is checked against" },
+}
+
+local PROTOCOLS_CLIENT = { name = "protocols", type = T.strings,
+  doc = "subprotocols to offer (Sec-WebSocket-Protocol), in preference "
+    .. "order" }
+local PROTOCOLS_SERVER = { name = "protocols", type = T.strings,
+  doc = "subprotocols the server speaks, in its preference order; the "
+    .. "first the client also offers is chosen" }
+local ORIGIN = { name = "origin", type = T.string,
+  doc = "the Origin header" }
+local REQUEST_HEADERS = { name = "headers", type = T.headers,
+  doc = "more request headers (not the handshake's own)" }
+local RESPONSE_HEADERS = { name = "headers", type = T.headers,
+  doc = "more 101 response headers (not the handshake's own)" }
+local AUTHORIZE = { name = "authorize", type = T.func,
+  doc = "function(request) -> true | false, status, headers: refuse "
+    .. "an upgrade with an HTTP status" }
+local MAX_HEADER_BYTES = { name = "max_header_bytes", type = T.size,
+  default = 8192, doc = "largest request head; larger gets HTTP 431" }
+local MAX_HEADERS = { name = "max_headers", type = T.count, default = 64,
+  doc = "most request header lines; more gets HTTP 431" }
+local READ_TIMEOUT = { name = "read_timeout", type = T.seconds, default = 60,
+  doc = "the longest single cosocket read" }
+local SEND_TIMEOUT = { name = "send_timeout", type = T.seconds, default = 60,
+  doc = "a cosocket write taking longer fails" }
+
+--- ws.connect(url, opts)
+options.connect = { fname = "connect", argn = 2,
+  fields = schema.fields({
+    PROTOCOLS_CLIENT, REQUEST_HEADERS, ORIGIN,
+    { name = "timeout", type = T.seconds, default = 30,
+      doc = "for DNS, TCP, TLS and the opening handshake together" },
+    { name = "tls", type = T.table(options.TLS_CLIENT),
+      doc = "TLS settings for wss:// (ignored for ws://)" },
+    { name = "family", type = T.one_of("inet", "inet6"),
+      default_doc = "both", doc = "only IPv4 or only IPv6 addresses" },
+  }, options.CONNECTION) }
+
+--- ws.client(url, opts): its own options, then ws.connect's.
+options.CLIENT = {
+  { name = "reconnect", type = T.callable,
+    default_doc = "ws.reconnect.default",
+    doc = "the reconnect policy: function(event, attempt, ctx) -> "
+      .. "seconds | nil (stop)" },
+  { name = "queue", type = T.table({
+      { name = "max", type = T.integer(0), required = true,
+        doc = "most messages queued" } }),
+    default_doc = "no queue",
+    doc = "{ max = n }: send() while disconnected queues up to n messages" },
+  { name = "stable_after", type = T.number(0), default = 10,
+    doc = "seconds a connection must stay open before the attempt count "
+      .. "resets" },
+  { name = "retry_initial", type = T.boolean, default = true,
+    doc = "a failed first attempt follows the policy (false: give up at "
+      .. "once)" },
+  { name = "random", type = T.callable, default_doc = "math.random",
+    doc = "function() -> [0, 1), passed to policies as ctx.random" },
+  { name = "clock", type = T.callable, default_doc = "ws.now",
+    doc = "function() -> seconds, for stable_after and ctx.elapsed" },
+}
+options.client = { fname = "client", argn = 2,
+  fields = schema.fields(options.CLIENT, options.connect.fields) }
+
+--- ws.listen(opts)
+options.listen = { fname = "listen", argn = 1, required = true,
+  fields = schema.fields({
+    { name = "host", type = T.string, default = "127.0.0.1",
+      doc = "address to listen on (\"::\" or \"0.0.0.0\": everywhere)" },
+    { name = "port", type = T.integer(0, 65535), required = true,
+      doc = "port; 0 picks a free one (server.port)" },
+    { name = "handler", type = T.func, required = true,
+      doc = "function(conn, request), run in a task per connection" },
+    { name = "backlog", type = T.integer(1, 65535), default = 511,
+      doc = "listen(2) backlog" },
+    PROTOCOLS_SERVER, AUTHORIZE,
+    { name = "tls", type = T.table(options.TLS_SERVER),
+      doc = "serve wss://" },
+    { name = "handshake_timeout", type = T.seconds, default = 10,
+      doc = "TLS and the opening handshake must end within this" },
+    { name = "max_connections", type = T.count, default = 10000,
+      doc = "connections in progress beyond this get HTTP 503" },
+    MAX_HEADER_BYTES, MAX_HEADERS, RESPONSE_HEADERS,
+  }, options.CONNECTION) }
+
+--- ws.resty.upgrade(opts) and serve(opts)
+options.resty_upgrade = { fname = "upgrade", argn = 1,
+  fields = schema.fields({
+    PROTOCOLS_SERVER, RESPONSE_HEADERS, AUTHORIZE, MAX_HEADER_BYTES,
+    MAX_HEADERS, READ_TIMEOUT, SEND_TIMEOUT,
+  }, options.CONNECTION) }
+options.resty_serve = { fname = "serve", argn = 1, required = true,
+  fields = schema.fields({
+    { name = "handler", type = T.func, required = true,
+      doc = "function(conn, request), run on the upgraded connection" },
+  }, options.resty_upgrade.fields) }
+
+--- ws.resty.connect(url, opts)
+options.resty_connect = { fname = "connect", argn = 2,
+  fields = schema.fields({
+    PROTOCOLS_CLIENT, REQUEST_HEADERS, ORIGIN,
+    { name = "timeout", type = T.seconds, default = 10,
+      doc = "for TCP, TLS and the opening handshake (each)" },
+    { name = "tls", type = T.table(options.TLS_RESTY),
+      doc = "TLS settings for wss://" },
+    READ_TIMEOUT, SEND_TIMEOUT,
+  }, options.CONNECTION) }
+
+--- ws.protocol.new(opts)
+options.protocol = { fname = "new", argn = 1,
+  fields = schema.fields({
+    { name = "role", type = T.one_of("client", "server"),
+      default = "client", doc = "which side of the connection this is" },
+  }, options.ENGINE, {
+    { name = "auto_pong", type = T.boolean, default = true,
+      doc = "answer pings by itself (the pong is in take_output())" },
+  }) }
+
+--- The reconnect policies' options (ws.reconnect).
+options.exponential = { fname = "exponential", argn = 1,
+  what = "table of options", fields = {
+    { name = "initial", type = T.number(0, true), default = 0.5,
+      doc = "the first base delay, seconds" },
+    { name = "max", type = T.number(function(o) return o.initial or 0.5 end,
+        false, "initial"), default_doc = "max(30, initial)",
+      doc = "the largest base delay" },
+    { name = "factor", type = T.number(1), default = 2,
+      doc = "the base grows by this each attempt" },
+    { name = "jitter",
+      type = T.one_of("full", "equal", "decorrelated", "none"),
+      default = "full",
+      doc = "full: [0, base); equal: [base/2, base); decorrelated: from "
+        .. "the last delay (AWS); none: the base" },
+    { name = "retry_fatal", type = T.boolean, default = false,
+      doc = "retry fatal and auth closes too (by default the policy stops "
+        .. "on them; see the README's reconnect table)" },
+  } }
+options.rfc6455 = { fname = "rfc6455", argn = 1, what = "table of options",
+  fields = {
+    { name = "initial", type = T.number(0, true), default = 5,
+      doc = "the first window, seconds (RFC 6455 7.2.3: 0-5 s)" },
+    { name = "max", type = T.number(function(o) return o.initial or 5 end,
+        false, "initial"), default_doc = "max(60, initial)",
+      doc = "the largest window; it doubles each attempt until then" },
+    { name = "retry_fatal", type = T.boolean, default = false,
+      doc = "retry fatal and auth closes too (by default the policy stops "
+        .. "on them; see the README's reconnect table)" },
+  } }
+options.fixed = { fname = "fixed", argn = 2, what = "table of options",
+  fields = {
+    { name = "retry_fatal", type = T.boolean, default = false,
+      doc = "retry fatal and auth closes too (by default the policy stops "
+        .. "on them; see the README's reconnect table)" },
+  } }
+options.limit = { fname = "limit", argn = 2, required = true,
+  what = "table of options", fields = {
+    { name = "max_attempts", type = T.integer(0),
+      doc = "stop after this many attempts" },
+    { name = "max_elapsed", type = T.number(0),
+      doc = "stop when the next attempt would start more than this many "
+        .. "seconds into the outage" },
+  } }
+local class_policy = { "retry", "restart", "overload", "fatal", "auth",
+  "stop" }
+local class_doc = {
+  retry = "transient failures: 1001, 1006, 1011, 1014, HTTP 5xx, DNS",
+  restart = "1012 service_restart",
+  overload = "1013, HTTP 429 and 503",
+  fatal = "another attempt would fail the same way: TLS, 1002, 1003, "
+    .. "1007-1010, HTTP 4xx",
+  auth = "HTTP 401 and 403",
+  stop = "we closed it, or the peer closed with 1000",
+}
+local by_class_fields = {}
+for i, class in ipairs(class_policy) do
+  by_class_fields[i] = { name = class, type = T.callable,
+    default_doc = "stop", doc = class_doc[class] }
+end
+options.by_class = { fname = "by_class", argn = 1, required = true,
+  what = "table of policies", unknown = "unknown class '%s'",
+  label = "policy for '%s'", fields = by_class_fields }
+
+--- The sections of doc/options.md, in order (.ci/options_doc.lua writes
+-- it from these): `title` (an entry point as it is called, or a shared
+-- part), `text` (a paragraph), `schema` (an entry point's) or `fields` (a
+-- shared part's), and `also`: titles of sections whose options this one
+-- takes too (their rows are not repeated).
+options.DOC = {
+  { title = "ws.connect(url, opts)", schema = options.connect,
+    also = { "Connection options" },
+    text = "A client connection, blocking (yielding inside a task) until "
+      .. "it is open or failed." },
+  { title = "ws.client(url, opts)", schema = options.client,
+    also = { "ws.connect(url, opts)" },
+    text = "A reconnecting client. It takes every option of `ws.connect` "
+      .. "(`tls`, `headers`, `timeout`, `heartbeat`, ...: used for each "
+      .. "attempt) and these of its own. All are checked at the call, and "
+      .. "errors name `client`." },
+  { title = "ws.listen(opts)", schema = options.listen,
+    also = { "Connection options" },
+    text = "A server on the event loop. Besides its own options it takes "
+      .. "the connection options; `ws.connect`'s client options "
+      .. "(`origin`, `timeout`, `family`) are refused." },
+  { title = "Connection options", fields = options.CONNECTION,
+    text = "Every connection takes these, whatever carries it: "
+      .. "`ws.connect`, `ws.client`, `ws.listen` and `ws.resty`'s "
+      .. "`upgrade`, `serve` and `connect`. The first three are also "
+      .. "`ws.protocol.new`'s." },
+  { title = "ws.resty.upgrade(opts)", schema = options.resty_upgrade,
+    also = { "Connection options" },
+    text = "Upgrade the current nginx request (inside `content_by_lua*`)." },
+  { title = "ws.resty.serve(opts)", schema = options.resty_serve,
+    also = { "ws.resty.upgrade(opts)" },
+    text = "Upgrade the current nginx request and run a handler: "
+      .. "`ws.resty.upgrade`'s options plus `handler`." },
+  { title = "ws.resty.connect(url, opts)", schema = options.resty_connect,
+    also = { "Connection options" },
+    text = "A client over an nginx cosocket. Host names are resolved by "
+      .. "nginx (`resolver`); certificates are verified against "
+      .. "`lua_ssl_trusted_certificate`." },
+  { title = "ws.protocol.new(opts)", schema = options.protocol,
+    text = "The sans-IO engine alone." },
+  { title = "ws.reconnect.fixed(delay, opts)", schema = options.fixed,
+    text = "The same delay every time (`delay`: seconds, finite and "
+      .. ">= 0)." },
+  { title = "ws.reconnect.exponential(opts)", schema = options.exponential,
+    text = "Exponential backoff: attempt n has the base "
+      .. "min(max, initial * factor^(n-1))." },
+  { title = "ws.reconnect.rfc6455(opts)", schema = options.rfc6455,
+    text = "RFC 6455 7.2.3's backoff: a random time in a window that "
+      .. "doubles each attempt." },
+  { title = "ws.reconnect.limit(policy, opts)", schema = options.limit,
+    text = "Stop another policy after a number of attempts or a time. "
+      .. "`opts` is required." },
+  { title = "ws.reconnect.by_class(policies)", schema = options.by_class,
+    text = "A policy per close class (the keys are classes, the values "
+      .. "policies); a class without one stops. The classes are listed in "
+      .. "the README's reconnect table." },
+}
+
+--- Check `opts` against the schema `s` (one of the above), raising at
+-- `level` (counted from the caller of this) naming the function and the
+-- option; returns opts ({} for nil).
+function options.check(s, opts, level)
+  opts = schema.check(s, opts, level + 1) -- not a tail call: keeps the level
   return opts
+end
+
+--- The connection options of a checked options table, with their
+-- defaults filled in (what ws.connection takes).
+function options.connection(opts)
+  return schema.with_defaults(options.CONNECTION, opts or {})
 end
 
 --- Validate send's options table; returns the fragment size or nil.

@@ -27,33 +27,15 @@ local function check(self)
   return self._e
 end
 
-local option_names = {
-  role = true, max_message_size = true, max_frame_size = true,
-  max_fragments = true, auto_pong = true,
-}
-
 --- Create an engine.
 -- @tparam[opt] table opts `role` ("client" default, or "server"),
 --   `max_message_size` (16 MiB), `max_frame_size` (= max_message_size),
---   `max_fragments` (65536), `auto_pong` (true)
+--   `max_fragments` (65536), `auto_pong` (true): the schema
+--   ws.options.protocol, documented in doc/options.md
 -- @return a protocol object
 function Protocol.new(opts)
-  if opts == nil then opts = {} end
-  if type(opts) ~= "table" then
-    error("bad argument #1 to 'new' (table expected, got " .. type(opts)
-      .. ")", 2)
-  end
-  for k in pairs(opts) do
-    if not option_names[k] then
-      error("bad argument #1 to 'new' (unknown option '" .. tostring(k)
-        .. "')", 2)
-    end
-  end
+  opts = options.check(options.protocol, opts, 2)
   local role = opts.role or "client"
-  if role ~= "client" and role ~= "server" then
-    error("bad option 'role' (\"client\" or \"server\" expected, got "
-      .. tostring(role) .. ")", 2)
-  end
   local e = core.engine(role, opts.max_message_size, opts.max_frame_size,
     opts.max_fragments, opts.auto_pong)
   return setmetatable({ _e = e, role = role }, mt)

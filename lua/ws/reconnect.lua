@@ -60,6 +60,7 @@
 -- never undercut.
 -- @module ws.reconnect
 local codes = require "ws.codes"
+local options = require "ws.options"
 
 local type, tostring, tonumber, pcall, error, pairs = type, tostring,
   tonumber, pcall, error, pairs
@@ -81,8 +82,6 @@ local CLASSES = {
   stop = true, retry = true, restart = true, overload = true, fatal = true,
   auth = true,
 }
-
-local JITTERS = { full = true, equal = true, decorrelated = true, none = true }
 
 local EMPTY = {}
 
@@ -117,40 +116,6 @@ local function attempt_number(attempt)
     return 1
   end
   return attempt
-end
-
--- Raise a programmer error about option `key` of constructor `fname`;
--- `level` counts from the function calling this one.
-local function bad_option(fname, key, expected, got, level)
-  error(string_format("bad argument #1 to '%s' (option '%s': %s expected, "
-    .. "got %s)", fname, key, expected, describe(got)), level + 1)
-end
-
-local function check_options(fname, opts, known)
-  if opts == nil then return EMPTY end
-  if type(opts) ~= "table" then
-    error(string_format("bad argument #1 to '%s' (table of options "
-      .. "expected, got %s)", fname, type(opts)), 3)
-  end
-  for k in pairs(opts) do
-    if not known[k] then
-      error(string_format("bad argument #1 to '%s' (unknown option '%s')",
-        fname, tostring(k)), 3)
-    end
-  end
-  return opts
-end
-
--- A number option: finite, at least `min` (or above it when `strict`).
-local function number_option(fname, opts, key, default, min, strict)
-  local v = opts[key]
-  if v == nil then return default end
-  local ok = is_finite(v) and (strict and v > min or not strict and v >= min)
-  if not ok then
-    bad_option(fname, key, string_format("finite number %s %s",
-      strict and ">" or ">=", describe(min)), v, 3)
-  end
-  return v
 end
 
 -- The exponent past which `initial * factor ^ n` is at least `max`, so
@@ -265,15 +230,6 @@ local function respecting_fatal(policy, retry_fatal)
   end
 end
 
-local function retry_fatal_option(fname, opts, argn)
-  local v = opts and opts.retry_fatal
-  if v ~= nil and type(v) ~= "boolean" then
-    error(string_format("bad argument #%d to '%s' (option 'retry_fatal': "
-      .. "boolean expected, got %s)", argn, fname, describe(v)), 3)
-  end
-  return v == true
-end
-
 --- A policy that never reconnects.
 -- @treturn function policy
 function reconnect.never()
@@ -290,22 +246,9 @@ function reconnect.fixed(d, opts)
     error("bad argument #1 to 'fixed' (delay: finite number >= 0 expected, "
       .. "got " .. describe(d) .. ")", 2)
   end
-  if opts ~= nil and type(opts) ~= "table" then
-    error("bad argument #2 to 'fixed' (table of options expected, got "
-      .. type(opts) .. ")", 2)
-  end
-  for k in pairs(opts or EMPTY) do
-    if k ~= "retry_fatal" then
-      error(string_format("bad argument #2 to 'fixed' (unknown option '%s')",
-        tostring(k)), 2)
-    end
-  end
-  return respecting_fatal(function() return d end,
-    retry_fatal_option("fixed", opts, 2))
+  opts = options.check(options.fixed, opts, 2)
+  return respecting_fatal(function() return d end, opts.retry_fatal == true)
 end
-
-local EXPONENTIAL_OPTIONS = { initial = true, max = true, factor = true,
-  jitter = true, retry_fatal = true }
 
 --- Exponential backoff with jitter.
 --
@@ -328,18 +271,12 @@ local EXPONENTIAL_OPTIONS = { initial = true, max = true, factor = true,
 --   `retry_fatal` (false)
 -- @treturn function policy
 function reconnect.exponential(opts)
-  opts = check_options("exponential", opts, EXPONENTIAL_OPTIONS)
-  local retry_fatal = retry_fatal_option("exponential", opts, 1)
-  local initial = number_option("exponential", opts, "initial", 0.5, 0, true)
-  local max = number_option("exponential", opts, "max", math_max(30, initial),
-    initial)
-  local factor = number_option("exponential", opts, "factor", 2, 1)
-  local jitter = opts.jitter
-  if jitter == nil then jitter = "full" end
-  if not JITTERS[jitter] then
-    bad_option("exponential", "jitter", '"full", "equal", "decorrelated" '
-      .. 'or "none"', jitter, 2)
-  end
+  opts = options.check(options.exponential, opts, 2)
+  local initial = opts.initial or 0.5
+  local max = opts.max or math_max(30, initial)
+  local factor = opts.factor or 2
+  local jitter = opts.jitter or "full"
+  local retry_fatal = opts.retry_fatal == true
   local clamp = exponent_clamp(initial, max, factor)
 
   if jitter == "decorrelated" then
@@ -358,8 +295,6 @@ function reconnect.exponential(opts)
   end, retry_fatal)
 end
 
-local RFC6455_OPTIONS = { initial = true, max = true, retry_fatal = true }
-
 --- The backoff RFC 6455 7.2.3 recommends: the first attempt waits a
 -- uniformly random 0-5 s, later ones a truncated binary exponential
 -- backoff.
@@ -373,19 +308,16 @@ local RFC6455_OPTIONS = { initial = true, max = true, retry_fatal = true }
 --   `retry_fatal` (false)
 -- @treturn function policy
 function reconnect.rfc6455(opts)
-  opts = check_options("rfc6455", opts, RFC6455_OPTIONS)
-  local retry_fatal = retry_fatal_option("rfc6455", opts, 1)
-  local initial = number_option("rfc6455", opts, "initial", 5, 0, true)
-  local max = number_option("rfc6455", opts, "max", math_max(60, initial),
-    initial)
+  opts = options.check(options.rfc6455, opts, 2)
+  local initial = opts.initial or 5
+  local max = opts.max or math_max(60, initial)
+  local retry_fatal = opts.retry_fatal == true
   local clamp = exponent_clamp(initial, max, 2)
   return respecting_fatal(function(_, attempt, ctx)
     local window = backoff_base(initial, max, 2, clamp, attempt)
     return draw(ctx or EMPTY) * window
   end, retry_fatal)
 end
-
-local LIMIT_OPTIONS = { max_attempts = true, max_elapsed = true }
 
 --- Stop another policy after a number of attempts or a time.
 --
@@ -401,27 +333,8 @@ function reconnect.limit(policy, opts)
     error("bad argument #1 to 'limit' (policy function expected, got "
       .. type(policy) .. ")", 2)
   end
-  if type(opts) ~= "table" then
-    error("bad argument #2 to 'limit' (table of options expected, got "
-      .. type(opts) .. ")", 2)
-  end
-  for k in pairs(opts) do
-    if not LIMIT_OPTIONS[k] then
-      error("bad argument #2 to 'limit' (unknown option '" .. tostring(k)
-        .. "')", 2)
-    end
-  end
+  opts = options.check(options.limit, opts, 2)
   local max_attempts, max_elapsed = opts.max_attempts, opts.max_elapsed
-  if max_attempts ~= nil and (not is_finite(max_attempts) or max_attempts < 0
-      or max_attempts ~= math_floor(max_attempts)) then
-    error("bad argument #2 to 'limit' (option 'max_attempts': integer >= 0 "
-      .. "expected, got " .. describe(max_attempts) .. ")", 2)
-  end
-  if max_elapsed ~= nil and (not is_finite(max_elapsed) or max_elapsed < 0)
-      then
-    error("bad argument #2 to 'limit' (option 'max_elapsed': finite number "
-      .. ">= 0 expected, got " .. describe(max_elapsed) .. ")", 2)
-  end
   return function(event, attempt, ctx)
     if max_attempts and attempt_number(attempt) > max_attempts then
       return nil
@@ -445,22 +358,9 @@ end
 --   "restart", "overload", "fatal", "auth" and "stop"
 -- @treturn function policy
 function reconnect.by_class(policies)
-  if type(policies) ~= "table" then
-    error("bad argument #1 to 'by_class' (table of policies expected, got "
-      .. type(policies) .. ")", 2)
-  end
+  options.check(options.by_class, policies, 2)
   local map = {}
-  for class, policy in pairs(policies) do
-    if not CLASSES[class] then
-      error("bad argument #1 to 'by_class' (unknown class '"
-        .. tostring(class) .. "')", 2)
-    end
-    if not is_callable(policy) then
-      error("bad argument #1 to 'by_class' (policy for '" .. class
-        .. "': function expected, got " .. type(policy) .. ")", 2)
-    end
-    map[class] = policy
-  end
+  for class, policy in pairs(policies) do map[class] = policy end
   return function(event, attempt, ctx)
     local class = ctx and ctx.class or reconnect.classify(event)
     local policy = map[class]

@@ -23,11 +23,12 @@ local core = require "ws.core"
 local handshake = require "ws.handshake"
 local url_mod = require "ws.url"
 local options = require "ws.options"
+local schema = require "ws.schema"
 local opening = require "ws.opening"
 
 local ngx = ngx
-local type, error, tostring, tonumber, pairs, pcall =
-  type, error, tostring, tonumber, pairs, pcall
+local type, error, tostring, tonumber, pcall =
+  type, error, tostring, tonumber, pcall
 local floor = math.floor
 
 if type(ngx) ~= "table" or not ngx.socket then
@@ -39,25 +40,11 @@ local Conn = require "ws.connection"
 
 local M = {}
 
-local CLIENT_OPTIONS = {
-  protocols = true, headers = true, origin = true, timeout = true, tls = true,
-  read_timeout = true, send_timeout = true,
-}
-local SERVER_OPTIONS = {
-  protocols = true, headers = true, authorize = true, handler = true,
-  max_header_bytes = true, max_headers = true, read_timeout = true,
-  send_timeout = true,
-}
-for k in pairs(options.CONNECTION) do
-  CLIENT_OPTIONS[k] = true
-  SERVER_OPTIONS[k] = true
-end
-
--- Check an options table; returns it and the connection options.
-local function check_options(opts, names, fname, level)
-  local argn = fname == "connect" and 2 or 1
-  opts = options.known(opts, names, fname, argn, level + 1)
-  return opts, options.connection(opts, level + 1)
+-- Check an options table against its schema (ws.options); returns it
+-- and the connection options.
+local function check_options(s, opts, level)
+  opts = options.check(s, opts, level + 1)
+  return opts, options.connection(opts)
 end
 
 ------------------------------------------------------------------- server
@@ -72,13 +59,9 @@ local function send_refusal(status, bytes)
   sock:send(bytes)
 end
 
-local function upgrade(opts, fname, level)
+local function upgrade(opts, s, level)
   local o
-  opts, o = check_options(opts, SERVER_OPTIONS, fname, level + 1)
-  if opts.authorize ~= nil and type(opts.authorize) ~= "function" then
-    error("bad option 'authorize' (function expected, got "
-      .. type(opts.authorize) .. ")", level + 1)
-  end
+  opts, o = check_options(s, opts, level + 1)
   local ok, raw = pcall(ngx.req.raw_header)
   if not ok or type(raw) ~= "string" then
     -- HTTP/2 and HTTP/3 requests have no HTTP/1.1 head to upgrade
@@ -128,8 +111,9 @@ end
 --   read_timeout, send_timeout, heartbeat
 -- @return conn, request | nil, reason, http_status
 function M.upgrade(opts)
-  local conn, req, status = upgrade(opts, "upgrade", 2) -- no tail call:
-  return conn, req, status                              -- keeps the level
+  -- no tail call: keeps the level
+  local conn, req, status = upgrade(opts, options.resty_upgrade, 2)
+  return conn, req, status
 end
 
 --- Upgrade the request and run handler(conn, request); when it returns
@@ -138,15 +122,7 @@ end
 -- @tparam table opts `handler` and the options of `upgrade`
 -- @return the close event | nil, reason, http_status (not upgraded)
 function M.serve(opts)
-  if type(opts) ~= "table" then
-    error("bad argument #1 to 'serve' (table expected, got " .. type(opts)
-      .. ")", 2)
-  end
-  if type(opts.handler) ~= "function" then
-    error("bad option 'handler' (function expected, got "
-      .. type(opts.handler) .. ")", 2)
-  end
-  local conn, req, status = upgrade(opts, "serve", 2)
+  local conn, req, status = upgrade(opts, options.resty_serve, 2)
   if not conn then return nil, req, status end
   local ok, err = pcall(opts.handler, conn, req)
   if not ok then
@@ -162,8 +138,8 @@ end
 ------------------------------------------------------------------- client
 
 local failed = opening.failed
-
-local TLS_OPTIONS = { verify = true, server_name = true }
+local DEFAULT_TIMEOUT = schema.field(options.resty_connect.fields,
+  "timeout").default
 
 --- Connect to a ws:// or wss:// URL with an nginx cosocket.
 -- Host names are resolved by nginx: configure `resolver`. For wss://
@@ -179,21 +155,13 @@ function M.connect(url, opts)
       .. ")", 2)
   end
   local o
-  opts, o = check_options(opts, CLIENT_OPTIONS, "connect", 2)
+  opts, o = check_options(options.resty_connect, opts, 2)
   local tls = opts.tls or {}
-  if type(tls) ~= "table" then
-    error("bad option 'tls' (table expected, got " .. type(tls) .. ")", 2)
-  end
-  for k in pairs(tls) do
-    if not TLS_OPTIONS[k] then
-      error("bad option 'tls." .. tostring(k) .. "' (unknown option)", 2)
-    end
-  end
   local u, uerr = url_mod.parse(url)
   if not u then
     error("bad argument #1 to 'connect' (" .. uerr .. ")", 2)
   end
-  local timeout = opts.timeout or 10
+  local timeout = opts.timeout or DEFAULT_TIMEOUT
   local timeout_ms = floor(timeout * 1000)
   local sock = ngx.socket.tcp()
   sock:settimeouts(timeout_ms, timeout_ms, timeout_ms)

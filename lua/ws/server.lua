@@ -9,24 +9,16 @@ local core = require "ws.core"
 local loop = require "ws.loop"
 local handshake = require "ws.handshake"
 local options = require "ws.options"
+local schema = require "ws.schema"
 local opening = require "ws.opening"
 local Socket = require "ws.transport.socket"
 local Conn = require "ws.connection"
 
-local type, error, pairs, tostring, pcall = type, error, pairs, tostring,
-  pcall
+local type, pairs, tostring, pcall = type, pairs, tostring, pcall
 local now = core.now
 
 local Server = {}
 Server.__index = Server
-
-local option_names = {
-  host = true, port = true, backlog = true, tls = true, protocols = true,
-  authorize = true, handler = true, handshake_timeout = true,
-  max_connections = true, max_header_bytes = true, max_headers = true,
-  headers = true,
-}
-for k in pairs(options.CONNECTION) do option_names[k] = true end
 
 -- An error raised by a handler (the server's or a connection's) or in a
 -- connection's task: to the server's "error" handlers (server, message,
@@ -133,43 +125,20 @@ end
 --   headers), tls = {cert_file, key_file, ca_file, verify_client, ...},
 --   handshake_timeout (10 s), max_connections (10000), max_header_bytes,
 --   max_headers, headers (extra response headers), and the connection
---   options of ws.connect (max_message_size, close_timeout, ...)
+--   options (max_message_size, close_timeout, ...): the schema
+--   ws.options.listen, documented in doc/options.md
 -- @return server | nil, errname, message
 local function listen(opts)
-  if type(opts) ~= "table" then
-    error("bad argument #1 to 'listen' (table expected, got " .. type(opts)
-      .. ")", 2)
-  end
-  for k in pairs(opts) do
-    if not option_names[k] then
-      error("bad argument #1 to 'listen' (unknown option '" .. tostring(k)
-        .. "')", 2)
-    end
-  end
-  if type(opts.handler) ~= "function" then
-    error("bad option 'handler' (function expected, got "
-      .. type(opts.handler) .. ")", 2)
-  end
-  if type(opts.port) ~= "number" then
-    error("bad option 'port' (number expected, got " .. type(opts.port)
-      .. ")", 2)
-  end
-  if opts.authorize ~= nil and type(opts.authorize) ~= "function" then
-    error("bad option 'authorize' (function expected)", 2)
-  end
-  local conn_opts = options.connection(opts, 2)
-  local o = {}
-  for k, v in pairs(opts) do o[k] = v end
-  o.host = o.host or "127.0.0.1"
-  o.handshake_timeout = o.handshake_timeout or 10
-  o.max_connections = o.max_connections or 10000
+  opts = options.check(options.listen, opts, 2)
+  local conn_opts = options.connection(opts)
+  local o = schema.with_defaults(options.listen.fields, opts)
   local tls
   if o.tls then
     local err, msg
     tls, err, msg = Socket.tls_context("server", o.tls, 2)
     if not tls then return nil, err, msg end
   end
-  local l, err, msg = core.tcp_listen(o.host, o.port, o.backlog or 511)
+  local l, err, msg = core.tcp_listen(o.host, o.port, o.backlog)
   if not l then return nil, err, msg end
   local self = setmetatable({
     host = o.host, port = l:port(), closed = false, tls_failures = 0,

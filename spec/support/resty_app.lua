@@ -133,7 +133,7 @@ function app.client()
   local args = ngx.req.get_uri_args()
   local mode = args.mode or "echo"
   local conn, err, ev = resty.connect(args.url, {
-    protocols = args.protocol, timeout = 10,
+    protocols = args.protocol and { args.protocol }, timeout = 10,
     heartbeat = args.heartbeat and { interval = 0.2, timeout = 0.3 },
     max_message_size = 64 * 1024 * 1024,
     max_buffered = tonumber(args.max_buffered),
