@@ -376,4 +376,22 @@ describe("ws.client", function()
       server_ev.initiator })
     assert.are.same({ "close 1000" }, log)
   end)
+
+  it("refuses a bad header or protocol at the call, like ws.connect",
+    function()
+      local u = url(free_port())
+      for _, case in ipairs{
+        { { headers = { ["Bad Name"] = "x" } },
+          "invalid header name \"Bad Name\"" },
+        { { protocols = { "a b" } },
+          "protocols[1] is not a valid token: \"a b\"" },
+      } do
+        for _, f in ipairs{ { ws.client, "client" }, { ws.connect, "connect" } } do
+          local ok, err = pcall(f[1], u, case[1])
+          assert.are.same({ false, "bad argument #2 to '" .. f[2] .. "' ("
+            .. case[2] .. ")" }, { ok, err })
+        end
+      end
+    end)
 end)
+

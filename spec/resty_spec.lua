@@ -379,6 +379,7 @@ describe("ws.resty in nginx", function()
       "bad argument #2 to 'connect' (unknown option 'tls.foo')",
       "bad argument #2 to 'connect' (option 'heartbeat.interval': positive "
         .. "number expected, got 0)",
+      "bad argument #2 to 'connect' (invalid header name \"Bad Name\")",
       "bad argument #1 to 'serve' (option 'handler': function expected, got "
         .. "nil)",
       "bad argument #1 to 'upgrade' (option 'authorize': function expected, "
@@ -406,8 +407,8 @@ describe("ws.resty in nginx", function()
         assert.are.equal(msg, lines[i]:gsub(at, ""))
       end
     end
-    assert.are.equal("returned nil text is not valid UTF-8", lines[12])
-    assert.are.equal("returned true nil", lines[18])
+    assert.are.equal("returned nil text is not valid UTF-8", lines[13])
+    assert.are.equal("returned true nil", lines[19])
     assert.are.equal("returned nil closed", lines[#lines])
   end)
 

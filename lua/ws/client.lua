@@ -14,6 +14,7 @@ local connect = require("ws.connect").connect
 local url_mod = require "ws.url"
 local handlers = require "ws.handlers"
 local options = require "ws.options"
+local opening = require "ws.opening"
 
 local type, error, pairs, ipairs, tostring, pcall, setmetatable =
   type, error, pairs, ipairs, tostring, pcall, setmetatable
@@ -343,10 +344,11 @@ local function new(url, opts)
     error("bad argument #1 to 'client' (string expected, got " .. type(url)
       .. ")", 2)
   end
-  local ok, perr = url_mod.parse(url)
-  if not ok then error("bad argument #1 to 'client' (" .. perr .. ")", 2) end
+  local u, perr = url_mod.parse(url)
+  if not u then error("bad argument #1 to 'client' (" .. perr .. ")", 2) end
   -- every option, ws.connect's too, is checked now, not later in the task
   opts = options.check(options.client, opts, 2)
+  opening.request(u, opts, "client", 2, 2) -- headers and protocols
   local copts = {}
   for k, v in pairs(opts) do
     if not client_options[k] then copts[k] = v end

@@ -16,7 +16,7 @@ local failed = opening.failed
 local DEFAULT_TIMEOUT = schema.field(options.connect.fields, "timeout")
   .default
 
-local function do_connect(u, opts, o, ctx)
+local function do_connect(u, opts, o, ctx, request, key)
   local deadline = now() + (opts.timeout or DEFAULT_TIMEOUT)
   local sock, err, msg = Socket.connect_tcp(u, deadline, opts.family)
   if not sock then return failed(err, msg) end
@@ -36,7 +36,8 @@ local function do_connect(u, opts, o, ctx)
   end
 
   local t = Socket.new(sock)
-  local resp, rest, ev = opening.connect(t, u, opts, deadline)
+  local resp, rest, ev = opening.connect(t, u, opts, deadline, request,
+    key)
   if not resp then
     t:abort()
     return nil, rest, ev
@@ -65,13 +66,14 @@ local function connect(url, opts)
   if not u then error("bad argument #1 to 'connect' (" .. perr .. ")", 2) end
   opts = options.check(options.connect, opts, 2)
   local o = options.connection(opts)
+  local request, key = opening.request(u, opts, "connect", 2, 2)
   local ctx
   if u.secure then
     local err, msg
     ctx, err, msg = Socket.tls_context("client", opts.tls, 2)
     if not ctx then return failed("tls", msg) end
   end
-  return loop.blocking(do_connect, u, opts, o, ctx)
+  return loop.blocking(do_connect, u, opts, o, ctx, request, key)
 end
 
 return { connect = connect }

@@ -37,18 +37,40 @@ function opening.read_head(t, parse, deadline)
 end
 
 --- The client's side: write the request for url `u` and read the answer.
+--- The opening request for URL `u` with opts' protocols, origin and
+-- headers, built at the call so that a bad header name or value or a
+-- protocol that is not a token raises there, naming argument `argn` of
+-- `fname`, at `level` (counted from the caller of this).
+-- @return request, key
+function opening.request(u, opts, fname, argn, level)
+  local ok, request, key = pcall(handshake.request, {
+    host = u.host_header, path = u.target, protocols = opts.protocols,
+    origin = opts.origin, headers = opts.headers,
+  })
+  if not ok then
+    local why = tostring(request):gsub("^[^\n]-:%d+: ", "")
+      :gsub("^ws%.handshake%.request: ", ""):gsub("\n.*", "")
+    error(("bad argument #%d to '%s' (%s)"):format(argn, fname, why),
+      level + 1)
+  end
+  return request, key
+end
+
 -- @param t the transport
 -- @tparam table u the parsed URL (ws.url)
 -- @tparam table opts protocols (list), origin, headers
 -- @tparam number deadline
+-- @param[opt] request, key the request opening.request built
 -- @return response, leftover bytes | nil, message, close event
-function opening.connect(t, u, opts, deadline)
+function opening.connect(t, u, opts, deadline, request, key)
   local protocols = opts.protocols
   if type(protocols) == "string" then protocols = { protocols } end
-  local request, key = handshake.request{
-    host = u.host_header, path = u.target, protocols = protocols,
-    origin = opts.origin, headers = opts.headers,
-  }
+  if not request then
+    request, key = handshake.request{
+      host = u.host_header, path = u.target, protocols = protocols,
+      origin = opts.origin, headers = opts.headers,
+    }
+  end
   local ok, err, msg = t:write(request, deadline)
   local resp, rest, status, rtable
   if ok then

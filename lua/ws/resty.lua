@@ -161,6 +161,7 @@ function M.connect(url, opts)
   if not u then
     error("bad argument #1 to 'connect' (" .. uerr .. ")", 2)
   end
+  local request, key = opening.request(u, opts, "connect", 2, 2)
   local timeout = opts.timeout or DEFAULT_TIMEOUT
   local timeout_ms = floor(timeout * 1000)
   local sock = ngx.socket.tcp()
@@ -182,7 +183,8 @@ function M.connect(url, opts)
     end
   end
   local t = Cosocket.new(sock, opts, false)
-  local resp, rest, ev = opening.connect(t, u, opts, core.now() + timeout)
+  local resp, rest, ev = opening.connect(t, u, opts, core.now() + timeout,
+    request, key)
   if not resp then
     t:abort()
     return nil, rest, ev
