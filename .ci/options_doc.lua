@@ -88,14 +88,18 @@ local function render()
       .. "positive integer expected, got -5)",
     "```",
     "",
+    "The clients (`ws.connect`, `ws.client`, `ws.resty.connect`) also "
+      .. "build their opening request at the call, so a header name or "
+      .. "value that HTTP does not allow, or a protocol that is not a "
+      .. "token, raises there too.",
+    "",
     "Failures that depend on the network or the files (a CA file that "
       .. "does not exist, a port in use) are not raised: they are returned "
       .. "(`nil, message, event`) or, for `ws.client`, end in a close event. "
       .. "This page is written from the schemas the checks use "
       .. "(`ws.options`), so it lists exactly what each function accepts. "
       .. "Types: *seconds* are numbers of seconds, fractions allowed; "
-      .. "sizes are bytes. `ws.reconnect.fixed(d)` takes a delay (seconds "
-      .. ">= 0) and `ws.reconnect.never()` nothing.",
+      .. "sizes are bytes. `ws.reconnect.never()` takes nothing.",
     "",
   }
   for _, sec in ipairs(options.DOC) do
