@@ -31,13 +31,14 @@ FUZZ_TIME ?= 30
 WARN   = -std=c11 -Wall -Wextra -Werror -pedantic
 CFLAGS ?= -O2
 SOFLAGS = -fPIC -shared -fvisibility=hidden
-LIBS    = -lssl -lcrypto -pthread
+LIBS    = -lssl -lcrypto -lz -pthread
 
 # csrc/ is in folders by layer: core (sans-IO), net (sockets, TLS,
 # poller, resolver), lua (the binding).
 CORE_SRC = csrc/core/ws_utf8.c csrc/core/ws_mask.c csrc/core/ws_frame.c \
            csrc/core/ws_codes.c csrc/core/ws_error.c \
-           csrc/core/ws_handshake.c csrc/core/ws_engine.c
+           csrc/core/ws_handshake.c csrc/core/ws_engine.c \
+           csrc/core/ws_deflate.c
 NET_SRC  = csrc/net/ws_net.c csrc/net/ws_tls.c csrc/net/ws_resolve.c
 LUA_SRC  = csrc/lua/ws_lua.c csrc/lua/ws_lua_engine.c \
            csrc/lua/ws_lua_handshake.c csrc/lua/ws_lua_net.c \
@@ -75,6 +76,10 @@ build/asan/guard_test: spec/c/guard_test.c $(CORE_SRC) $(CORE_HDRS)
 	@mkdir -p $(@D)
 	gcc $(WARN) -O1 -g $(SAN) $(CORE_INC) spec/c/guard_test.c $(CORE_SRC) -o $@ $(LIBS)
 
+build/asan/deflate_test: spec/c/deflate_test.c $(CORE_SRC) $(CORE_HDRS)
+	@mkdir -p $(@D)
+	gcc $(WARN) -O1 -g $(SAN) $(CORE_INC) spec/c/deflate_test.c $(CORE_SRC) -o $@ $(LIBS)
+
 deps:
 	@.ci/deps.sh test
 
@@ -84,8 +89,9 @@ spec/interop/node_modules/.package-lock.json: spec/interop/package-lock.json
 
 # The sanitizer runtime has to be loaded before the interpreter starts.
 test: deps spec/interop/node_modules/.package-lock.json build/asan/guard_test \
-      build/asan/ws/core.so build/jit/ws/core.so
+      build/asan/deflate_test build/asan/ws/core.so build/jit/ws/core.so
 	build/asan/guard_test
+	build/asan/deflate_test
 	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

@@ -36,7 +36,11 @@ extern "C" {
   X(FRAGMENT, -14, "fragment", "a fragmented message is already being sent") \
   X(NOFRAGMENT, -15, "nofragment", "no fragmented message is being sent")   \
   X(REASON_UTF8, -16, "reason_utf8", "close reason is not valid UTF-8")   \
-  X(NOCODE, -17, "reason_nocode", "a close reason needs a close code")
+  X(NOCODE, -17, "reason_nocode", "a close reason needs a close code") \
+  X(DEFLATE, -18, "deflate", "deflate: compressor failed")                \
+  X(INFLATE, -19, "inflate", "inflate: corrupt deflate stream")           \
+  X(INFLATE_LIMIT, -20, "inflate_limit",                                  \
+    "inflate: message larger than the configured limit")
 
 enum {
   WS_OK = 0,
@@ -657,6 +661,86 @@ static inline uint64_t ws_engine_close_end(const ws_engine *e) {
 static inline ws_state ws_engine_state(const ws_engine *e) {
   return e->state;
 }
+
+/* -------------------------------------------------- permessage-deflate */
+
+/* Payload compression for permessage-deflate (RFC 7692 7.2), one object per
+ * direction: a deflater for what we send, an inflater for what we receive.
+ * Both are opaque and allocated through cfg->alloc. Output goes into a
+ * ws_buf the caller owns, appended at b->len and grown (geometrically)
+ * with the same allocator, so a buffer kept between messages stops
+ * allocating once it is large enough; b->off is left alone. Release such a
+ * buffer with ws_deflate_buf_free or the same allocator. zlib's own state
+ * is reused across messages: with no_context_takeover it is reset after
+ * each message, never reallocated. */
+
+typedef struct {
+  int window_bits;         /* 8..15: the negotiated *_max_window_bits */
+  int level;               /* deflater: 0..9, or -1 for zlib's default */
+  int mem_level;           /* deflater: 1..9 */
+  int no_context_takeover; /* reset the stream after every message */
+  ws_alloc_fn alloc;       /* NULL: realloc/free */
+  void *alloc_ud;
+} ws_deflate_config;
+
+/* Defaults: window 15, level -1, mem_level 8, context takeover on, the
+ * default allocator. */
+void ws_deflate_config_init(ws_deflate_config *cfg);
+
+typedef struct ws_deflater ws_deflater;
+typedef struct ws_inflater ws_inflater;
+
+/* Make a deflater. A window of 8 bits compresses with 9 (zlib cannot do 8
+ * for raw streams), which still never refers further back than 250 bytes,
+ * so a peer keeping a 256-byte window inflates it. Sets *d and returns 0,
+ * or WS_EINVALID (a value out of range), WS_ENOMEM. */
+int ws_deflater_new(ws_deflater **d, const ws_deflate_config *cfg);
+/* Free a deflater (NULL is fine). */
+void ws_deflater_free(ws_deflater *d);
+
+/* Compress the next piece of a message, appending to out; fin ends the
+ * message: the output is flushed (Z_SYNC_FLUSH) and its final 00 00 ff ff
+ * dropped, so that out holds the whole payload to send with RSV1 (an empty
+ * message gives the single byte 00). Pieces may be of any size, including
+ * 0. Returns 0, WS_ENOMEM or WS_EDEFLATE; after an error the deflater
+ * keeps returning it and can only be freed. */
+int ws_deflate_message(ws_deflater *d, const uint8_t *in, size_t len,
+                       int fin, ws_buf *out);
+
+/* Make an inflater for a peer that compresses with at most
+ * cfg->window_bits (level and mem_level are ignored). Returns 0,
+ * WS_EINVALID or WS_ENOMEM. */
+int ws_inflater_new(ws_inflater **f, const ws_deflate_config *cfg);
+/* Free an inflater (NULL is fine). */
+void ws_inflater_free(ws_inflater *f);
+
+/* Inflate the next piece (a frame's payload, or part of one) of a
+ * compressed message, appending to out; fin marks the message's last
+ * piece, after which 00 00 ff ff is inflated too (7.2.2). At most `max`
+ * bytes of the message are inflated, zlib writing at most 16 KiB per step:
+ * the buffer never grows past max + 1 bytes for the message whatever the
+ * input. Returns 0, or
+ *   WS_EINFLATE_LIMIT  the message inflates to more than max bytes (the
+ *                      engine closes with 1009, message_too_big);
+ *   WS_EINFLATE        the stream is not valid DEFLATE. The engine closes
+ *                      with 1007 (invalid_payload): the frames were
+ *                      well-formed and only their payload is bad, which is
+ *                      what 1007 says and what Node's ws sends (its
+ *                      inflate errors carry 1007; python-websockets sends
+ *                      1002 instead);
+ *   WS_ENOMEM, WS_EINVALID.
+ * After an error the inflater keeps returning it until ws_inflater_reset.
+ * Bytes after a BFINAL block are ignored up to the end of the message; the
+ * window is carried over to the next one when context takeover is on. */
+int ws_inflate_message(ws_inflater *f, const uint8_t *in, size_t len,
+                       int fin, uint64_t max, ws_buf *out);
+
+/* Start over with an empty window and no error: 0 or WS_EINFLATE. */
+int ws_inflater_reset(ws_inflater *f);
+
+/* Free a buffer grown by the calls above (cfg as given to them, or NULL
+ * for the default allocator) and zero it. */
+void ws_deflate_buf_free(const ws_deflate_config *cfg, ws_buf *b);
 
 #ifdef __cplusplus
 }
