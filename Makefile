@@ -166,12 +166,15 @@ LIBFLAG        ?= -shared
 LUA_INCDIR     ?= $(LUA_INC)
 OPENSSL_INCDIR ?= /usr/include
 OPENSSL_LIBDIR ?= /usr/lib
+ZLIB_INCDIR    ?= /usr/include
+ZLIB_LIBDIR    ?= /usr/lib
 
 rock-build:
 	@mkdir -p $(dir $(ROCK_SO))
 	$(CC) -std=c11 $(CFLAGS) -fPIC -fvisibility=hidden $(LIBFLAG) \
-	  -I$(LUA_INCDIR) -I$(OPENSSL_INCDIR) $(ALL_INC) \
-	  $(CORE_SRC) $(NET_SRC) $(LUA_SRC) -o $(ROCK_SO) -L$(OPENSSL_LIBDIR) $(LIBS)
+	  -I$(LUA_INCDIR) -I$(OPENSSL_INCDIR) -I$(ZLIB_INCDIR) $(ALL_INC) \
+	  $(CORE_SRC) $(NET_SRC) $(LUA_SRC) -o $(ROCK_SO) -L$(OPENSSL_LIBDIR) \
+	  -L$(ZLIB_LIBDIR) $(LIBS)
 
 # Lua 5.3 runs everything; PUC Lua 5.1 cannot yield across pcall, so the
 # networked layer needs 5.2+ or LuaJIT there and 5.1 runs the core specs.

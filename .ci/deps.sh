@@ -5,18 +5,19 @@
 # Other systems: see README ("Requirements") for the equivalent packages.
 set -euo pipefail
 
-build=(gcc make libssl-dev lua5.4 liblua5.4-dev)
+build=(gcc make libssl-dev zlib1g-dev lua5.4 liblua5.4-dev)
 # nginx with the Lua module (LuaJIT) for ws.resty, and lua-resty-websocket
 # (Debian's lua-nginx-websocket) to benchmark it against
 nginx=(nginx libnginx-mod-http-lua lua-nginx-websocket luajit2
        libluajit2-5.1-dev curl)
 test=("${build[@]}" clang luajit2 libluajit2-5.1-dev lua-busted openssl
       python3-websockets "${nginx[@]}")
-fuzz=(clang libclang-rt-dev libssl-dev)
+fuzz=(clang libclang-rt-dev libssl-dev zlib1g-dev)
 rock=("${build[@]}" luarocks)
 versions=("${build[@]}" lua5.3 liblua5.3-dev lua5.1 liblua5.1-0-dev lua-busted
           luajit2 libluajit2-5.1-dev luarocks)
-lint=(clang-tidy cppcheck liblua5.4-dev libluajit2-5.1-dev libssl-dev)
+lint=(clang-tidy cppcheck liblua5.4-dev libluajit2-5.1-dev libssl-dev
+      zlib1g-dev)
 # LÖVE 11 under a virtual X server, rendering with Mesa's software GL
 love=(love xvfb xauth libgl1-mesa-dri luajit2 libluajit2-5.1-dev)
 valgrind=(valgrind "${build[@]}" lua-busted)

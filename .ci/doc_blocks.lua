@@ -316,7 +316,7 @@ local function run_group(g, n)
     local b = foreground[1]
     write_file(base .. ".c", C_MAIN:format(b.line + 1, b.file, b.text))
     local make = run(("gcc -std=c11 -Wall -Wextra -Werror -Wno-unused-variable -g -fsanitize=address,undefined " ..
-      "-fno-sanitize-recover=undefined -Icsrc/core %s csrc/core/*.c -o %s -lssl -lcrypto " ..
+      "-fno-sanitize-recover=undefined -Icsrc/core %s csrc/core/*.c -o %s -lssl -lcrypto -lz " ..
       ">%s 2>&1"):format(sh_quote(base .. ".c"), sh_quote(base .. ".bin"),
       sh_quote(base .. ".log")))
     if not make then

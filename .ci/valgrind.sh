@@ -22,7 +22,7 @@ OUT=build/valgrind
 mkdir -p "$OUT/ws"
 "$CC" -std=c11 -Wall -Wextra -Werror -pedantic -O1 -g \
   -fPIC -shared -fvisibility=hidden -I"$LUA_INC" -Icsrc/core -Icsrc/net -Icsrc/lua \
-  csrc/core/*.c csrc/net/*.c csrc/lua/*.c -o "$OUT/ws/core.so" -lssl -lcrypto -pthread
+  csrc/core/*.c csrc/net/*.c csrc/lua/*.c -o "$OUT/ws/core.so" -lssl -lcrypto -lz -pthread
 
 # -------------------------------------------------------------------- run
 # By default the specs that drive the C core in-process (no sockets, no

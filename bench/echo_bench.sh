@@ -48,7 +48,7 @@ LOADGEN=build/bench/loadgen
 CASES=("1 16" "50 16" "50 1024" "10 65536" "2 1048576")
 CORE_SRC=(csrc/core/ws_utf8.c csrc/core/ws_mask.c csrc/core/ws_frame.c
           csrc/core/ws_codes.c csrc/core/ws_error.c csrc/core/ws_handshake.c
-          csrc/core/ws_engine.c)
+          csrc/core/ws_engine.c csrc/core/ws_deflate.c)
 
 TMP=$(mktemp -d)
 PIDS=()
@@ -93,7 +93,7 @@ build_loadgen() {
     mkdir -p "$(dirname "$LOADGEN")"
     echo "building $LOADGEN" >&2
     "$CC" -std=c11 -Wall -Wextra -Werror -pedantic -O2 -Icsrc/core \
-      bench/loadgen.c "${CORE_SRC[@]}" -lcrypto -o "$LOADGEN"
+      bench/loadgen.c "${CORE_SRC[@]}" -lcrypto -lz -o "$LOADGEN"
   fi
 }
 

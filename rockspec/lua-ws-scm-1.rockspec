@@ -23,6 +23,10 @@ external_dependencies = {
     header = "openssl/ssl.h",
     library = "crypto",
   },
+  ZLIB = {
+    header = "zlib.h",
+    library = "z",
+  },
 }
 build = {
   -- The Makefile's rock-build target compiles ws.core with LuaRocks'
@@ -39,6 +43,8 @@ build = {
     LUA_INCDIR = "$(LUA_INCDIR)",
     OPENSSL_INCDIR = "$(OPENSSL_INCDIR)",
     OPENSSL_LIBDIR = "$(OPENSSL_LIBDIR)",
+    ZLIB_INCDIR = "$(ZLIB_INCDIR)",
+    ZLIB_LIBDIR = "$(ZLIB_LIBDIR)",
   },
   install_pass = false,
   install = {

@@ -56,6 +56,13 @@ describe("rockspec/lua-ws-scm-1.rockspec", function()
     assert.are.equal("crypto", spec.external_dependencies.OPENSSL.library)
   end)
 
+  it("needs zlib, whose directories reach rock-build", function()
+    assert.are.equal("z", spec.external_dependencies.ZLIB.library)
+    assert.are.equal("zlib.h", spec.external_dependencies.ZLIB.header)
+    assert.are.equal("$(ZLIB_INCDIR)", spec.build.build_variables.ZLIB_INCDIR)
+    assert.are.equal("$(ZLIB_LIBDIR)", spec.build.build_variables.ZLIB_LIBDIR)
+  end)
+
   it("installs every lua/ws/**.lua file under its module name", function()
     local found = files("lua/ws", ".lua")
     assert.is_true(#found > 10, "found only " .. #found .. " files")
