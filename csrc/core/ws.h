@@ -692,9 +692,9 @@ typedef struct ws_inflater ws_inflater;
 
 /* Make a deflater. A window of 8 bits compresses with 9 (zlib cannot do 8
  * for raw streams), which still never refers further back than 250 bytes,
- * so a peer keeping a 256-byte window inflates it. Sets *d and returns 0,
+ * so a peer keeping a 256-byte window inflates it. Sets *dp and returns 0,
  * or WS_EINVALID (a value out of range), WS_ENOMEM. */
-int ws_deflater_new(ws_deflater **d, const ws_deflate_config *cfg);
+int ws_deflater_new(ws_deflater **dp, const ws_deflate_config *cfg);
 /* Free a deflater (NULL is fine). */
 void ws_deflater_free(ws_deflater *d);
 
@@ -708,9 +708,10 @@ int ws_deflate_message(ws_deflater *d, const uint8_t *in, size_t len,
                        int fin, ws_buf *out);
 
 /* Make an inflater for a peer that compresses with at most
- * cfg->window_bits (level and mem_level are ignored). Returns 0,
+ * cfg->window_bits (level and mem_level are ignored). Sets *fp and
+ * returns 0,
  * WS_EINVALID or WS_ENOMEM. */
-int ws_inflater_new(ws_inflater **f, const ws_deflate_config *cfg);
+int ws_inflater_new(ws_inflater **fp, const ws_deflate_config *cfg);
 /* Free an inflater (NULL is fine). */
 void ws_inflater_free(ws_inflater *f);
 

@@ -25,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* next_in is then const: zlib never writes its input. */
+#define ZLIB_CONST
 #include <zlib.h>
 
 #include "ws.h"
@@ -32,10 +34,7 @@
 /* zlib asks for blocks and frees them without their size; ws_alloc_fn
  * wants the size back (osize), so each block carries it in a header the
  * width of the strictest alignment. */
-typedef union {
-  size_t size;
-  max_align_t align;
-} zhdr;
+#define ZHDR (sizeof(max_align_t))
 
 typedef struct {
   ws_alloc_fn alloc;
@@ -55,21 +54,23 @@ static void *default_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 static voidpf z_alloc(voidpf opaque, uInt items, uInt size) {
   const zalloc_ctx *a = opaque;
   size_t n;
-  zhdr *h;
-  if (size != 0 && items > (SIZE_MAX - sizeof(zhdr)) / size) return Z_NULL;
-  n = (size_t)items * size + sizeof(zhdr);
+  unsigned char *h;
+  if (size != 0 && items > (SIZE_MAX - ZHDR) / size) return Z_NULL;
+  n = (size_t)items * size + ZHDR;
   h = a->alloc(a->ud, NULL, 0, n);
   if (h == NULL) return Z_NULL;
-  h->size = n;
-  return h + 1;
+  memcpy(h, &n, sizeof n);
+  return h + ZHDR;
 }
 
 static void z_free(voidpf opaque, voidpf p) {
   const zalloc_ctx *a = opaque;
-  zhdr *h;
+  unsigned char *h;
+  size_t n;
   if (p == Z_NULL) return;
-  h = (zhdr *)p - 1;
-  a->alloc(a->ud, h, h->size, 0);
+  h = (unsigned char *)p - ZHDR;
+  memcpy(&n, h, sizeof n);
+  a->alloc(a->ud, h, n, 0);
 }
 
 /* The sync-flush marker: the last four bytes of an empty stored block. */
@@ -120,12 +121,6 @@ static int buf_room(const zalloc_ctx *a, ws_buf *b, size_t want,
   return 0;
 }
 
-void ws_deflate_buf_free(const ws_deflate_config *cfg, ws_buf *b) {
-  ws_alloc_fn alloc = cfg && cfg->alloc ? cfg->alloc : default_alloc;
-  if (b->p) alloc(cfg ? cfg->alloc_ud : NULL, b->p, b->cap, 0);
-  memset(b, 0, sizeof *b);
-}
-
 void ws_deflate_config_init(ws_deflate_config *cfg) {
   memset(cfg, 0, sizeof *cfg);
   cfg->window_bits = 15;
@@ -139,31 +134,43 @@ static int check_config(const ws_deflate_config *cfg) {
   return 0;
 }
 
-static void set_alloc(zalloc_ctx *a, z_stream *z,
-                      const ws_deflate_config *cfg) {
-  a->alloc = cfg->alloc ? cfg->alloc : default_alloc;
-  a->ud = cfg->alloc_ud;
+static zalloc_ctx ctx_of(const ws_deflate_config *cfg) {
+  zalloc_ctx a;
+  a.alloc = cfg->alloc ? cfg->alloc : default_alloc;
+  a.ud = cfg->alloc_ud;
+  return a;
+}
+
+/* Point a stream's allocation at the context stored beside it. */
+static void set_alloc(z_stream *z, zalloc_ctx *a) {
   z->zalloc = z_alloc;
   z->zfree = z_free;
+  z->opaque = a;
+}
+
+void ws_deflate_buf_free(const ws_deflate_config *cfg, ws_buf *b) {
+  static const ws_deflate_config none = {0};
+  zalloc_ctx a = ctx_of(cfg ? cfg : &none);
+  if (b->p) a.alloc(a.ud, b->p, b->cap, 0);
+  memset(b, 0, sizeof *b);
 }
 
 /* ------------------------------------------------------------- deflate */
 
-int ws_deflater_new(ws_deflater **out, const ws_deflate_config *cfg) {
+int ws_deflater_new(ws_deflater **dp, const ws_deflate_config *cfg) {
   ws_deflater *d;
   zalloc_ctx a;
   int rc;
-  *out = NULL;
+  *dp = NULL;
   if (check_config(cfg) != 0 || cfg->level < -1 || cfg->level > 9 ||
       cfg->mem_level < 1 || cfg->mem_level > 9)
     return WS_EINVALID;
-  a.alloc = cfg->alloc ? cfg->alloc : default_alloc;
-  a.ud = cfg->alloc_ud;
+  a = ctx_of(cfg);
   d = a.alloc(a.ud, NULL, 0, sizeof *d);
   if (d == NULL) return WS_ENOMEM;
   memset(d, 0, sizeof *d);
-  set_alloc(&d->a, &d->z, cfg);
-  d->z.opaque = &d->a;
+  d->a = a;
+  set_alloc(&d->z, &d->a);
   d->no_context_takeover = cfg->no_context_takeover != 0;
   /* 8 becomes 9: see the top of this file. */
   rc = deflateInit2(&d->z, cfg->level, Z_DEFLATED,
@@ -173,7 +180,7 @@ int ws_deflater_new(ws_deflater **out, const ws_deflate_config *cfg) {
     a.alloc(a.ud, d, sizeof *d, 0);
     return rc == Z_MEM_ERROR ? WS_ENOMEM : WS_EINVALID;
   }
-  *out = d;
+  *dp = d;
   return 0;
 }
 
@@ -203,7 +210,7 @@ int ws_deflate_message(ws_deflater *d, const uint8_t *in, size_t len,
     out->p[out->len++] = 0x00;
     return 0;
   }
-  d->z.next_in = (Bytef *)(uintptr_t)in; /* zlib never writes input */
+  d->z.next_in = in;
   for (;;) {
     size_t room, before;
     uInt step = len > UINT_MAX ? UINT_MAX : (uInt)len;
@@ -238,19 +245,18 @@ int ws_deflate_message(ws_deflater *d, const uint8_t *in, size_t len,
 
 /* ------------------------------------------------------------- inflate */
 
-int ws_inflater_new(ws_inflater **out, const ws_deflate_config *cfg) {
+int ws_inflater_new(ws_inflater **fp, const ws_deflate_config *cfg) {
   ws_inflater *f;
   zalloc_ctx a;
   int rc;
-  *out = NULL;
+  *fp = NULL;
   if (check_config(cfg) != 0) return WS_EINVALID;
-  a.alloc = cfg->alloc ? cfg->alloc : default_alloc;
-  a.ud = cfg->alloc_ud;
+  a = ctx_of(cfg);
   f = a.alloc(a.ud, NULL, 0, sizeof *f);
   if (f == NULL) return WS_ENOMEM;
   memset(f, 0, sizeof *f);
-  set_alloc(&f->a, &f->z, cfg);
-  f->z.opaque = &f->a;
+  f->a = a;
+  set_alloc(&f->z, &f->a);
   f->window_bits = cfg->window_bits;
   f->no_context_takeover = cfg->no_context_takeover != 0;
   rc = inflateInit2(&f->z, -cfg->window_bits);
@@ -258,7 +264,7 @@ int ws_inflater_new(ws_inflater **out, const ws_deflate_config *cfg) {
     a.alloc(a.ud, f, sizeof *f, 0);
     return rc == Z_MEM_ERROR ? WS_ENOMEM : WS_EINVALID;
   }
-  *out = f;
+  *fp = f;
   return 0;
 }
 
@@ -281,7 +287,7 @@ int ws_inflater_reset(ws_inflater *f) {
  * message in total. 0 or a WS_E* code. */
 static int inflate_some(ws_inflater *f, const uint8_t *in, size_t len,
                         uint64_t max, ws_buf *out) {
-  f->z.next_in = (Bytef *)(uintptr_t)in; /* zlib never writes input */
+  f->z.next_in = in;
   while (!f->ended) {
     uInt step = len > UINT_MAX ? UINT_MAX : (uInt)len;
     size_t room, before;
