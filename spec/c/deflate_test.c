@@ -58,6 +58,13 @@ static void *count_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 
 static counter mem;
 
+/* The same, refusing every allocation once `left` reaches 0. */
+static long left = -1;
+static void *failing_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  if (nsize > 0 && left >= 0 && left-- == 0) return NULL;
+  return count_alloc(ud, ptr, osize, nsize);
+}
+
 static ws_deflate_config config(int wb, int no_takeover) {
   ws_deflate_config cfg;
   ws_deflate_config_init(&cfg);
@@ -342,7 +349,44 @@ static void test_config(void) {
   ws_inflater_free(NULL);
 }
 
+/* Out of memory at each allocation in turn: WS_ENOMEM, never a crash or a
+ * leak, and the objects can still be freed. */
+static void test_nomem(void) {
+  uint8_t msg[4000];
+  long n;
+  int reached = 0;
+  fill(msg, sizeof msg, 0);
+  for (n = 0; n < 40 && !reached; n++) {
+    ws_deflate_config c = config(15, 0);
+    ws_deflater *d = NULL;
+    ws_inflater *f = NULL;
+    ws_buf z = {0}, out = {0};
+    int rc;
+    c.alloc = failing_alloc;
+    left = n;
+    rc = ws_deflater_new(&d, &c);
+    if (rc == 0) rc = ws_inflater_new(&f, &c);
+    if (rc == 0) rc = ws_deflate_message(d, msg, sizeof msg, 1, &z);
+    if (rc == 0) rc = ws_inflate_message(f, z.p, z.len, 1, 1u << 20, &out);
+    if (rc == 0) {
+      reached = 1;
+      check(out.len == sizeof msg && memcmp(out.p, msg, sizeof msg) == 0,
+            "round trip with every allocation granted");
+    } else {
+      check(rc == WS_ENOMEM, "an allocation failure is WS_ENOMEM");
+    }
+    left = -1;
+    ws_deflate_buf_free(&c, &z);
+    ws_deflate_buf_free(&c, &out);
+    ws_deflater_free(d);
+    ws_inflater_free(f);
+    check(mem.live == 0, "nothing leaks after an allocation failure");
+  }
+  check(reached, "enough allocations end in a round trip");
+}
+
 int main(void) {
+  test_nomem();
   test_config();
   test_rfc_examples();
   test_corrupt();
