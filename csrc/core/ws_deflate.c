@@ -230,6 +230,9 @@ int ws_deflate_message(ws_deflater *d, const uint8_t *in, size_t len,
     if (rc == Z_STREAM_ERROR) return d->failed = WS_EDEFLATE;
     /* Z_BUF_ERROR: no progress possible, which here means done. */
     if (len == 0 && d->z.avail_out != 0) break;
+    /* zlib always progresses with room on both sides; never spin. */
+    if (before == d->z.avail_in && d->z.avail_out == room)
+      return d->failed = WS_EDEFLATE;
   }
   if (!fin) return 0;
   /* The flush ended the output on 00 00 ff ff, written by this call. */
@@ -323,6 +326,8 @@ static int inflate_some(ws_inflater *f, const uint8_t *in, size_t len,
         return WS_EINFLATE;
     }
     if (len == 0 && f->z.avail_out != 0) break;
+    /* zlib always progresses with room on both sides; never spin. */
+    if (before == f->z.avail_in && f->z.avail_out == room) return WS_EINFLATE;
   }
   return 0;
 }
