@@ -15,7 +15,9 @@
  * relies on it) is to compress with a 9-bit window when 8 was negotiated.
  * That is safe because zlib's deflate never emits a distance greater than
  * the window size minus MIN_LOOKAHEAD (262): 512 - 262 = 250 bytes, within
- * the 256-byte window the peer promised to keep. Inflating needs no such
+ * the 256-byte window the peer promised to keep (spec/c/deflate_test.c
+ * checks this against zlib's inflater held to 256 bytes of history, and
+ * that the same check refuses a 15-bit stream). Inflating needs no such
  * trick: inflateInit2 accepts -8, and an 8-bit inflater reads any stream a
  * compressor limited to 256 bytes of history writes.
  */

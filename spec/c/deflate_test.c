@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <zlib.h>
+
 #include "ws.h"
 
 static int passed, failed;
@@ -349,6 +351,97 @@ static void test_config(void) {
   ws_inflater_free(NULL);
 }
 
+/* Inflate raw DEFLATE with zlib itself, one output byte per call: the
+ * history then lives only in zlib's window, so a distance further back
+ * than the window given to inflateInit2 is refused ("invalid distance too
+ * far back"), which a large output buffer would hide. 1 if p[n] (plus the
+ * flush tail) inflates to exactly want[wn]. z persists across messages. */
+static int strict_inflate(z_stream *z, const uint8_t *p, size_t n,
+                          const uint8_t *want, size_t wn) {
+  static const uint8_t tail[4] = {0x00, 0x00, 0xff, 0xff};
+  uint8_t *buf = malloc(n + 4), byte;
+  size_t got = 0;
+  int ok = buf != NULL;
+  if (!ok) return 0;
+  memcpy(buf, p, n);
+  memcpy(buf + n, tail, 4);
+  z->next_in = buf;
+  z->avail_in = (uInt)(n + 4);
+  while (ok && z->avail_in > 0) {
+    int rc;
+    z->next_out = &byte;
+    z->avail_out = 1;
+    rc = inflate(z, Z_SYNC_FLUSH);
+    if (rc != Z_OK && rc != Z_BUF_ERROR) ok = 0;
+    if (z->avail_out == 0) {
+      if (got >= wn || want[got] != byte) ok = 0;
+      got++;
+    } else if (rc == Z_BUF_ERROR) {
+      break;
+    }
+  }
+  free(buf);
+  return ok && got == wn;
+}
+
+static int strict_one(int wb, const uint8_t *p, size_t n, const uint8_t *want,
+                      size_t wn) {
+  z_stream z;
+  int ok;
+  memset(&z, 0, sizeof z);
+  if (inflateInit2(&z, -wb) != Z_OK) return 0;
+  ok = strict_inflate(&z, p, n, want, wn);
+  inflateEnd(&z);
+  return ok;
+}
+
+/* Window bits 8: zlib cannot deflate raw streams with 8, ws_deflate.c uses
+ * 9, and claims zlib then never reaches back more than 250 bytes. Check it
+ * against zlib's own inflater held to 256 bytes of history, on data full
+ * of matches at every distance, over two messages with context takeover;
+ * and check the strict inflater is strict: a 15-bit stream with matches
+ * 200 to 1200 bytes back is refused. */
+static void test_window_8(void) {
+  const size_t n = 65536;
+  uint8_t *msg = malloc(n);
+  ws_deflate_config c8 = config(8, 0), c15 = config(15, 0);
+  ws_deflater *d8, *d15;
+  ws_buf z = {0};
+  z_stream strict;
+  size_t i;
+  int kind, m, ok;
+  ws_deflater_new(&d8, &c8);
+  ws_deflater_new(&d15, &c15);
+  memset(&strict, 0, sizeof strict);
+  inflateInit2(&strict, -8);
+  for (kind = 0; kind < 3; kind++) {
+    /* json-like; random; random with repeats 200..1200 bytes back */
+    fill(msg, n, kind != 0);
+    if (kind == 2)
+      for (i = 1200; i < n; i++)
+        if (rnd() % 4) msg[i] = msg[i - 200 - (i % 1001)];
+    /* Twice: the second message refers back into the first. */
+    for (m = 0; m < 2; m++) {
+      z.len = 0;
+      ws_deflate_message(d8, msg, n, 1, &z);
+      ok = strict_inflate(&strict, z.p, z.len, msg, n);
+      check(ok, "window bits 8 (compressed with 9) inflates with a "
+                "256-byte window");
+    }
+  }
+  inflateEnd(&strict);
+  z.len = 0;
+  ws_deflate_message(d15, msg, n, 1, &z);
+  check(!strict_one(8, z.p, z.len, msg, n),
+        "a 15-bit stream is refused by the strict 256-byte inflater");
+  check(strict_one(15, z.p, z.len, msg, n),
+        "and accepted with a 32 KiB window");
+  ws_deflate_buf_free(&c8, &z);
+  ws_deflater_free(d8);
+  ws_deflater_free(d15);
+  free(msg);
+}
+
 /* Out of memory at each allocation in turn: WS_ENOMEM, never a crash or a
  * leak, and the objects can still be freed. */
 static void test_nomem(void) {
@@ -387,6 +480,7 @@ static void test_nomem(void) {
 
 int main(void) {
   test_nomem();
+  test_window_8();
   test_config();
   test_rfc_examples();
   test_corrupt();
