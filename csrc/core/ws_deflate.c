@@ -11,8 +11,9 @@
  *
  * Window bits 8. zlib (since 1.2.9) refuses windowBits -8 for a raw
  * deflate stream and, before that, silently used 9. The accepted practice
- * (Node's zlib restores "8 means 9" for raw deflate, and the ws module
- * relies on it) is to compress with a 9-bit window when 8 was negotiated.
+ * is to compress with a 9-bit window when 8 was negotiated: Node's zlib
+ * turns 8 into 9 for raw deflate (restored after zlib 1.2.9 started
+ * refusing 8, as its documentation of createDeflateRaw explains).
  * That is safe because zlib's deflate never emits a distance greater than
  * the window size minus MIN_LOOKAHEAD (262): 512 - 262 = 250 bytes, within
  * the 256-byte window the peer promised to keep (spec/c/deflate_test.c
