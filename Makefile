@@ -1,6 +1,7 @@
 SHELL := /bin/bash
 # lua-ws. `make` builds ws.core for Lua 5.4 into build/5.4/ws/core.so.
-#   make test   sanitized (ASan+UBSan) Lua 5.4 specs, then LuaJIT specs
+#   make test   sanitized (ASan+UBSan) C tests (spec/c) and Lua 5.4 specs,
+#               then LuaJIT specs
 #   make demo   the in-memory client/server demo
 #   make doc-check  every code block of README.md and doc/*.md, run
 #   make options-doc  regenerate doc/options.md from lua/ws/options.lua
