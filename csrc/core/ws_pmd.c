@@ -263,9 +263,16 @@ typedef struct {
   int overflow;
 } text;
 
+static void text_init(text *t, char *out, size_t cap) {
+  t->out = out;
+  t->cap = out == NULL ? 0 : cap;
+  t->len = 0;
+  t->overflow = 0;
+}
+
 static void put(text *t, const char *s) {
   size_t n = strlen(s);
-  if (n > t->cap - t->len) {
+  if (t->out == NULL || n > t->cap - t->len) {
     t->overflow = 1;
     return;
   }
@@ -295,7 +302,8 @@ static void put_window(text *t, const char *name, int w) {
  * smwb 0 leaves server_max_window_bits out. */
 static int write_ext(char *out, size_t cap, int snct, int cnct, int smwb,
                      int cmwb) {
-  text t = {out, out == NULL ? 0 : cap, 0, 0};
+  text t;
+  text_init(&t, out, cap);
   put(&t, PMD_NAME);
   if (snct) put(&t, "; server_no_context_takeover");
   if (cnct) put(&t, "; client_no_context_takeover");

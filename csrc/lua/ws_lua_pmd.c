@@ -27,7 +27,7 @@ static int opt_flag(lua_State *L, int idx, const char *field) {
 /* nil -> 0, false -> -1 when allowed, else an integer 8..15. */
 static int opt_window(lua_State *L, int idx, const char *field,
                       int allow_false) {
-  lua_Integer w;
+  lua_Integer w = 0;
   int isnum = 0;
   lua_getfield(L, idx, field);
   if (lua_isnil(L, -1)) {
