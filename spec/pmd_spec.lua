@@ -47,6 +47,12 @@ describe("permessage-deflate offer", function()
       "bad field 'client_max_window_bits' %(an integer from 8 to 15 expected, or false%)")
     assert.error_matches(function() core.pmd_offer{ client_max_window_bits = 9.5 } end,
       "bad field 'client_max_window_bits'")
+    assert.error_matches(function() core.pmd_offer{ server_max_window_bits = 1e300 } end,
+      "bad field 'server_max_window_bits'")
+    assert.error_matches(function() core.pmd_offer{ server_max_window_bits = 0/0 } end,
+      "bad field 'server_max_window_bits'")
+    assert.error_matches(function() core.pmd_offer{ server_max_window_bits = "10" } end,
+      "bad field 'server_max_window_bits'")
     assert.error_matches(function() core.pmd_offer{ server_no_context_takeover = 1 } end,
       "bad field 'server_no_context_takeover' %(boolean expected, got number%)")
     assert.error_matches(function() core.pmd_accept("permessage-deflate", { client_max_window_bits = false }) end,

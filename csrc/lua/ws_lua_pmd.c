@@ -39,11 +39,14 @@ static int opt_window(lua_State *L, int idx, const char *field,
     return -1;
   }
   if (lua_type(L, -1) == LUA_TNUMBER) {
+    /* Range first: casting a huge or NaN double is undefined. */
     lua_Number n = lua_tonumber(L, -1);
-    w = (lua_Integer)n;
-    isnum = (lua_Number)w == n;
+    if (n >= 8 && n <= 15) {
+      w = (lua_Integer)n;
+      isnum = (lua_Number)w == n;
+    }
   }
-  if (!isnum || w < 8 || w > 15)
+  if (!isnum)
     return luaL_error(L, "bad field '%s' (an integer from 8 to 15 expected%s)",
                       field, allow_false ? ", or false" : "");
   lua_pop(L, 1);
