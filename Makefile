@@ -39,11 +39,11 @@ LIBS    = -lssl -lcrypto -lz -pthread
 CORE_SRC = csrc/core/ws_utf8.c csrc/core/ws_mask.c csrc/core/ws_frame.c \
            csrc/core/ws_codes.c csrc/core/ws_error.c \
            csrc/core/ws_handshake.c csrc/core/ws_engine.c \
-           csrc/core/ws_deflate.c
+           csrc/core/ws_deflate.c csrc/core/ws_pmd.c
 NET_SRC  = csrc/net/ws_net.c csrc/net/ws_tls.c csrc/net/ws_resolve.c
 LUA_SRC  = csrc/lua/ws_lua.c csrc/lua/ws_lua_engine.c \
            csrc/lua/ws_lua_handshake.c csrc/lua/ws_lua_net.c \
-           csrc/lua/ws_lua_resolve.c
+           csrc/lua/ws_lua_resolve.c csrc/lua/ws_lua_pmd.c
 CORE_HDRS = csrc/core/ws.h
 HDRS     = $(CORE_HDRS) csrc/net/ws_net.h csrc/net/ws_tls.h csrc/lua/ws_lua.h
 CORE_INC = -Icsrc/core
@@ -182,7 +182,7 @@ rock-build:
 CORE_SPECS = spec/core_spec.lua spec/protocol_spec.lua spec/split_spec.lua \
              spec/codes_spec.lua spec/handshake_spec.lua spec/url_spec.lua \
              spec/rockspec_spec.lua spec/reconnect_spec.lua \
-             spec/options_spec.lua
+             spec/options_spec.lua spec/pmd_spec.lua
 
 test-versions:
 	@.ci/deps.sh versions

@@ -40,7 +40,8 @@ extern "C" {
   X(DEFLATE, -18, "deflate", "deflate: compressor failed")                \
   X(INFLATE, -19, "inflate", "inflate: corrupt deflate stream")           \
   X(INFLATE_LIMIT, -20, "inflate_limit",                                  \
-    "inflate: message larger than the configured limit")
+    "inflate: message larger than the configured limit")                \
+  X(EXTENSION, -21, "extension", "extension negotiation failed")
 
 enum {
   WS_OK = 0,
@@ -742,6 +743,140 @@ int ws_inflater_reset(ws_inflater *f);
 /* Free a buffer grown by the calls above (cfg as given to them, or NULL
  * for the default allocator) and zero it. */
 void ws_deflate_buf_free(const ws_deflate_config *cfg, ws_buf *b);
+
+/* Negotiation of permessage-deflate (RFC 7692 sections 5 and 7.1) over the
+ * Sec-WebSocket-Extensions header value (RFC 6455 9.1 grammar; several
+ * header lines joined with ", " are one value). Nothing is allocated: a
+ * value is parsed one element at a time into fixed arrays on the stack.
+ *
+ * Names (the extension's and its parameters') are matched without regard
+ * to case, for robustness; window values must be the canonical decimals
+ * "8".."15" (a quoted value is unquoted first, RFC 7692 7.1).
+ *
+ * Window 8: zlib cannot deflate raw with a 256-byte window (deflateInit2
+ * refuses -8 since 1.2.9; before that it silently used 512 bytes, which a
+ * peer's 256-byte inflater fails on). 8 is still a valid RFC value and
+ * inflating with it works, so negotiation agrees to it in both directions,
+ * and a side whose compressor window came out as 8 sends every message
+ * uncompressed (RFC 7692 lets any message go without RSV1):
+ * ws_pmd_compresses says so. The peer still gets its compression. */
+
+#define WS_PMD_MAX_HEADER 4096 /* longest header value looked at */
+#define WS_PMD_MAX_ELEMENTS 32 /* extensions in one header value */
+#define WS_PMD_MAX_PARAMS 16   /* parameters of one extension */
+#define WS_PMD_MAX_TEXT 128    /* room for any offer or response we build */
+
+/* Why a header was refused or an offer declined: id, machine name,
+ * message. */
+#define WS_PMD_ERROR_MAP(X)                                                \
+  X(NONE, "none", "no error")                                              \
+  X(SYNTAX, "extension_syntax",                                            \
+    "Sec-WebSocket-Extensions does not follow the RFC 6455 grammar")       \
+  X(TOO_LONG, "extension_too_long",                                        \
+    "Sec-WebSocket-Extensions is too long or has too many elements")       \
+  X(UNOFFERED, "unexpected_extension",                                     \
+    "the server accepted an extension that was not offered")               \
+  X(DUPLICATE, "duplicate_extension",                                      \
+    "the server accepted permessage-deflate more than once")               \
+  X(UNKNOWN_PARAM, "unknown_parameter",                                    \
+    "unknown permessage-deflate parameter")                                \
+  X(DUPLICATE_PARAM, "duplicate_parameter",                                \
+    "a permessage-deflate parameter is repeated")                          \
+  X(BAD_VALUE, "invalid_parameter_value",                                  \
+    "invalid permessage-deflate parameter value")                          \
+  X(SERVER_WINDOW, "server_max_window_bits",                               \
+    "server_max_window_bits missing or larger than offered")               \
+  X(CLIENT_WINDOW_UNOFFERED, "unexpected_client_max_window_bits",          \
+    "client_max_window_bits in the response but not in the offer")         \
+  X(CLIENT_WINDOW, "client_max_window_bits",                               \
+    "client_max_window_bits larger than offered")                          \
+  X(NO_CONTEXT_TAKEOVER, "server_no_context_takeover",                     \
+    "server_no_context_takeover offered but not in the response")          \
+  X(CLIENT_WINDOW_REQUIRED, "client_max_window_bits_required",             \
+    "the server limits the client's window but the offer does not allow it")
+
+typedef enum {
+#define WS_PMD_ERROR_ENUM(id, name, msg) WS_PMD_##id,
+  WS_PMD_ERROR_MAP(WS_PMD_ERROR_ENUM)
+#undef WS_PMD_ERROR_ENUM
+  WS_PMD__COUNT
+} ws_pmd_error;
+
+/* Machine name ("unknown_parameter") and message of a ws_pmd_error;
+ * "unknown" for a value outside the table. Static storage. */
+const char *ws_pmd_error_name(ws_pmd_error e);
+const char *ws_pmd_error_message(ws_pmd_error e);
+
+/* What one side wants. A window of 0 is "not set".
+ * Client (the offer): the flags and server_max_window_bits (8..15) are
+ * sent as set; client_max_window_bits 0 offers the parameter without a
+ * value (as browsers do: the server may pick), 8..15 offers that value,
+ * -1 leaves it out.
+ * Server: the flags demand no context takeover in that direction even if
+ * the offer did not; a window (8..15) is the largest the server agrees
+ * to in that direction. */
+typedef struct {
+  int server_no_context_takeover;
+  int client_no_context_takeover;
+  int server_max_window_bits;
+  int client_max_window_bits;
+} ws_pmd_config;
+
+/* What was agreed: both windows are 8..15, the flags 0 or 1. */
+typedef struct {
+  int server_no_context_takeover;
+  int client_no_context_takeover;
+  int server_max_window_bits;
+  int client_max_window_bits;
+} ws_pmd_params;
+
+typedef struct {
+  ws_pmd_params params; /* on success */
+  /* ws_pmd_accept only: the accepted offer as the client's config that
+   * would have sent it, and its 0-based position among the elements. */
+  ws_pmd_config offer;
+  size_t index;
+  /* Why it failed; for ws_pmd_accept returning 0, why the first
+   * permessage-deflate offer was declined (WS_PMD_NONE if none came). */
+  ws_pmd_error error;
+} ws_pmd_result;
+
+/* 0 if cfg is valid for that role (windows 0 or 8..15; -1 also for a
+ * client's client_max_window_bits; flags 0 or 1), else WS_EINVALID. */
+int ws_pmd_config_check(const ws_pmd_config *cfg, int is_server);
+
+/* Build a client's offer ("permessage-deflate; client_max_window_bits"
+ * for a zeroed config) into out, no NUL. Returns its length, WS_ENOSPACE,
+ * or WS_EINVALID for a bad config. */
+int ws_pmd_offer(char *out, size_t cap, const ws_pmd_config *cfg);
+
+/* Server: pick the first permessage-deflate offer in header[0..len) that
+ * cfg can accept (RFC 7692 5.1, 7.1); offers with an unknown, repeated or
+ * invalid parameter, or that cannot meet cfg, are declined. Writes the
+ * response header value into out (no NUL) and fills res.
+ * Returns the response's length (> 0) when an offer was accepted, 0 when
+ * none was (res->error says why the first was declined), WS_EEXTENSION
+ * when the header is malformed or over the limits (res->error: SYNTAX or
+ * TOO_LONG; RFC 6455 9.1 says to fail the handshake: answer 400),
+ * WS_EINVALID for a bad cfg, WS_ENOSPACE. */
+int ws_pmd_accept(const char *header, size_t len, const ws_pmd_config *cfg,
+                  ws_pmd_result *res, char *out, size_t cap);
+
+/* Client: check the server's Sec-WebSocket-Extensions value against the
+ * offer built from `offered` (RFC 7692 5.1, 7.1.1, 7.1.2). header may be
+ * NULL (no such header). Returns 1 with res->params when permessage-
+ * deflate was agreed, 0 when the response names no extension, WS_EINVALID
+ * for a bad config, or WS_EEXTENSION with res->error: the client must fail
+ * the connection (RFC 6455 9.1, RFC 7692 5.1). */
+int ws_pmd_check_response(const char *header, size_t len,
+                          const ws_pmd_config *offered, ws_pmd_result *res);
+
+/* 1 if the side `is_server` may compress its messages with what was
+ * agreed: its compressor window is not 8 (see above), else 0. */
+static inline int ws_pmd_compresses(const ws_pmd_params *p, int is_server) {
+  return (is_server ? p->server_max_window_bits
+                    : p->client_max_window_bits) > 8;
+}
 
 #ifdef __cplusplus
 }

@@ -2,7 +2,8 @@
  * ws.core: the Lua binding's entry point. luaopen_ws_core builds the module
  * table from the binding's parts (the engine userdata in ws_lua_engine.c,
  * handshake helpers in ws_lua_handshake.c, the transport in ws_lua_net.c
- * and ws_lua_resolve.c) and adds the plain functions below: codes, UTF-8,
+ * and ws_lua_resolve.c, permessage-deflate negotiation in ws_lua_pmd.c)
+ * and adds the plain functions below: codes, UTF-8,
  * masking and frame headers. Wrong argument types raise; bad input comes
  * back as nil, message.
  */
@@ -169,6 +170,7 @@ WS_EXPORT int luaopen_ws_core(lua_State *L) {
   ws_lua_open_handshake(L);
   ws_lua_open_net(L);
   ws_lua_open_resolve(L);
+  ws_lua_open_pmd(L);
   lua_pushliteral(L, "0.1.0");
   lua_setfield(L, -2, "version");
   return 1;

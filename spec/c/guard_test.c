@@ -86,6 +86,11 @@ int main(void) {
                                  0x81, 0x02, 'h', 'i'};
   static const uint8_t text[] =
       "ASCII then \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80 and more ASCII text";
+  /* every prefix ends somewhere else: inside a name, a quoted value, an
+   * escape, whitespace */
+  static const char extensions[] =
+      "x-foo; a=b, permessage-deflate ; client_max_window_bits=\"1\\2\"\t; "
+      "server_no_context_takeover";
   size_t n;
 
   page = (size_t)sysconf(_SC_PAGESIZE);
@@ -149,6 +154,18 @@ int main(void) {
                              NULL);
     check(n == sizeof response - 1 ? r == (int)n : r == WS_EINCOMPLETE,
           "response parse: incomplete until the blank line", n);
+  }
+
+  for (n = 0; n <= sizeof extensions - 1; n++) {
+    static const ws_pmd_config server = {0, 0, 0, 10}, client = {0, 0, 0, 0};
+    const char *h = (const char *)at_guard(extensions, n);
+    char out[WS_PMD_MAX_TEXT];
+    ws_pmd_result res;
+    int r = ws_pmd_accept(h, n, &server, &res, out, sizeof out);
+    check(r >= 0 || r == WS_EEXTENSION, "permessage-deflate accept", n);
+    r = ws_pmd_check_response(h, n, &client, &res);
+    check(r == 0 || r == 1 || r == WS_EEXTENSION,
+          "permessage-deflate response check", n);
   }
 
   printf("guard: %d passed, %d failed\n", passed, failed);
