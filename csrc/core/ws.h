@@ -462,6 +462,10 @@ void ws_hs_failed_event(ws_event *ev, const char *name);
 typedef void *(*ws_alloc_fn)(void *ud, void *ptr, size_t osize,
                              size_t nsize);
 
+/* The allocator used when a config's alloc is NULL: realloc, and free
+ * when nsize is 0. */
+void *ws_default_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
+
 typedef struct {
   ws_role role;
   uint64_t max_message_size; /* bytes in one reassembled message */

@@ -44,16 +44,6 @@ typedef struct {
   void *ud;
 } zalloc_ctx;
 
-static void *default_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
-  (void)ud;
-  (void)osize;
-  if (nsize == 0) {
-    free(ptr);
-    return NULL;
-  }
-  return realloc(ptr, nsize);
-}
-
 static voidpf z_alloc(voidpf opaque, uInt items, uInt size) {
   const zalloc_ctx *a = opaque;
   size_t n;
@@ -139,7 +129,7 @@ static int check_config(const ws_deflate_config *cfg) {
 
 static zalloc_ctx ctx_of(const ws_deflate_config *cfg) {
   zalloc_ctx a;
-  a.alloc = cfg->alloc ? cfg->alloc : default_alloc;
+  a.alloc = cfg->alloc ? cfg->alloc : ws_default_alloc;
   a.ud = cfg->alloc_ud;
   return a;
 }

@@ -51,7 +51,7 @@ void ws_config_init(ws_config *cfg, ws_role role) {
   cfg->auto_pong = 1;
 }
 
-static void *default_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+void *ws_default_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   (void)ud;
   (void)osize;
   if (nsize == 0) {
@@ -71,7 +71,7 @@ int ws_engine_init(ws_engine *e, const ws_config *cfg) {
   if (cfg->role != WS_ROLE_CLIENT && cfg->role != WS_ROLE_SERVER)
     return WS_EINVALID;
   e->cfg = *cfg;
-  if (e->cfg.alloc == NULL) e->cfg.alloc = default_alloc;
+  if (e->cfg.alloc == NULL) e->cfg.alloc = ws_default_alloc;
   if (e->cfg.rand == NULL) e->cfg.rand = ws_rand_openssl;
   if (e->cfg.max_frame_size > e->cfg.max_message_size)
     e->cfg.max_frame_size = e->cfg.max_message_size;

@@ -370,12 +370,14 @@ static int answer(const pmd_offer *o, const ws_pmd_config *cfg,
                    p->client_no_context_takeover, resp_smwb, resp_cmwb);
 }
 
-int ws_pmd_accept(const char *header, size_t len, const ws_pmd_config *cfg,
-                  ws_pmd_result *res, char *out, size_t cap) {
-  pmd_element e;
-  size_t pos = 0, index = 0;
-  int r, first = 1;
-  if (res == NULL || ws_pmd_config_check(cfg, 1) != 0 ||
+/* What ws_pmd_accept and ws_pmd_check_response check first: the
+ * arguments, then the header's syntax. Returns 1 to go on reading the
+ * header's elements, or the call's result: 0 (no header), WS_EINVALID or
+ * WS_EEXTENSION (res->error set). */
+static int pmd_begin(const char *header, size_t len, const ws_pmd_config *cfg,
+                     int is_server, ws_pmd_result *res) {
+  int r;
+  if (res == NULL || ws_pmd_config_check(cfg, is_server) != 0 ||
       (header == NULL && len != 0))
     return WS_EINVALID;
   memset(res, 0, sizeof *res);
@@ -385,6 +387,15 @@ int ws_pmd_accept(const char *header, size_t len, const ws_pmd_config *cfg,
     res->error = (ws_pmd_error)-r;
     return WS_EEXTENSION;
   }
+  return 1;
+}
+
+int ws_pmd_accept(const char *header, size_t len, const ws_pmd_config *cfg,
+                  ws_pmd_result *res, char *out, size_t cap) {
+  pmd_element e;
+  size_t pos = 0, index = 0;
+  int r = pmd_begin(header, len, cfg, 1, res), first = 1;
+  if (r != 1) return r;
   while (next_element(header, len, &pos, &e) == 1) {
     pmd_offer o;
     ws_pmd_error why;
@@ -447,17 +458,8 @@ int ws_pmd_check_response(const char *header, size_t len,
                           const ws_pmd_config *offered, ws_pmd_result *res) {
   pmd_element e;
   size_t pos = 0;
-  int r, found = 0;
-  if (res == NULL || ws_pmd_config_check(offered, 0) != 0 ||
-      (header == NULL && len != 0))
-    return WS_EINVALID;
-  memset(res, 0, sizeof *res);
-  if (header == NULL) return 0;
-  r = check_syntax(header, len);
-  if (r < 0) {
-    res->error = (ws_pmd_error)-r;
-    return WS_EEXTENSION;
-  }
+  int r = pmd_begin(header, len, offered, 0, res), found = 0;
+  if (r != 1) return r;
   while (next_element(header, len, &pos, &e) == 1) {
     ws_pmd_error why;
     if (!name_is(e.name, PMD_NAME))
