@@ -43,6 +43,8 @@ local CALLS = {
     base = { handler = handler } },
   ["ws.resty.connect(url, opts)"] = { function(o) resty.connect(URL, o) end },
   ["ws.protocol.new(opts)"] = { function(o) protocol.new(o) end },
+  ["send(data, kind, opts)"] = {
+    function(o) protocol.new():send("x", "text", o) end },
   ["ws.reconnect.fixed(delay, opts)"] = {
     function(o) reconnect.fixed(1, o) end },
   ["ws.reconnect.exponential(opts)"] = {

@@ -386,7 +386,8 @@ describe("ws.resty in nginx", function()
         .. "got number)",
       "bad argument #1 to 'upgrade' (table expected, got string)",
       "bad argument #1 to 'send' (string expected, got number)",
-      "bad option 'fragment' (positive integer expected)",
+      "bad argument #3 to 'send' (option 'fragment': positive integer "
+        .. "expected, got 0)",
       false, -- a return, below
       "bad argument #1 to 'receive' (number expected, got string)",
       "bad argument #1 to 'close' (close code 999 may not be sent)",

@@ -373,6 +373,9 @@ typedef enum {
   X(MESSAGE_TOO_BIG, "protocol:message_too_big", 1009)                   \
   X(FRAME_TOO_BIG, "protocol:frame_too_big", 1009)                       \
   X(TOO_MANY_FRAGMENTS, "protocol:too_many_fragments", 1009)             \
+  X(COMPRESSED_CONTROL, "protocol:compressed_control", 1002)             \
+  X(COMPRESSED_CONTINUATION, "protocol:compressed_continuation", 1002)   \
+  X(BAD_DEFLATE, "protocol:bad_deflate", 1007)                           \
   X(NOMEM, "internal:out_of_memory", 1011)
 
 typedef enum {
@@ -497,6 +500,11 @@ typedef struct {
  * reasons of the closing handshake. */
 struct ws_engine_cold;
 
+/* permessage-deflate's state (private to ws_engine.c): allocated by
+ * ws_engine_deflate once the extension is agreed, its zlib streams at their
+ * first message. */
+struct ws_engine_pmd;
+
 /* The engine. Allocate it anywhere (stack, userdata); treat the fields as
  * private. `data` is the host's. */
 typedef struct {
@@ -522,6 +530,7 @@ typedef struct {
   ws_opcode msg_kind;
   unsigned msg_rsv;
   int discard;      /* skipping a data frame received after our close */
+  int inflating;    /* the current message is compressed (RSV1) */
   ws_utf8_state utf8;
   uint8_t hdr[WS_FRAME_MAX_HEADER];
   /* send side */
@@ -538,6 +547,7 @@ typedef struct {
   int sent_code;
   int received_code;
   struct ws_engine_cold *cold; /* NULL until needed */
+  struct ws_engine_pmd *pmd;   /* NULL unless ws_engine_deflate was called */
   uint64_t rx_frames, tx_frames;
   uint64_t out_queued;  /* output bytes ever queued */
   uint64_t out_written; /* output bytes ever consumed by the transport */
@@ -613,11 +623,26 @@ int ws_engine_eof(ws_engine *e, ws_event *ev);
 int ws_engine_send(ws_engine *e, ws_opcode kind, const uint8_t *data,
                    size_t len, size_t fragment);
 
+/* ws_engine_send with flags: WS_SEND_NO_COMPRESS sends this message
+ * uncompressed, WS_SEND_COMPRESS compresses it whatever its size (both
+ * only matter once permessage-deflate was agreed). ws_engine_send is
+ * flags 0: compress messages of at least the threshold's size. Also returns
+ * WS_EDEFLATE when the compressor fails. */
+#define WS_SEND_NO_COMPRESS 1
+#define WS_SEND_COMPRESS 2
+int ws_engine_send_ex(ws_engine *e, ws_opcode kind, const uint8_t *data,
+                      size_t len, size_t fragment, unsigned flags);
+
 /* Streaming send: one frame of a message; kind is TEXT/BINARY for the
  * first part (ignored for the rest); fin ends the message. UTF-8 is
- * checked across parts. */
+ * checked across parts. With permessage-deflate a streamed message is
+ * compressed as one stream unless its first part's flags say
+ * WS_SEND_NO_COMPRESS; zlib may hold a part's bytes back until a later
+ * part (the last one flushes everything), so a part's frame can be empty. */
 int ws_engine_send_part(ws_engine *e, ws_opcode kind, const uint8_t *data,
                         size_t len, int fin);
+int ws_engine_send_part_ex(ws_engine *e, ws_opcode kind, const uint8_t *data,
+                           size_t len, int fin, unsigned flags);
 
 /* Queue a ping or pong (payload <= 125 bytes): 0, WS_ECONTROL, WS_ESTATE,
  * WS_ENOMEM, WS_ERAND. */
@@ -757,13 +782,10 @@ void ws_deflate_buf_free(const ws_deflate_config *cfg, ws_buf *b);
  * to case, for robustness; window values must be the canonical decimals
  * "8".."15" (a quoted value is unquoted first, RFC 7692 7.1).
  *
- * Window 8: zlib cannot deflate raw with a 256-byte window (deflateInit2
- * refuses -8 since 1.2.9; before that it silently used 512 bytes, which a
- * peer's 256-byte inflater fails on). 8 is still a valid RFC value and
- * inflating with it works, so negotiation agrees to it in both directions,
- * and a side whose compressor window came out as 8 sends every message
- * uncompressed (RFC 7692 lets any message go without RSV1):
- * ws_pmd_compresses says so. The peer still gets its compression. */
+ * Window 8: a valid RFC value that negotiation agrees to in both
+ * directions; inflating with it works as is, and a compressor limited to 8
+ * compresses with a 9-bit window that never refers back more than 250
+ * bytes (see ws_deflater_new). */
 
 #define WS_PMD_MAX_HEADER 4096 /* longest header value looked at */
 #define WS_PMD_MAX_ELEMENTS 32 /* extensions in one header value */
@@ -875,12 +897,42 @@ int ws_pmd_accept(const char *header, size_t len, const ws_pmd_config *cfg,
 int ws_pmd_check_response(const char *header, size_t len,
                           const ws_pmd_config *offered, ws_pmd_result *res);
 
-/* 1 if the side `is_server` may compress its messages with what was
- * agreed: its compressor window is not 8 (see above), else 0. */
-static inline int ws_pmd_compresses(const ws_pmd_params *p, int is_server) {
-  return (is_server ? p->server_max_window_bits
-                    : p->client_max_window_bits) > 8;
-}
+
+/* ------------------------------------- permessage-deflate in the engine */
+
+/* Turn on permessage-deflate (RFC 7692) with what the handshake agreed,
+ * before any frame is fed or sent:
+ *  - receiving: RSV1 becomes the "compressed" bit of a message's first
+ *    frame; RSV1 on a control frame (protocol:compressed_control) or a
+ *    continuation frame (protocol:compressed_continuation) fails the
+ *    connection with 1002. A compressed message is inflated as its bytes
+ *    arrive, straight into the message buffer, and its inflated size
+ *    counts against max_message_size while inflating, so a small message
+ *    that would inflate past it fails with 1009
+ *    (protocol:message_too_big) holding at most max_message_size + 1
+ *    bytes. Text is checked as UTF-8 after inflating (1007). A stream that
+ *    is not valid DEFLATE fails with 1007 (protocol:bad_deflate): the
+ *    frames were well-formed and it is their payload that is invalid,
+ *    which is what 1007 means. Message events carry the inflated bytes
+ *    and their rsv has RSV1 cleared.
+ *  - sending: text and binary messages of at least `threshold` bytes are
+ *    compressed with `level` (-1 zlib's default, 0..9) and `mem_level`
+ *    (1..9), unless a send's flags say otherwise.
+ * The zlib streams are allocated at the first message that needs each one
+ * (an idle connection carries neither) and kept across messages unless the
+ * agreement says no context takeover for that direction, in which case
+ * they are reset after each message. Returns 0, WS_EINVALID (bad
+ * parameters, or called twice), WS_ENOMEM. */
+int ws_engine_deflate(ws_engine *e, const ws_pmd_params *agreed, int level,
+                      int mem_level, size_t threshold);
+
+/* Byte counts of permessage-deflate: payload bytes before compression and
+ * on the wire, for what we sent and what we received (compressed messages
+ * only). All 0 without ws_engine_deflate. */
+typedef struct {
+  uint64_t tx_raw, tx_wire, rx_wire, rx_raw;
+} ws_deflate_stats;
+void ws_engine_deflate_stats(const ws_engine *e, ws_deflate_stats *st);
 
 #ifdef __cplusplus
 }

@@ -35,6 +35,19 @@
  * lifetime. */
 #define KEEP_BUFFER_MAX ((size_t)256 * 1024)
 
+/* permessage-deflate (see ws_engine_deflate in ws.h). The two zlib
+ * streams are made at their first message; `in` holds the message being
+ * inflated, `out` the compressed payload being queued. */
+struct ws_engine_pmd {
+  ws_deflate_config dcfg, icfg;
+  ws_deflater *d;
+  ws_inflater *f;
+  ws_buf in, out;
+  size_t threshold;
+  int part_compressed; /* the streamed message being sent is compressed */
+  ws_deflate_stats st;
+};
+
 /* See ws.h: what an idle connection should not carry inline. */
 struct ws_engine_cold {
   uint8_t ctl[WS_CONTROL_MAX];
@@ -86,9 +99,21 @@ static void buf_release(ws_engine *e, ws_buf *b) {
   memset(b, 0, sizeof *b);
 }
 
+static void pmd_free(ws_engine *e) {
+  struct ws_engine_pmd *z = e->pmd;
+  if (z == NULL) return;
+  ws_deflater_free(z->d);
+  ws_inflater_free(z->f);
+  buf_release(e, &z->in);
+  buf_release(e, &z->out);
+  e->cfg.alloc(e->cfg.alloc_ud, z, sizeof *z, 0);
+  e->pmd = NULL;
+}
+
 void ws_engine_free(ws_engine *e) {
   buf_release(e, &e->msg);
   buf_release(e, &e->out);
+  pmd_free(e);
   if (e->cold) {
     e->cfg.alloc(e->cfg.alloc_ud, e->cold, sizeof *e->cold, 0);
     e->cold = NULL;
@@ -163,7 +188,7 @@ static int mask_key(ws_engine *e, uint8_t key[4]) {
 
 /* Append one frame to the output. The caller has checked state and
  * arguments. */
-static int put_frame(ws_engine *e, unsigned opcode, int fin,
+static int put_frame(ws_engine *e, unsigned opcode, unsigned rsv, int fin,
                      const uint8_t *data, size_t len) {
   ws_frame_header h;
   int masked = e->cfg.role == WS_ROLE_CLIENT;
@@ -172,7 +197,7 @@ static int put_frame(ws_engine *e, unsigned opcode, int fin,
   uint8_t *dst;
 
   h.fin = fin ? 1 : 0;
-  h.rsv = 0;
+  h.rsv = rsv;
   h.opcode = opcode;
   h.masked = (unsigned)masked;
   h.length = len;
@@ -196,56 +221,124 @@ static int check_kind(ws_opcode kind) {
   return kind == WS_OP_TEXT || kind == WS_OP_BINARY;
 }
 
-int ws_engine_send(ws_engine *e, ws_opcode kind, const uint8_t *data,
-                   size_t len, size_t fragment) {
+/* Compress a message (or the next part of a streamed one) into the pmd's
+ * output buffer: 0 or a WS_E* code. */
+static int deflate_into(ws_engine *e, const uint8_t *data, size_t len,
+                        int fin) {
+  struct ws_engine_pmd *z = e->pmd;
+  int r;
+  if (z->d == NULL && (r = ws_deflater_new(&z->d, &z->dcfg)) != 0) return r;
+  if (z->out.cap > KEEP_BUFFER_MAX) buf_release(e, &z->out);
+  z->out.len = z->out.off = 0;
+  if ((r = ws_deflate_message(z->d, data, len, fin, &z->out)) != 0) {
+    /* A failed compressor only ever returns its error again. */
+    ws_deflater_free(z->d);
+    z->d = NULL;
+    return r;
+  }
+  z->st.tx_raw += len;
+  z->st.tx_wire += z->out.len;
+  return 0;
+}
+
+/* Compressed bytes that never made it into the output: the peer will not
+ * see them, so our compressor must not refer back to them. A new stream
+ * refers to nothing older than itself, which any peer can inflate. */
+static void deflate_lost(ws_engine *e) {
+  ws_deflater_free(e->pmd->d);
+  e->pmd->d = NULL;
+}
+
+static int compress_this(const ws_engine *e, size_t len, unsigned flags) {
+  if (e->pmd == NULL || (flags & WS_SEND_NO_COMPRESS)) return 0;
+  return (flags & WS_SEND_COMPRESS) || len >= e->pmd->threshold;
+}
+
+int ws_engine_send_ex(ws_engine *e, ws_opcode kind, const uint8_t *data,
+                      size_t len, size_t fragment, unsigned flags) {
   size_t off = 0, frames;
+  unsigned rsv = 0;
   int r;
   if (!check_kind(kind) || (data == NULL && len > 0)) return WS_EINVALID;
   if (e->state != WS_STATE_OPEN) return WS_ESTATE;
   if (e->sending) return WS_EFRAGMENT;
   if (kind == WS_OP_TEXT && !ws_utf8_valid(data, len)) return WS_EUTF8;
-  if (fragment == 0 || len <= fragment)
-    return put_frame(e, kind, 1, data, len);
+  if (compress_this(e, len, flags)) {
+    if ((r = deflate_into(e, data, len, 1)) != 0) return r;
+    data = e->pmd->out.p;
+    len = e->pmd->out.len;
+    rsv = 4;
+  }
+  if (fragment == 0 || len <= fragment) {
+    r = put_frame(e, kind, rsv, 1, data, len);
+    if (r && rsv) deflate_lost(e);
+    return r;
+  }
   /* Reserve once for all frames, so a failure leaves nothing half
    * queued. */
   frames = len / fragment + (len % fragment != 0);
-  if (frames > (SIZE_MAX - len) / WS_FRAME_MAX_HEADER) return WS_ENOMEM;
-  if ((r = buf_reserve(e, &e->out, len + frames * WS_FRAME_MAX_HEADER)))
-    return r;
+  if (frames > (SIZE_MAX - len) / WS_FRAME_MAX_HEADER ||
+      (r = buf_reserve(e, &e->out, len + frames * WS_FRAME_MAX_HEADER))) {
+    if (rsv) deflate_lost(e);
+    return WS_ENOMEM;
+  }
   while (off < len) {
     size_t n = len - off < fragment ? len - off : fragment;
     r = put_frame(e, off == 0 ? (unsigned)kind : WS_OP_CONTINUATION,
-                  off + n == len, data + off, n);
+                  off == 0 ? rsv : 0, off + n == len, data + off, n);
     if (r) return r; /* WS_ERAND; WS_ENOMEM only on the first frame */
     off += n;
   }
   return 0;
 }
 
-int ws_engine_send_part(ws_engine *e, ws_opcode kind, const uint8_t *data,
-                        size_t len, int fin) {
+int ws_engine_send(ws_engine *e, ws_opcode kind, const uint8_t *data,
+                   size_t len, size_t fragment) {
+  return ws_engine_send_ex(e, kind, data, len, fragment, 0);
+}
+
+int ws_engine_send_part_ex(ws_engine *e, ws_opcode kind, const uint8_t *data,
+                           size_t len, int fin, unsigned flags) {
   ws_utf8_state st;
-  unsigned opcode;
-  int r;
+  unsigned opcode, rsv = 0;
+  int r, compressed;
   if (data == NULL && len > 0) return WS_EINVALID;
   if (e->state != WS_STATE_OPEN) return WS_ESTATE;
   if (!e->sending) {
     if (!check_kind(kind)) return WS_EINVALID;
-    e->send_kind = kind;
-    e->send_utf8 = WS_UTF8_ACCEPT;
     opcode = kind;
+    compressed = e->pmd != NULL && !(flags & WS_SEND_NO_COMPRESS);
+    rsv = compressed ? 4 : 0;
   } else {
     opcode = WS_OP_CONTINUATION;
+    compressed = e->pmd != NULL && e->pmd->part_compressed;
   }
-  st = e->send_utf8;
-  if (e->send_kind == WS_OP_TEXT &&
+  st = e->sending ? e->send_utf8 : WS_UTF8_ACCEPT;
+  if ((e->sending ? e->send_kind : kind) == WS_OP_TEXT &&
       (ws_utf8_validate(&st, data, len, NULL) != 0 ||
        (fin && !ws_utf8_complete(st))))
     return WS_EUTF8;
-  if ((r = put_frame(e, opcode, fin, data, len)) != 0) return r;
+  if (compressed) {
+    if ((r = deflate_into(e, data, len, fin)) != 0) return r;
+    data = e->pmd->out.p ? e->pmd->out.p : (const uint8_t *)"";
+    len = e->pmd->out.len;
+  }
+  if ((r = put_frame(e, opcode, rsv, fin, data, len)) != 0) {
+    if (compressed) deflate_lost(e);
+    return r;
+  }
+  if (!e->sending) {
+    e->send_kind = kind;
+    if (e->pmd) e->pmd->part_compressed = compressed;
+  }
   e->send_utf8 = st;
   e->sending = !fin;
   return 0;
+}
+
+int ws_engine_send_part(ws_engine *e, ws_opcode kind, const uint8_t *data,
+                        size_t len, int fin) {
+  return ws_engine_send_part_ex(e, kind, data, len, fin, 0);
 }
 
 static int send_control(ws_engine *e, unsigned opcode, const uint8_t *data,
@@ -253,7 +346,7 @@ static int send_control(ws_engine *e, unsigned opcode, const uint8_t *data,
   if (data == NULL && len > 0) return WS_EINVALID;
   if (len > WS_CONTROL_MAX) return WS_ECONTROL;
   if (e->state != WS_STATE_OPEN) return WS_ESTATE;
-  return put_frame(e, opcode, 1, data, len);
+  return put_frame(e, opcode, 0, 1, data, len);
 }
 
 int ws_engine_ping(ws_engine *e, const uint8_t *data, size_t len) {
@@ -278,7 +371,7 @@ static int put_close(ws_engine *e, int code, const uint8_t *reason,
     if (reason_len) memcpy(payload + 2, reason, reason_len);
     n = 2 + reason_len;
   }
-  if ((r = put_frame(e, WS_OP_CLOSE, 1, payload, n)) != 0) return r;
+  if ((r = put_frame(e, WS_OP_CLOSE, 0, 1, payload, n)) != 0) return r;
   e->close_end = e->out_queued;
   e->sent_code = code ? code : WS_CLOSE_no_status;
   if (reason_len) memcpy(e->cold->sent_reason, reason, reason_len);
@@ -433,6 +526,11 @@ static ws_violation start_frame(ws_engine *e) {
   if (h->rsv & ~e->cfg.allowed_rsv) return WS_V_RSV_BITS;
   if ((op > WS_OP_BINARY && op < WS_OP_CLOSE) || op > WS_OP_PONG)
     return WS_V_RESERVED_OPCODE;
+  /* RFC 7692 6: RSV1 marks a compressed message on its first frame only. */
+  if (e->pmd != NULL && (h->rsv & 4)) {
+    if (op & 0x8) return WS_V_COMPRESSED_CONTROL;
+    if (op == WS_OP_CONTINUATION) return WS_V_COMPRESSED_CONTINUATION;
+  }
   if (e->cfg.role == WS_ROLE_SERVER && !h->masked) return WS_V_UNMASKED_FRAME;
   if (e->cfg.role == WS_ROLE_CLIENT && h->masked) return WS_V_MASKED_FRAME;
   e->remaining = h->length;
@@ -452,6 +550,11 @@ static ws_violation start_frame(ws_engine *e) {
     e->in_message = 1;
     e->msg_kind = (ws_opcode)op;
     e->msg_rsv = h->rsv;
+    e->inflating = e->pmd != NULL && (h->rsv & 4);
+    if (e->inflating) {
+      if (e->pmd->in.cap > KEEP_BUFFER_MAX) buf_release(e, &e->pmd->in);
+      e->pmd->in.len = 0;
+    }
     e->msg_frames = 0;
     e->msg_total = 0;
     e->utf8 = WS_UTF8_ACCEPT;
@@ -480,7 +583,7 @@ static void control_frame(ws_engine *e, const uint8_t *p, size_t len,
   switch (e->fh.opcode) {
     case WS_OP_PING:
       if (e->cfg.auto_pong && e->state == WS_STATE_OPEN &&
-          put_frame(e, WS_OP_PONG, 1, p, len) != 0) {
+          put_frame(e, WS_OP_PONG, 0, 1, p, len) != 0) {
         (void)pend(e, WS_V_NOMEM, 0);
         return;
       }
@@ -538,10 +641,39 @@ static void message_event(ws_engine *e, const uint8_t *p, size_t len,
   *ev = no_event;
   ev->type = WS_EV_MESSAGE;
   ev->kind = e->msg_kind;
-  ev->rsv = e->msg_rsv;
+  /* permessage-deflate owns RSV1 and has acted on it */
+  ev->rsv = e->pmd != NULL ? e->msg_rsv & ~4u : e->msg_rsv;
   ev->data = p;
   ev->len = len;
   e->in_message = 0;
+}
+
+/* Inflate the next piece of a compressed message into pmd->in (fin: the
+ * message's last), checking the new text as UTF-8. Returns WS_V_NONE or
+ * what was violated. */
+static ws_violation inflate_piece(ws_engine *e, const uint8_t *p, size_t n,
+                                  int fin) {
+  struct ws_engine_pmd *z = e->pmd;
+  size_t before = z->in.len;
+  int r;
+  if (z->f == NULL && ws_inflater_new(&z->f, &z->icfg) != 0)
+    return WS_V_NOMEM;
+  r = ws_inflate_message(z->f, p, n, fin, e->cfg.max_message_size, &z->in);
+  z->st.rx_wire += n;
+  if (r == WS_EINFLATE_LIMIT) return WS_V_MESSAGE_TOO_BIG;
+  if (r == WS_EINFLATE) return WS_V_BAD_DEFLATE;
+  if (r != 0) return WS_V_NOMEM;
+  z->st.rx_raw += z->in.len - before;
+  if (e->msg_kind == WS_OP_TEXT &&
+      (ws_utf8_validate(&e->utf8, z->in.p + before, z->in.len - before,
+                        NULL) != 0 ||
+       (fin && !ws_utf8_complete(e->utf8))))
+    return WS_V_INVALID_UTF8;
+  return WS_V_NONE;
+}
+
+static const uint8_t *inflated(const ws_engine *e) {
+  return e->pmd->in.p ? e->pmd->in.p : (const uint8_t *)"";
 }
 
 /* The current data frame is complete. A violation leaves ev untouched
@@ -549,6 +681,15 @@ static void message_event(ws_engine *e, const uint8_t *p, size_t len,
 static void data_frame_done(ws_engine *e, ws_event *ev) {
   if (e->discard || !e->fh.fin) {
     if (e->fh.fin) e->in_message = 0;
+    return;
+  }
+  if (e->inflating) {
+    ws_violation v = inflate_piece(e, NULL, 0, 1);
+    if (v != WS_V_NONE) {
+      (void)pend(e, v, 0);
+      return;
+    }
+    message_event(e, inflated(e), e->pmd->in.len, ev);
     return;
   }
   if (e->msg_kind == WS_OP_TEXT && !ws_utf8_complete(e->utf8)) {
@@ -565,6 +706,8 @@ size_t ws_engine_recv(ws_engine *e, uint8_t *in, size_t len, ws_event *ev) {
   /* A large reassembly buffer is let go as soon as its message has been
    * handed out (its data stayed valid until this call). */
   if (!e->in_message && e->msg.cap > KEEP_BUFFER_MAX) buf_release(e, &e->msg);
+  if (!e->in_message && e->pmd != NULL && e->pmd->in.cap > KEEP_BUFFER_MAX)
+    buf_release(e, &e->pmd->in);
   if (e->pending != WS_V_NONE) {
     fail(e, e->pending, ev);
     return len;
@@ -605,7 +748,8 @@ size_t ws_engine_recv(ws_engine *e, uint8_t *in, size_t len, ws_event *ev) {
       /* Fast path: the whole payload is here and nothing is buffered. */
       avail = len - pos;
       if (e->remaining <= avail && !e->discard &&
-          (e->fh.opcode & 0x8 || (e->fh.fin && e->msg.len == 0))) {
+          (e->fh.opcode & 0x8 ||
+           (e->fh.fin && (e->inflating || e->msg.len == 0)))) {
         uint8_t *p = in + pos;
         size_t n2 = (size_t)e->remaining;
         if (e->fh.masked) ws_mask(p, n2, e->fh.key, 0);
@@ -615,6 +759,12 @@ size_t ws_engine_recv(ws_engine *e, uint8_t *in, size_t len, ws_event *ev) {
         if (e->fh.opcode & 0x8) {
           control_frame(e, p, n2, ev);
           return e->pending != WS_V_NONE ? len : pos;
+        }
+        if (e->inflating) {
+          if ((v = inflate_piece(e, p, n2, 1)) != WS_V_NONE)
+            return pend(e, v, len);
+          message_event(e, inflated(e), e->pmd->in.len, ev);
+          return pos;
         }
         if (e->msg_kind == WS_OP_TEXT &&
             (ws_utf8_validate(&e->utf8, p, n2, NULL) != 0 ||
@@ -637,6 +787,9 @@ size_t ws_engine_recv(ws_engine *e, uint8_t *in, size_t len, ws_event *ev) {
         if (need_cold(e) != 0) return pend(e, WS_V_NOMEM, len);
         memcpy(e->cold->ctl + e->ctl_len, p, take);
         e->ctl_len += take;
+      } else if (!e->discard && e->inflating) {
+        ws_violation v = inflate_piece(e, p, take, 0);
+        if (v != WS_V_NONE) return pend(e, v, len);
       } else if (!e->discard) {
         /* Validate as bytes arrive, so bad text fails at once. */
         if (e->msg_kind == WS_OP_TEXT &&
@@ -662,4 +815,47 @@ size_t ws_engine_recv(ws_engine *e, uint8_t *in, size_t len, ws_event *ev) {
     if (e->pending != WS_V_NONE) return len;
   }
   return pos;
+}
+
+/* ------------------------------------------------------ permessage-deflate */
+
+int ws_engine_deflate(ws_engine *e, const ws_pmd_params *agreed, int level,
+                      int mem_level, size_t threshold) {
+  struct ws_engine_pmd *z;
+  int server = e->cfg.role == WS_ROLE_SERVER;
+  int ours = server ? agreed->server_max_window_bits
+                    : agreed->client_max_window_bits;
+  int theirs = server ? agreed->client_max_window_bits
+                      : agreed->server_max_window_bits;
+  if (e->pmd != NULL || ours < 8 || ours > 15 || theirs < 8 || theirs > 15 ||
+      level < -1 || level > 9 || mem_level < 1 || mem_level > 9)
+    return WS_EINVALID;
+  z = e->cfg.alloc(e->cfg.alloc_ud, NULL, 0, sizeof *z);
+  if (z == NULL) return WS_ENOMEM;
+  memset(z, 0, sizeof *z);
+  ws_deflate_config_init(&z->dcfg);
+  z->dcfg.window_bits = ours;
+  z->dcfg.level = level;
+  z->dcfg.mem_level = mem_level;
+  z->dcfg.no_context_takeover =
+      server ? agreed->server_no_context_takeover
+             : agreed->client_no_context_takeover;
+  z->dcfg.alloc = e->cfg.alloc;
+  z->dcfg.alloc_ud = e->cfg.alloc_ud;
+  z->icfg = z->dcfg;
+  z->icfg.window_bits = theirs;
+  z->icfg.no_context_takeover =
+      server ? agreed->client_no_context_takeover
+             : agreed->server_no_context_takeover;
+  z->threshold = threshold;
+  e->pmd = z;
+  e->cfg.allowed_rsv |= 4;
+  return 0;
+}
+
+void ws_engine_deflate_stats(const ws_engine *e, ws_deflate_stats *st) {
+  if (e->pmd != NULL)
+    *st = e->pmd->st;
+  else
+    memset(st, 0, sizeof *st);
 }

@@ -371,6 +371,7 @@ static int send_result(lua_State *L, lengine *le, int r, const char *fn) {
     case WS_EREASON_UTF8:
     case WS_ENOMEM:
     case WS_ERAND:
+    case WS_EDEFLATE:
       lua_pushnil(L);
       lua_pushstring(L, ws_strerror(r));
       lua_pushstring(L, ws_errname(r));
@@ -391,32 +392,91 @@ static ws_opcode check_kind(lua_State *L, int idx, const char *fn) {
   return WS_OP_TEXT;
 }
 
-/* engine:send(data, kind, fragment) -> bytes | nil, message, name */
+/* The `compress` argument at idx: nil (the threshold decides), true
+ * (always) or false (never). */
+static unsigned compress_flags(lua_State *L, int idx) {
+  if (lua_isnoneornil(L, idx)) return 0;
+  luaL_checktype(L, idx, LUA_TBOOLEAN);
+  return lua_toboolean(L, idx) ? WS_SEND_COMPRESS : WS_SEND_NO_COMPRESS;
+}
+
+/* engine:send(data, kind, fragment, compress) -> bytes | nil, message,
+ * name */
 static int l_send(lua_State *L) {
   lengine *le = check_engine(L);
   size_t len;
   const char *s = luaL_checklstring(L, 2, &len);
   ws_opcode kind = check_kind(L, 3, "send");
   lua_Integer frag = luaL_optinteger(L, 4, 0);
+  unsigned flags = compress_flags(L, 5);
   if (frag < 0) return luaL_argerror(L, 4, "fragment size must be >= 0");
   if (le->e.sending)
     return luaL_error(L, "send: %s", ws_strerror(WS_EFRAGMENT));
   return send_result(L, le,
-                     ws_engine_send(&le->e, kind, (const uint8_t *)s, len,
-                                    (size_t)frag),
+                     ws_engine_send_ex(&le->e, kind, (const uint8_t *)s, len,
+                                       (size_t)frag, flags),
                      "send");
 }
 
-/* engine:send_part(data, kind, fin) -> bytes | nil, message, name */
+/* engine:send_part(data, kind, fin, compress) -> bytes | nil, message,
+ * name */
 static int l_send_part(lua_State *L) {
   lengine *le = check_engine(L);
   size_t len;
   const char *s = luaL_checklstring(L, 2, &len);
   ws_opcode kind = check_kind(L, 3, "send_part");
+  unsigned flags = compress_flags(L, 5);
   return send_result(L, le,
-                     ws_engine_send_part(&le->e, kind, (const uint8_t *)s, len,
-                                         lua_toboolean(L, 4)),
+                     ws_engine_send_part_ex(&le->e, kind, (const uint8_t *)s,
+                                            len, lua_toboolean(L, 4), flags),
                      "send_part");
+}
+
+static int param_int(lua_State *L, int idx, const char *field) {
+  int v;
+  lua_getfield(L, idx, field);
+  v = lua_isboolean(L, -1) ? lua_toboolean(L, -1)
+                           : (int)luaL_optinteger(L, -1, 0);
+  lua_pop(L, 1);
+  return v;
+}
+
+/* engine:deflate(params, level, mem_level, threshold): turn on
+ * permessage-deflate with what was agreed (core.pmd_accept's or
+ * core.pmd_response's params table). Raises on bad values. */
+static int l_deflate(lua_State *L) {
+  lengine *le = check_engine(L);
+  ws_pmd_params p;
+  int r;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  p.server_no_context_takeover =
+      param_int(L, 2, "server_no_context_takeover");
+  p.client_no_context_takeover =
+      param_int(L, 2, "client_no_context_takeover");
+  p.server_max_window_bits = param_int(L, 2, "server_max_window_bits");
+  p.client_max_window_bits = param_int(L, 2, "client_max_window_bits");
+  r = ws_engine_deflate(&le->e, &p, (int)luaL_optinteger(L, 3, -1),
+                        (int)luaL_optinteger(L, 4, 8),
+                        (size_t)luaL_optinteger(L, 5, 0));
+  if (r != 0) return luaL_error(L, "deflate: %s", ws_strerror(r));
+  return 0;
+}
+
+/* engine:deflate_stats() -> { tx_raw, tx_wire, rx_wire, rx_raw } */
+static int l_deflate_stats(lua_State *L) {
+  lengine *le = check_engine(L);
+  ws_deflate_stats st;
+  ws_engine_deflate_stats(&le->e, &st);
+  lua_createtable(L, 0, 4);
+  lua_pushinteger(L, (lua_Integer)st.tx_raw);
+  lua_setfield(L, -2, "tx_raw");
+  lua_pushinteger(L, (lua_Integer)st.tx_wire);
+  lua_setfield(L, -2, "tx_wire");
+  lua_pushinteger(L, (lua_Integer)st.rx_wire);
+  lua_setfield(L, -2, "rx_wire");
+  lua_pushinteger(L, (lua_Integer)st.rx_raw);
+  lua_setfield(L, -2, "rx_raw");
+  return 1;
 }
 
 static int l_ping(lua_State *L) {
@@ -565,6 +625,7 @@ static const luaL_Reg engine_methods[] = {
     {"state", l_state}, {"buffered_amount", l_buffered},
     {"hold_output", l_hold_output}, {"written", l_written},
     {"close_end", l_close_end},
+    {"deflate", l_deflate}, {"deflate_stats", l_deflate_stats},
     {"free", l_engine_gc}, {NULL, NULL}};
 
 static const luaL_Reg engine_functions[] = {

@@ -79,7 +79,7 @@ local function flush_queue(self, conn)
   local q = self._queue
   while #q > 0 do
     local m = q[1]
-    if not conn:send(m.data, m.kind) then return end
+    if not conn:send(m.data, m.kind, m.opts) then return end
     table.remove(q, 1)
   end
 end
@@ -237,9 +237,10 @@ function Client:on(event, fn)
 end
 
 --- Send a message on the current connection. While disconnected it
--- queues when `queue = { max = N }` was given.
+-- queues when `queue = { max = N }` was given. `opts` as a connection's
+-- send takes them (`fragment`, `compress`).
 -- @return true | nil, "not_connected" | "queue_full" | "closed" | error
-function Client:send(data, kind)
+function Client:send(data, kind, opts)
   if type(data) ~= "string" then
     error("bad argument #1 to 'send' (string expected, got " .. type(data)
       .. ")", 2)
@@ -248,17 +249,19 @@ function Client:send(data, kind)
     error("bad argument #2 to 'send' (\"text\" or \"binary\" expected, got "
       .. tostring(kind) .. ")", 2)
   end
+  options.send_opts(opts, 2)
   if self._stopped then return nil, "closed" end
   local conn = self.conn
   if conn and self.state == "open" and not conn.close_event then
-    local ok, err = conn:send(data, kind)
+    local ok, err = conn:send(data, kind, opts)
     -- a message the connection refuses for itself is refused here too;
     -- one refused because the connection is ending is queued
     if ok or (err ~= "closed" and err ~= "closing") then return ok, err end
   end
   if not self._queue_max then return nil, "not_connected" end
   if #self._queue >= self._queue_max then return nil, "queue_full" end
-  self._queue[#self._queue + 1] = { data = data, kind = kind or "text" }
+  self._queue[#self._queue + 1] = { data = data, kind = kind or "text",
+    opts = opts }
   return true
 end
 

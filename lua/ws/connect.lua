@@ -44,6 +44,7 @@ local function do_connect(u, opts, o, ctx, request, key)
   end
   return Conn.new(t, "client", o, {
     leftover = rest, protocol = resp.protocol, response = resp,
+    deflate = resp.deflate,
   })
 end
 

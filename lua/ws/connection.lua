@@ -491,6 +491,13 @@ function Conn.new(t, role, o, extra)
     _rwait = 0, -- receive calls waiting
     _last_rx = now(),
   }, mt)
+  -- what the handshake agreed: { ["permessage-deflate"] = params } or {}
+  self.extensions = {}
+  local z = extra and extra.deflate
+  if z then
+    e:deflate(z.params, z.level, z.mem_level, z.threshold)
+    self.extensions["permessage-deflate"] = z.params
+  end
   if extra then
     self.protocol, self.request = extra.protocol, extra.request
     self.response = extra.response
@@ -517,7 +524,8 @@ end
 -- @tparam string data
 -- @tparam[opt="text"] string kind "text" or "binary"
 -- @tparam[opt] table opts `fragment`: send as frames of at most this many
---   payload bytes
+--   payload bytes; `compress`: false sends it uncompressed, true
+--   compresses it whatever its size (with permessage-deflate agreed)
 -- @return true (accepted: written, or listed in the close event's
 --   `unsent` if the connection ends first) | nil, "closed" | "closing" |
 --   "text is not valid UTF-8" (not accepted)
@@ -527,9 +535,9 @@ function Conn:send(data, kind, opts)
     error("bad argument #1 to 'send' (string expected, got " .. type(data)
       .. ")", 2)
   end
-  local fragment = options.fragment(opts, 2)
+  local fragment, compress = options.send_opts(opts, 2)
   if self.close_event then return nil, "closed" end
-  local pos, err, name = self._e:send(data, kind, fragment)
+  local pos, err, name = self._e:send(data, kind, fragment, compress)
   if not pos then
     if name == "closing" or name == "closed" then return nil, name end
     return nil, err
@@ -788,6 +796,15 @@ function Conn:wait(timeout)
 end
 
 --- Bytes accepted by `send` and not yet written to the transport.
+--- Byte counts of permessage-deflate so far: `tx_raw` and `tx_wire`
+-- (payload bytes of the compressed messages we sent, before and after
+-- compression), `rx_wire` and `rx_raw` (those we received); all 0 when
+-- nothing was agreed.
+function Conn:deflate_stats()
+  check(self)
+  return self._e:deflate_stats()
+end
+
 function Conn:buffered_amount()
   check(self)
   return self._e:buffered_amount()

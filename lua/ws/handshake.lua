@@ -35,11 +35,12 @@ local TOKEN = "^[%w!#$%%&'*+%-.^_`|~]+$"
 local RESERVED_REQUEST = {
   host = true, upgrade = true, connection = true, origin = true,
   ["sec-websocket-key"] = true, ["sec-websocket-version"] = true,
-  ["sec-websocket-protocol"] = true,
+  ["sec-websocket-protocol"] = true, ["sec-websocket-extensions"] = true,
 }
 local RESERVED_RESPONSE = {
   upgrade = true, connection = true,
   ["sec-websocket-accept"] = true, ["sec-websocket-protocol"] = true,
+  ["sec-websocket-extensions"] = true,
 }
 local RESERVED_ERROR = { connection = true, ["content-length"] = true }
 local RESERVED_ERROR_STATUS = {
@@ -242,6 +243,8 @@ end
 -- @tparam[opt] {string,...} opts.protocols subprotocols to offer
 -- @tparam[opt] string opts.origin the Origin header
 -- @tparam[opt] table opts.headers more headers, `{["Name"] = "value"}`
+-- @tparam[opt] string opts.extensions the Sec-WebSocket-Extensions value
+-- to offer (deflate_offer's)
 -- @treturn string the request bytes, or nil if no key could be made
 -- @treturn string the key used (to check the answer with), or the error
 function M.request(opts)
@@ -261,6 +264,11 @@ function M.request(opts)
   check_value("request", "origin", opts.origin, true)
   local protocols = join_list("request", "protocols", opts.protocols, true)
   local extra = header_lines("request", opts.headers, RESERVED_REQUEST)
+  check_value("request", "extensions", opts.extensions, true)
+  if opts.extensions then
+    extra = (extra or "") .. "Sec-WebSocket-Extensions: " .. opts.extensions
+      .. "\r\n"
+  end
   if key == nil then
     local err
     key, err = core.hs_key()
@@ -320,6 +328,8 @@ end
 -- @tparam string opts.key the request's Sec-WebSocket-Key
 -- @tparam[opt] string opts.protocol the chosen subprotocol
 -- @tparam[opt] table opts.headers more headers, `{["Name"] = "value"}`
+-- @tparam[opt] string opts.extensions the Sec-WebSocket-Extensions value
+-- agreed (deflate_accept's)
 -- @treturn string the response bytes
 function M.response(opts)
   check("response", "opts", opts, "table")
@@ -331,6 +341,11 @@ function M.response(opts)
       protocol), 2)
   end
   local extra = header_lines("response", opts.headers, RESERVED_RESPONSE)
+  check_value("response", "extensions", opts.extensions, true)
+  if opts.extensions then
+    extra = (extra or "") .. "Sec-WebSocket-Extensions: " .. opts.extensions
+      .. "\r\n"
+  end
   local bytes, err = core.hs_build_response(opts.key, protocol, extra)
   if not bytes then error("ws.handshake.response: " .. err, 2) end
   return bytes
@@ -396,6 +411,39 @@ function M.parse_response(bytes, opts)
     return nil, consumed, status, t and response_table(t)
   end
   return response_table(r), consumed
+end
+
+--- permessage-deflate negotiation (RFC 7692), for hosts that run the
+-- handshake themselves (ws.connect, ws.listen and ws.resty do it for
+-- you). `cfg` fields: server_no_context_takeover,
+-- client_no_context_takeover (booleans), server_max_window_bits,
+-- client_max_window_bits (8..15; for an offer, client_max_window_bits
+-- nil offers the parameter without a value and false leaves it out).
+
+--- A client's offer: the Sec-WebSocket-Extensions value to send.
+function M.deflate_offer(cfg)
+  return core.pmd_offer(cfg)
+end
+
+--- Server: pick the first permessage-deflate offer in the request's
+-- Sec-WebSocket-Extensions value (nil: none) that cfg accepts.
+-- @return params (ws.protocol.new's `deflate`), the response header value
+-- | nil, why, name (none acceptable: go on without compression; name
+-- "extension_syntax" or "extension_too_long": refuse with 400)
+function M.deflate_accept(header, cfg)
+  if header == nil then return nil, "no permessage-deflate offer", "none" end
+  local params, value, why = core.pmd_accept(header, cfg)
+  if params then return params, value end
+  return nil, value, why
+end
+
+--- Client: check the response's Sec-WebSocket-Extensions value (nil:
+-- none) against the offer made from cfg.
+-- @return params | false (nothing agreed) | nil, message, name (fail the
+-- connection)
+function M.deflate_response(header, cfg)
+  if header == nil then return false end
+  return core.pmd_response(header, cfg)
 end
 
 return M

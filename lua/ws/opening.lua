@@ -6,9 +6,44 @@
 local core = require "ws.core"
 local handshake = require "ws.handshake"
 
-local type, tostring, pcall = type, tostring, pcall
+local type, tostring, pcall, pairs = type, tostring, pcall, pairs
 
 local opening = {}
+
+local EMPTY = {}
+
+--- A `deflate` option (checked by ws.options: nil, a boolean or a table)
+-- for a side, with the defaults of doc/options.md filled in: `cfg` (the
+-- negotiation config: the offer's, or the most a server agrees to),
+-- `soft` (a server's default client window, given up for a client that
+-- cannot be limited), and the engine's level, mem_level and threshold;
+-- nil when off. Clients offer by default, servers accept only when asked.
+function opening.deflate(d, role)
+  if d == nil then d = role == "client" end
+  if not d then return nil end
+  if d == true then d = EMPTY end
+  local server = role == "server"
+  return {
+    cfg = {
+      server_no_context_takeover = d.server_no_context_takeover,
+      client_no_context_takeover = d.client_no_context_takeover,
+      server_max_window_bits = d.server_max_window_bits
+        or (server and 12 or nil),
+      client_max_window_bits = d.client_max_window_bits
+        or (server and 12 or nil),
+    },
+    soft = server and d.client_max_window_bits == nil,
+    level = d.level or 6,
+    mem_level = d.mem_level or (server and 5 or 8),
+    threshold = d.threshold or 128,
+  }
+end
+
+-- What Conn.new takes: the agreed params and the engine's tuning.
+local function agreed(s, params)
+  return { params = params, level = s.level, mem_level = s.mem_level,
+    threshold = s.threshold }
+end
 
 --- What a connect that failed before the connection opened returns:
 -- nil, message, close event (made by the engine's table: 1006, or 1015
@@ -43,9 +78,11 @@ end
 -- `fname`, at `level` (counted from the caller of this).
 -- @return request, key
 function opening.request(u, opts, fname, argn, level)
+  local z = opening.deflate(opts.deflate, "client")
   local ok, request, key = pcall(handshake.request, {
     host = u.host_header, path = u.target, protocols = opts.protocols,
     origin = opts.origin, headers = opts.headers,
+    extensions = z and handshake.deflate_offer(z.cfg),
   })
   if not ok then
     local why = tostring(request):gsub("^[^\n]-:%d+: ", "")
@@ -61,22 +98,37 @@ end
 -- @tparam table opts protocols (list), origin, headers
 -- @tparam number deadline
 -- @param[opt] request, key the request opening.request built
--- @return response, leftover bytes | nil, message, close event
+-- @return response (its `deflate`: what Conn.new takes, when
+--   permessage-deflate was agreed), leftover bytes | nil, message, close
+--   event
 function opening.connect(t, u, opts, deadline, request, key)
   local protocols = opts.protocols
   if type(protocols) == "string" then protocols = { protocols } end
+  local z = opening.deflate(opts.deflate, "client")
   if not request then
     request, key = handshake.request{
       host = u.host_header, path = u.target, protocols = protocols,
       origin = opts.origin, headers = opts.headers,
+      extensions = z and handshake.deflate_offer(z.cfg),
     }
   end
   local ok, err, msg = t:write(request, deadline)
   local resp, rest, status, rtable
   if ok then
     resp, rest, status, rtable = opening.read_head(t, function(buf)
-      return handshake.parse_response(buf, { key = key, protocols = protocols })
+      return handshake.parse_response(buf, { key = key, protocols = protocols,
+        extensions = z and { "permessage-deflate" } })
     end, deadline)
+    if resp and z then
+      local params, why, name = handshake.deflate_response(
+        resp.headers["sec-websocket-extensions"], z.cfg)
+      if params == nil then
+        -- RFC 7692 5.1: the client fails the connection
+        return failed("extension", ("server's permessage-deflate "
+          .. "response refused: %s (%s)"):format(why, name))
+      end
+      if params then resp.deflate = agreed(z, params) end
+    end
     if resp then return resp, rest end
     err, msg = rest, status
   end
@@ -100,7 +152,11 @@ end
 -- @tparam table req the request
 -- @tparam table opts authorize, headers (extra response headers)
 -- @tparam function report where an error raised by authorize goes
--- @return the 101 answer | nil, reason, status, refusal bytes
+-- With opts.deflate the first permessage-deflate offer it can accept is
+-- agreed; a Sec-WebSocket-Extensions header that breaks the grammar is
+-- refused with 400 (RFC 6455 9.1).
+-- @return the 101 answer, what Conn.new takes as `deflate` (nil: no
+--   compression) | nil, reason, status, refusal bytes
 function opening.answer(req, opts, report)
   if opts.authorize then
     local ok, allowed, status, headers = pcall(opts.authorize, req)
@@ -118,8 +174,26 @@ function opening.answer(req, opts, report)
       return nil, "refused", status, bytes
     end
   end
+  local z, value, deflate = opening.deflate(opts.deflate, "server")
+  if z then
+    local header = req.headers["sec-websocket-extensions"]
+    local params, why, name = handshake.deflate_accept(header, z.cfg)
+    if not params and z.soft and name == "client_max_window_bits_required"
+        then
+      -- the default client window is a wish: a client that cannot be
+      -- limited keeps 15
+      local cfg = {}
+      for k, v in pairs(z.cfg) do cfg[k] = v end
+      cfg.client_max_window_bits = nil
+      params, why, name = handshake.deflate_accept(header, cfg)
+    end
+    if name == "extension_syntax" or name == "extension_too_long" then
+      return nil, name, 400, handshake.error_response(400)
+    end
+    if params then value, deflate = why, agreed(z, params) end
+  end
   return handshake.response{ key = req.key, protocol = req.protocol,
-    headers = opts.headers }
+    headers = opts.headers, extensions = value }, deflate
 end
 
 return opening

@@ -67,6 +67,61 @@ options.CONNECTION = schema.fields(options.ENGINE, {
     doc = "ping the peer when it is quiet; { interval = s, timeout = s }" },
 })
 
+--- `deflate`: permessage-deflate (RFC 7692), a table of these or a
+-- boolean. The windows' meaning and defaults depend on the side; the
+-- defaults live here and in ws.opening, which applies them.
+local WINDOW = T.integer(8, 15)
+local DEFLATE_COMMON = {
+  { name = "server_no_context_takeover", type = T.boolean, default = false,
+    doc = "the server resets its compressor after every message (less "
+      .. "memory between messages, worse ratio)" },
+  { name = "client_no_context_takeover", type = T.boolean, default = false,
+    doc = "the client resets its compressor after every message" },
+}
+local DEFLATE_TUNING = {
+  { name = "level", type = T.integer(0, 9), default = 6,
+    doc = "zlib compression level: 1 fastest, 9 smallest, 0 stores" },
+  { name = "threshold", type = T.integer(0), default = 128,
+    doc = "messages shorter than this many bytes are sent uncompressed "
+      .. "(send's `compress` overrides it)" },
+}
+options.DEFLATE_CLIENT = schema.fields(DEFLATE_COMMON, {
+  { name = "server_max_window_bits", type = WINDOW,
+    default_doc = "not offered (15)",
+    doc = "ask the server to compress with at most a 2^n-byte window" },
+  { name = "client_max_window_bits", type = {
+      expected = "integer from 8 to 15, or false",
+      doc = "integer 8-15 | false",
+      check = function(v) return v == false or WINDOW.check(v) end },
+    default_doc = "offered without a value",
+    doc = "our compressor's window: a value limits it; without one the "
+      .. "server may pick; false leaves the parameter out" },
+  { name = "mem_level", type = T.integer(1, 9), default = 8,
+    doc = "zlib memLevel of our compressor: memory 2^(n+9) bytes" },
+}, DEFLATE_TUNING)
+options.DEFLATE_SERVER = schema.fields(DEFLATE_COMMON, {
+  { name = "server_max_window_bits", type = WINDOW, default = 12,
+    doc = "the largest window the server compresses with (a client's "
+      .. "smaller request wins); memory 2^(n+2) bytes" },
+  { name = "client_max_window_bits", type = WINDOW,
+    default_doc = "12 when the client allows it, else 15",
+    doc = "the largest window the server lets the client use (memory "
+      .. "2^n bytes to inflate); set, it declines clients that did not "
+      .. "offer client_max_window_bits" },
+  { name = "mem_level", type = T.integer(1, 9), default = 5,
+    doc = "zlib memLevel of the server's compressor: memory 2^(n+9) bytes" },
+}, DEFLATE_TUNING)
+
+local DEFLATE_CLIENT_OPT = { name = "deflate",
+  type = T.switch(options.DEFLATE_CLIENT), default = true,
+  doc = "offer permessage-deflate compression: true with the defaults of "
+    .. "the deflate.* rows, or a table of them (doc/compression.md)" }
+local DEFLATE_SERVER_OPT = { name = "deflate",
+  type = T.switch(options.DEFLATE_SERVER), default = false,
+  doc = "accept permessage-deflate compression when a client offers it: "
+    .. "true with the defaults of the deflate.* rows, or a table of them "
+    .. "(doc/compression.md)" }
+
 --- ALPN protocol names: a list of strings, or false for none.
 local alpn_type = {
   expected = "list of strings or false", doc = "{ string, ... } | false",
@@ -163,6 +218,7 @@ options.connect = { fname = "connect", argn = 2,
       doc = "TLS settings for wss:// (ignored for ws://)" },
     { name = "family", type = T.one_of("inet", "inet6"),
       default_doc = "both", doc = "only IPv4 or only IPv6 addresses" },
+    DEFLATE_CLIENT_OPT,
   }, options.CONNECTION) }
 
 --- ws.client(url, opts): its own options, then ws.connect's.
@@ -208,14 +264,14 @@ options.listen = { fname = "listen", argn = 1, required = true,
       doc = "TLS and the opening handshake must end within this" },
     { name = "max_connections", type = T.count, default = 10000,
       doc = "connections in progress beyond this get HTTP 503" },
-    MAX_HEADER_BYTES, MAX_HEADERS, RESPONSE_HEADERS,
+    MAX_HEADER_BYTES, MAX_HEADERS, RESPONSE_HEADERS, DEFLATE_SERVER_OPT,
   }, options.CONNECTION) }
 
 --- ws.resty.upgrade(opts) and serve(opts)
 options.resty_upgrade = { fname = "upgrade", argn = 1,
   fields = schema.fields({
     PROTOCOLS_SERVER, RESPONSE_HEADERS, AUTHORIZE, MAX_HEADER_BYTES,
-    MAX_HEADERS, READ_TIMEOUT, SEND_TIMEOUT,
+    MAX_HEADERS, READ_TIMEOUT, SEND_TIMEOUT, DEFLATE_SERVER_OPT,
   }, options.CONNECTION) }
 options.resty_serve = { fname = "serve", argn = 1, required = true,
   fields = schema.fields({
@@ -231,8 +287,19 @@ options.resty_connect = { fname = "connect", argn = 2,
       doc = "for TCP, TLS and the opening handshake (each)" },
     { name = "tls", type = T.table(options.TLS_RESTY),
       doc = "TLS settings for wss://" },
-    READ_TIMEOUT, SEND_TIMEOUT,
+    READ_TIMEOUT, SEND_TIMEOUT, DEFLATE_CLIENT_OPT,
   }, options.CONNECTION) }
+
+--- ws.protocol.new's `deflate`: what a handshake agreed (the table
+-- ws.handshake.deflate_accept / deflate_response return) and the tuning.
+options.DEFLATE_AGREED = schema.fields(DEFLATE_COMMON, {
+  { name = "server_max_window_bits", type = WINDOW, default = 15,
+    doc = "the server's compressor window" },
+  { name = "client_max_window_bits", type = WINDOW, default = 15,
+    doc = "the client's compressor window" },
+  { name = "mem_level", type = T.integer(1, 9), default = 8,
+    doc = "zlib memLevel of our compressor" },
+}, DEFLATE_TUNING)
 
 --- ws.protocol.new(opts)
 options.protocol = { fname = "new", argn = 1,
@@ -242,6 +309,11 @@ options.protocol = { fname = "new", argn = 1,
   }, options.ENGINE, {
     { name = "auto_pong", type = T.boolean, default = true,
       doc = "answer pings by itself (the pong is in take_output())" },
+    { name = "deflate", type = T.table(options.DEFLATE_AGREED),
+      default_doc = "off",
+      doc = "turn on permessage-deflate with what your handshake agreed "
+        .. "(ws.handshake.deflate_accept / deflate_response) and our "
+        .. "compressor's tuning" },
   }) }
 
 --- The reconnect policies' options (ws.reconnect).
@@ -308,6 +380,16 @@ options.by_class = { fname = "by_class", argn = 1, required = true,
   what = "table of policies", unknown = "unknown class '%s'",
   label = "policy for '%s'", fields = by_class_fields }
 
+--- send(data, kind, opts)'s options.
+options.send = { fname = "send", argn = 3, fields = {
+  { name = "fragment", type = T.count, default_doc = "one frame",
+    doc = "send the message as frames of at most this many payload bytes" },
+  { name = "compress", type = T.boolean,
+    default_doc = "by the deflate threshold",
+    doc = "false: send this message uncompressed; true: compress it even "
+      .. "below the threshold (only with permessage-deflate agreed)" },
+} }
+
 --- The sections of doc/options.md, in order (.ci/options_doc.lua writes
 -- it from these): `title` (an entry point as it is called, or a shared
 -- part), `text` (a paragraph), `schema` (an entry point's) or `fields` (a
@@ -348,6 +430,9 @@ options.DOC = {
       .. "`lua_ssl_trusted_certificate`." },
   { title = "ws.protocol.new(opts)", schema = options.protocol,
     text = "The sans-IO engine alone." },
+  { title = "send(data, kind, opts)", schema = options.send,
+    text = "The options of a connection's `send` (and `ws.client`'s and "
+      .. "`ws.protocol`'s)." },
   { title = "ws.reconnect.fixed(delay, opts)", schema = options.fixed,
     text = "The same delay every time (`delay`: seconds, finite and "
       .. ">= 0)." },
@@ -380,19 +465,13 @@ function options.connection(opts)
   return schema.with_defaults(options.CONNECTION, opts or {})
 end
 
---- Validate send's options table; returns the fragment size or nil.
--- @param opts nil or { fragment = n }
-function options.fragment(opts, level)
-  if opts == nil then return nil end
-  if type(opts) ~= "table" then
-    error("bad argument #3 to 'send' (table expected, got " .. type(opts)
-      .. ")", level + 1)
-  end
-  local fragment = opts.fragment
-  if fragment ~= nil and (type(fragment) ~= "number" or fragment < 1) then
-    error("bad option 'fragment' (positive integer expected)", level + 1)
-  end
-  return fragment
+--- Validate send's options table; returns the fragment size (or nil) and
+-- the compress flag (or nil).
+-- @param opts nil or { fragment = n, compress = bool }
+function options.send_opts(opts, level)
+  if opts == nil then return nil, nil end
+  schema.check(options.send, opts, level + 1)
+  return opts.fragment, opts.compress
 end
 
 --- Check the arguments of a `close(code, reason)` call before anything

@@ -38,7 +38,19 @@ function Protocol.new(opts)
   local role = opts.role or "client"
   local e = core.engine(role, opts.max_message_size, opts.max_frame_size,
     opts.max_fragments, opts.auto_pong)
-  return setmetatable({ _e = e, role = role }, mt)
+  local self = setmetatable({ _e = e, role = role, extensions = {} }, mt)
+  local d = opts.deflate
+  if d then
+    local params = {
+      server_no_context_takeover = d.server_no_context_takeover == true,
+      client_no_context_takeover = d.client_no_context_takeover == true,
+      server_max_window_bits = d.server_max_window_bits or 15,
+      client_max_window_bits = d.client_max_window_bits or 15,
+    }
+    e:deflate(params, d.level or 6, d.mem_level or 8, d.threshold or 128)
+    self.extensions["permessage-deflate"] = params
+  end
+  return self
 end
 
 --- Feed bytes read from the transport. Never raises on bad input.
@@ -80,7 +92,8 @@ end
 -- @tparam string data
 -- @tparam[opt="text"] string kind "text" or "binary"
 -- @tparam[opt] table opts `fragment`: split into frames of at most this
---   many payload bytes
+--   many payload bytes; `compress` (with `deflate`): false sends it
+--   uncompressed, true compresses it whatever its size
 -- @treturn string bytes to write (including any pending automatic output),
 --   or nil, error ("connection is closing", "text is not valid UTF-8")
 function Protocol:send(data, kind, opts)
@@ -89,7 +102,7 @@ function Protocol:send(data, kind, opts)
     error("bad argument #1 to 'send' (string expected, got " .. type(data)
       .. ")", 2)
   end
-  return e:send(data, kind, options.fragment(opts, 2))
+  return e:send(data, kind, options.send_opts(opts, 2))
 end
 
 --- Send one frame of a message that is produced piece by piece.
@@ -104,6 +117,12 @@ function Protocol:send_part(data, kind, fin)
       .. type(data) .. ")", 2)
   end
   return e:send_part(data, kind, fin)
+end
+
+--- Byte counts of permessage-deflate (see ws.connection's
+-- deflate_stats): tx_raw, tx_wire, rx_wire, rx_raw.
+function Protocol:deflate_stats()
+  return check(self):deflate_stats()
 end
 
 --- Frame a ping (payload at most 125 bytes).

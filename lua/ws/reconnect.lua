@@ -35,6 +35,7 @@
 -- | HTTP 5xx                             | retry     | exponential backoff            |
 -- | other HTTP status but 101            | fatal     | stop                           |
 -- | `error == "tls"`, 1015               | fatal     | stop                           |
+-- | `error == "extension"`               | fatal     | stop                           |
 -- | `error == "dns"`                     | retry     | exponential backoff            |
 -- | 1000 from the peer                   | stop      | stop                           |
 -- | 1001, 1005, 1006, 1011, 1014         | retry     | exponential backoff            |
@@ -157,6 +158,8 @@ function reconnect.classify(event)
     return "fatal"
   end
   if err == "tls" or code == 1015 then return "fatal" end
+  -- the server answered with compression parameters we cannot accept
+  if err == "extension" then return "fatal" end
   if err == "dns" then return "retry" end
   if code == nil then code = 1006 end
   if code == 1000 and event.initiator == "remote" then return "stop" end

@@ -96,8 +96,9 @@ local function upgrade(opts, s, level)
   local t = Cosocket.new(sock, opts, true)
   local sent = t:write(answer)
   if not sent then return nil, "send_failed", nil end
-  return Conn.new(t, "server", o, { protocol = req.protocol, request = req }),
-    req
+  -- on success `why` is the agreed compression (nil: none)
+  return Conn.new(t, "server", o, { protocol = req.protocol, request = req,
+    deflate = why }), req
 end
 
 --- Upgrade the current request (inside content_by_lua*) to a WebSocket
@@ -190,7 +191,7 @@ function M.connect(url, opts)
     return nil, rest, ev
   end
   return Conn.new(t, "client", o, { leftover = rest,
-    protocol = resp.protocol, response = resp })
+    protocol = resp.protocol, response = resp, deflate = resp.deflate })
 end
 
 return M

@@ -197,6 +197,14 @@ function schema.table(sub)
     check = function(v) return type(v) == "table" end }
 end
 
+--- A boolean, or a table of options described by its own fields
+-- (`deflate = true | false | { ... }`).
+function schema.switch(sub)
+  return { expected = "boolean or table", doc = "boolean | table",
+    by_type = true, fields = sub,
+    check = function(v) return type(v) == "boolean" or type(v) == "table" end }
+end
+
 --- A schema whose fields are the concatenation of the given lists of
 -- fields (later lists may not repeat a name).
 function schema.fields(...)
@@ -251,7 +259,7 @@ local function walk(s, fields, opts, prefix, level)
       if type(expected) == "function" then expected = expected(opts) end
       fail(s, level + 1, "%s: %s expected, got %s", label, expected,
         t.by_type and type(v) or describe(v))
-    elseif t.fields then
+    elseif t.fields and type(v) == "table" then
       walk(s, t.fields, v, prefix .. f.name .. ".", level + 1)
     end
   end

@@ -62,11 +62,10 @@ local function serve(self, sock, peer_addr, peer_port)
   local req, rest, status, refusal = opening.read_head(t, function(buf)
     return handshake.parse_request(buf, self._parse_opts)
   end, deadline)
-  local answer
+  local answer, deflate
   if req then
     req.peer = { addr = peer_addr, port = peer_port }
-    local _
-    answer, _, status, refusal = opening.answer(req, self._gate,
+    answer, deflate, status, refusal = opening.answer(req, self._gate,
       self._report)
   end
   if not answer then
@@ -81,7 +80,7 @@ local function serve(self, sock, peer_addr, peer_port)
   t.report = function(msg) report(self, msg, conn) end
   conn = Conn.new(t, "server", self._conn_opts, {
     leftover = rest, protocol = req.protocol, request = req,
-    owner = loop.current(),
+    owner = loop.current(), deflate = deflate,
   })
   -- a tail call: the handshake's locals are not kept on the task's stack
   -- while the handler runs
@@ -150,13 +149,14 @@ local function listen(opts)
   self._report = function(msg) report(self, msg) end
   -- authorize, after the check for room (503 when max_connections are
   -- busy)
-  self._gate = { headers = o.headers, authorize = function(req)
-    if self._active > o.max_connections then
-      return false, 503, { ["Retry-After"] = "5" }
-    end
-    if o.authorize then return o.authorize(req) end
-    return true
-  end }
+  self._gate = { headers = o.headers, deflate = o.deflate,
+    authorize = function(req)
+      if self._active > o.max_connections then
+        return false, 503, { ["Retry-After"] = "5" }
+      end
+      if o.authorize then return o.authorize(req) end
+      return true
+    end }
   self._acceptor = loop.spawn(acceptor, self)
   return self
 end
