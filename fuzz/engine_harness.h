@@ -26,6 +26,9 @@
  *           bits 2-4 how the connection ends: eof, a transport error named
  *                    "reset", one with no name, heartbeat timeout, close
  *                    timeout, aborted (6 and 7: eof)
+ *           bits 6-7 permessage-deflate: off, on (windows 15, threshold
+ *                    0, so every send is compressed), on without context
+ *                    takeover, on with windows 8 and 9
  *   rest    bytes from the wire
  *
  * The wire bytes go to three engines set up alike: whole, one byte at a
@@ -112,6 +115,8 @@ typedef struct {
   int alloc_budget;    /* -1: no run with a failing allocator */
   int act;             /* how a pending violation is acted on, 0..3 */
   int act_late;        /* act == 0: fail_pending before the end */
+  int deflate;         /* 0 off; else the agreement in pmd */
+  ws_pmd_params pmd;
   ws_end end;          /* how the connection ends */
   const char *end_name;
 } harness_opts;
@@ -141,6 +146,11 @@ static void decode_opts(harness_opts *o, ws_role role, const uint8_t c[4]) {
   o->act_late = (c[3] >> 5) & 1;
   o->end = ends[(c[3] >> 2) & 7];
   o->end_name = ((c[3] >> 2) & 7) == 1 ? "reset" : NULL;
+  o->deflate = c[3] >> 6;
+  o->pmd.server_no_context_takeover = o->pmd.client_no_context_takeover =
+      o->deflate == 2;
+  o->pmd.server_max_window_bits = o->deflate == 3 ? 8 : 15;
+  o->pmd.client_max_window_bits = o->deflate == 3 ? 9 : 15;
 }
 
 /* ----------------------------------------------------------- events */
@@ -422,6 +432,10 @@ static void one_run(run *r, const harness_opts *o, const uint8_t *wire,
     cfg.alloc_ud = &r->mem;
   }
   CHECK(ws_engine_init(&r->e, &cfg) == 0);
+  if (o->deflate) {
+    v = ws_engine_deflate(&r->e, &o->pmd, -1, 8, 0);
+    CHECK(v == 0 || (r->short_of_memory && v == WS_ENOMEM));
+  }
   out = ws_engine_output(&r->e, &n);
   CHECK(out != NULL && n == 0);
 
@@ -580,7 +594,8 @@ static void one_run(run *r, const harness_opts *o, const uint8_t *wire,
 /* The output, frame by frame: well-formed, masked by clients only, no
  * RSV bits, valid opcodes, short unfragmented control frames, valid close
  * payloads, and nothing after the close frame. */
-static void check_frames(const uint8_t *p, size_t n, ws_role role) {
+static void check_frames(const uint8_t *p, size_t n, ws_role role,
+                         int deflate) {
   size_t pos = 0;
   int closed = 0, in_msg = 0;
   while (pos < n) {
@@ -589,7 +604,9 @@ static void check_frames(const uint8_t *p, size_t n, ws_role role) {
     CHECK(hs > 0);
     CHECK(!closed);
     CHECK(h.masked == (role == WS_ROLE_CLIENT));
-    CHECK(h.rsv == 0);
+    /* RSV1 only on the first frame of a compressed message */
+    CHECK(h.rsv == 0 || (deflate && h.rsv == 4 && h.opcode >= WS_OP_TEXT &&
+                         h.opcode <= WS_OP_BINARY));
     CHECK(h.length <= n - pos - (size_t)hs);
     if (h.opcode & 8) {
       CHECK(h.opcode <= WS_OP_PONG);
@@ -615,7 +632,8 @@ static void check_frames(const uint8_t *p, size_t n, ws_role role) {
 }
 
 /* An engine of the other role must take the output without complaint. */
-static void check_peer_accepts(const uint8_t *p, size_t n, ws_role role) {
+static void check_peer_accepts(const uint8_t *p, size_t n, ws_role role,
+                               const harness_opts *o) {
   ws_engine peer;
   ws_config cfg;
   det_rand rnd = {0x9E3779B9u, 0};
@@ -626,6 +644,7 @@ static void check_peer_accepts(const uint8_t *p, size_t n, ws_role role) {
   cfg.rand = det_rand_fn;
   cfg.rand_ud = &rnd;
   CHECK(ws_engine_init(&peer, &cfg) == 0);
+  if (o->deflate) CHECK(ws_engine_deflate(&peer, &o->pmd, -1, 8, 0) == 0);
   if (n) feed_chunk(&peer, p, n, &l, &cfg);
   {
     size_t i;
@@ -694,11 +713,11 @@ static int engine_harness_run(ws_role role, const uint8_t *data,
     CHECK(runs[0].out_len == runs[m].out_len);
     CHECK(same_bytes(runs[0].out, runs[m].out, runs[0].out_len));
   }
-  check_frames(runs[0].out, runs[0].out_len, role);
-  check_peer_accepts(runs[0].out, runs[0].out_len, role);
+  check_frames(runs[0].out, runs[0].out_len, role, o.deflate);
+  check_peer_accepts(runs[0].out, runs[0].out_len, role, &o);
   if (nruns == 4) {
-    check_frames(runs[3].out, runs[3].out_len, role);
-    check_peer_accepts(runs[3].out, runs[3].out_len, role);
+    check_frames(runs[3].out, runs[3].out_len, role, o.deflate);
+    check_peer_accepts(runs[3].out, runs[3].out_len, role, &o);
   }
   for (m = 0; m < nruns; m++) {
     log_free(&runs[m].log);

@@ -660,14 +660,19 @@ static ws_violation inflate_piece(ws_engine *e, const uint8_t *p, size_t n,
     return WS_V_NOMEM;
   r = ws_inflate_message(z->f, p, n, fin, e->cfg.max_message_size, &z->in);
   z->st.rx_wire += n;
+  z->st.rx_raw += z->in.len - before;
+  /* What was inflated is checked before an error of the stream is
+   * reported, so the verdict does not depend on how the input was cut
+   * into reads: zlib writes the same bytes before the bad spot either
+   * way. */
+  if (e->msg_kind == WS_OP_TEXT &&
+      ws_utf8_validate(&e->utf8, z->in.p + before, z->in.len - before,
+                       NULL) != 0)
+    return WS_V_INVALID_UTF8;
   if (r == WS_EINFLATE_LIMIT) return WS_V_MESSAGE_TOO_BIG;
   if (r == WS_EINFLATE) return WS_V_BAD_DEFLATE;
   if (r != 0) return WS_V_NOMEM;
-  z->st.rx_raw += z->in.len - before;
-  if (e->msg_kind == WS_OP_TEXT &&
-      (ws_utf8_validate(&e->utf8, z->in.p + before, z->in.len - before,
-                        NULL) != 0 ||
-       (fin && !ws_utf8_complete(e->utf8))))
+  if (e->msg_kind == WS_OP_TEXT && fin && !ws_utf8_complete(e->utf8))
     return WS_V_INVALID_UTF8;
   return WS_V_NONE;
 }

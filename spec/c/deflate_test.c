@@ -478,6 +478,63 @@ static void test_nomem(void) {
   check(reached, "enough allocations end in a round trip");
 }
 
+/* The same bomb through the engine, fed 1 KiB at a time as a socket would:
+ * the connection fails with 1009 and the engine's memory (counted through
+ * its allocator) stays near max_message_size. */
+static void test_engine_bomb(void) {
+  const size_t big = 16u << 20, max = 1u << 20;
+  uint8_t *zeros = calloc(1, big), hdr[WS_FRAME_MAX_HEADER], *wire;
+  ws_deflate_config c = config(15, 0);
+  ws_deflater *d;
+  ws_buf z = {0};
+  ws_config cfg;
+  ws_engine e;
+  ws_event ev;
+  ws_frame_header h = {1, 4, WS_OP_BINARY, 0, {0}, 0};
+  ws_pmd_params agreed = {0, 0, 15, 15};
+  size_t pos = 0, n, peak0;
+  int hl, closed = 0;
+  ws_deflater_new(&d, &c);
+  ws_deflate_message(d, zeros, big, 1, &z);
+  free(zeros);
+  ws_deflater_free(d);
+  h.length = z.len;
+  hl = ws_frame_encode(hdr, sizeof hdr, &h);
+  n = (size_t)hl + z.len;
+  wire = malloc(n);
+  memcpy(wire, hdr, (size_t)hl);
+  memcpy(wire + hl, z.p, z.len);
+  ws_deflate_buf_free(&c, &z);
+
+  ws_config_init(&cfg, WS_ROLE_CLIENT);
+  cfg.max_message_size = max;
+  cfg.alloc = count_alloc;
+  cfg.alloc_ud = &mem;
+  check(ws_engine_init(&e, &cfg) == 0 &&
+            ws_engine_deflate(&e, &agreed, -1, 8, 0) == 0,
+        "engine with permessage-deflate");
+  peak0 = mem.live;
+  mem.peak = mem.live;
+  while (pos < n && !closed) {
+    size_t k = n - pos < 1024 ? n - pos : 1024, used = 0;
+    while (used < k) {
+      used += ws_engine_recv(&e, wire + pos + used, k - used, &ev);
+      if (ev.type == WS_EV_CLOSE) closed = 1;
+    }
+    pos += k;
+  }
+  if (!closed) closed = ws_engine_fail_pending(&e, &ev);
+  check(closed && ev.type == WS_EV_CLOSE && ev.code == 1009 &&
+            strcmp(ev.error_name, "protocol:message_too_big") == 0,
+        "the engine fails the bomb with 1009 protocol:message_too_big");
+  /* the message up to the limit, zlib's inflate state and 32 KiB window,
+   * the pmd state and a close frame's output */
+  check(mem.peak - peak0 <= max + 1 + 64 * 1024,
+        "the engine's memory stays at the limit plus zlib's window");
+  ws_engine_free(&e);
+  free(wire);
+}
+
 int main(void) {
   test_nomem();
   test_window_8();
@@ -485,6 +542,7 @@ int main(void) {
   test_rfc_examples();
   test_corrupt();
   test_limit();
+  test_engine_bomb();
   test_roundtrips();
   check(mem.live == 0 && mem.blocks == 0, "every block freed");
   printf("deflate_test: %d passed, %d failed\n", passed, failed);
