@@ -6,6 +6,7 @@ local protocol = require "ws.protocol"
 local wire = require "support.wire"
 
 local frame, feed, KEY = wire.frame, wire.feed, wire.KEY
+local fails_with, assert_failed = wire.fails_with, wire.assert_failed
 
 local function pair(agreed, copts, sopts)
   local c = protocol.new{ role = "client", deflate = agreed or {},
@@ -13,24 +14,6 @@ local function pair(agreed, copts, sopts)
   local s = protocol.new{ role = "server", deflate = agreed or {},
     max_message_size = sopts and sopts.max_message_size }
   return c, s
-end
-
--- One close event from feeding bytes, and the frames queued in reply.
-local function fails_with(p, bytes)
-  local evs = feed(p, bytes)
-  assert.are.equal(1, #evs)
-  assert.are.equal("close", evs[1].type)
-  return evs[1], wire.parse(p:take_output())
-end
-
-local function assert_failed(ev, replies, code, err)
-  assert.are.equal(code, ev.code)
-  assert.are.equal(err, ev.error)
-  assert.is_false(ev.clean)
-  assert.are.equal("local", ev.initiator)
-  assert.are.equal(1, #replies)
-  assert.are.equal(8, replies[1].opcode)
-  assert.are.equal(wire.close_payload(code, err), replies[1].payload)
 end
 
 local function hex(s)

@@ -2,6 +2,7 @@ local protocol = require "ws.protocol"
 local wire = require "support.wire"
 
 local frame, feed, KEY = wire.frame, wire.feed, wire.KEY
+local fails_with, assert_failed = wire.fails_with, wire.assert_failed
 
 local function server() return protocol.new{ role = "server" } end
 local function client() return protocol.new{ role = "client" } end
@@ -12,25 +13,6 @@ local function cframe(opts)
   return frame(opts)
 end
 
--- Feed bytes that must produce exactly one close event; return it and
--- the frames the engine queued in reply.
-local function fails_with(p, bytes)
-  local evs = feed(p, bytes)
-  assert.are.equal(1, #evs)
-  assert.are.equal("close", evs[1].type)
-  return evs[1], wire.parse(p:take_output())
-end
-
-local function assert_failed(ev, replies, code, err)
-  assert.are.equal(code, ev.code)
-  assert.are.equal(err, ev.error)
-  assert.is_false(ev.clean)
-  assert.are.equal("local", ev.initiator)
-  assert.are.equal(code, ev.sent.code)
-  assert.are.equal(1, #replies)
-  assert.are.equal(8, replies[1].opcode)
-  assert.are.equal(wire.close_payload(code, err), replies[1].payload)
-end
 
 describe("RFC 6455 section 5.7 examples", function()
   it("decodes a single-frame unmasked text message", function()

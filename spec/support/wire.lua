@@ -122,6 +122,31 @@ function wire.feed(p, bytes)
   return wire.drain(p)
 end
 
+--- Feed bytes that must produce exactly one close event; return it and
+-- the frames the engine queued in reply.
+function wire.fails_with(p, bytes)
+  local assert = require "luassert"
+  local evs = wire.feed(p, bytes)
+  assert.are.equal(1, #evs)
+  assert.are.equal("close", evs[1].type)
+  return evs[1], wire.parse(p:take_output())
+end
+
+--- The close event and replies of a connection we failed: the
+-- violation's code and name, not clean, our close frame with that code and
+-- the name as its reason, and nothing else sent.
+function wire.assert_failed(ev, replies, code, err)
+  local assert = require "luassert"
+  assert.are.equal(code, ev.code)
+  assert.are.equal(err, ev.error)
+  assert.is_false(ev.clean)
+  assert.are.equal("local", ev.initiator)
+  assert.are.equal(code, ev.sent.code)
+  assert.are.equal(1, #replies)
+  assert.are.equal(8, replies[1].opcode)
+  assert.are.equal(wire.close_payload(code, err), replies[1].payload)
+end
+
 wire.KEY = "\55\250\33\61" -- 37 fa 21 3d, the key of RFC 6455 5.7
 
 return wire
