@@ -36,18 +36,19 @@ static void check_params(const ws_pmd_params *p) {
 }
 
 static const ws_pmd_config servers[] = {
-    {0, 0, 0, 0},
-    {1, 1, 0, 0},
-    {0, 0, 10, 0},
-    {0, 0, 0, 9},
-    {1, 0, 8, 12},
+    {0, 0, 0, 0, 0},
+    {1, 1, 0, 0, 0},
+    {0, 0, 10, 0, 0},
+    {0, 0, 0, 9, 0},
+    {1, 0, 8, 12, 0},
+    {0, 0, 12, 12, 1}, /* ws.listen's defaults */
 };
 
 static const ws_pmd_config clients[] = {
-    {0, 0, 0, 0},
-    {0, 0, 0, -1},
-    {1, 1, 10, 11},
-    {0, 1, 8, 8},
+    {0, 0, 0, 0, 0},
+    {0, 0, 0, -1, 0},
+    {1, 1, 10, 11, 0},
+    {0, 1, 8, 8, 0},
 };
 
 static void server(const char *buf, size_t size, const ws_pmd_config *cfg) {

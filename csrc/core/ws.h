@@ -840,12 +840,17 @@ const char *ws_pmd_error_message(ws_pmd_error e);
  * -1 leaves it out.
  * Server: the flags demand no context takeover in that direction even if
  * the offer did not; a window (8..15) is the largest the server agrees
- * to in that direction. */
+ * to in that direction. A client_max_window_bits limit declines offers
+ * that lack the parameter (the server cannot name it to them, 7.1.2.2),
+ * unless client_window_optional is 1: then such offers are accepted with
+ * the client's window of 15 (what a server wants when the limit is only
+ * to save memory). Clients leave client_window_optional 0. */
 typedef struct {
   int server_no_context_takeover;
   int client_no_context_takeover;
   int server_max_window_bits;
   int client_max_window_bits;
+  int client_window_optional;
 } ws_pmd_config;
 
 /* What was agreed: both windows are 8..15, the flags 0 or 1. */

@@ -252,6 +252,7 @@ int ws_pmd_config_check(const ws_pmd_config *cfg, int is_server) {
   if (!window_ok(cfg->client_max_window_bits) &&
       (is_server || cfg->client_max_window_bits != -1))
     return WS_EINVALID;
+  if (!flag_ok(cfg->client_window_optional)) return WS_EINVALID;
   return 0;
 }
 
@@ -337,11 +338,16 @@ static int answer(const pmd_offer *o, const ws_pmd_config *cfg,
   ws_pmd_params *p = &res->params;
   int offered_cmwb = (o->seen & P_CMWB) != 0;
   int resp_smwb = 0, resp_cmwb = -1;
+  int cmwb_limit = cfg->client_max_window_bits;
   /* 7.1.2.2: without client_max_window_bits in the offer the server may
-   * not name it, so it cannot limit the client's window. */
-  if (cfg->client_max_window_bits != 0 && !offered_cmwb) {
-    *why = WS_PMD_CLIENT_WINDOW_REQUIRED;
-    return 0;
+   * not name it, so it cannot limit the client's window: the offer is
+   * declined, or taken with the client's 15 when the limit is optional. */
+  if (cmwb_limit != 0 && !offered_cmwb) {
+    if (!cfg->client_window_optional) {
+      *why = WS_PMD_CLIENT_WINDOW_REQUIRED;
+      return 0;
+    }
+    cmwb_limit = 0;
   }
   p->server_no_context_takeover =
       (o->seen & P_SNCT) != 0 || cfg->server_no_context_takeover;
@@ -356,9 +362,8 @@ static int answer(const pmd_offer *o, const ws_pmd_config *cfg,
   /* 7.1.2.2: a value the client offered binds it even if unanswered; the
    * server names a value only to lower it further. */
   p->client_max_window_bits =
-      min_window(o->cmwb > 0 ? o->cmwb : 0, cfg->client_max_window_bits);
-  if (cfg->client_max_window_bits != 0 &&
-      (o->cmwb <= 0 || cfg->client_max_window_bits < o->cmwb))
+      min_window(o->cmwb > 0 ? o->cmwb : 0, cmwb_limit);
+  if (cmwb_limit != 0 && (o->cmwb <= 0 || cmwb_limit < o->cmwb))
     resp_cmwb = p->client_max_window_bits;
 
   res->offer.server_no_context_takeover = (o->seen & P_SNCT) != 0;

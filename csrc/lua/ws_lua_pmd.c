@@ -1,13 +1,14 @@
 /*
  * ws.core permessage-deflate negotiation functions, thin wrappers over
- * ws_pmd_* (csrc/core/ws_pmd.c) for the Lua layer and the specs. Not yet
- * used by connect/listen.
+ * ws_pmd_* (csrc/core/ws_pmd.c) for the Lua layer (ws.opening and
+ * ws.handshake's deflate_*) and the specs.
  *
  * A config is a table { server_no_context_takeover = bool,
  * client_no_context_takeover = bool, server_max_window_bits = 8..15,
  * client_max_window_bits = 8..15 }, every field optional; for a client's
  * offer client_max_window_bits = false leaves the parameter out (nil
- * offers it without a value). A bad field raises, naming it. Negotiated
+ * offers it without a value); a server's may add client_window_optional =
+ * bool (ws_pmd_config's). A bad field raises, naming it. Negotiated
  * parameters come back as a table of the same four fields, all set.
  */
 #include "ws.h"
@@ -60,6 +61,7 @@ static void check_config(lua_State *L, int idx, ws_pmd_config *cfg,
   cfg->client_no_context_takeover = 0;
   cfg->server_max_window_bits = 0;
   cfg->client_max_window_bits = 0;
+  cfg->client_window_optional = 0;
   if (lua_isnoneornil(L, idx)) return;
   luaL_checktype(L, idx, LUA_TTABLE);
   cfg->server_no_context_takeover =
@@ -70,6 +72,8 @@ static void check_config(lua_State *L, int idx, ws_pmd_config *cfg,
       opt_window(L, idx, "server_max_window_bits", 0);
   cfg->client_max_window_bits =
       opt_window(L, idx, "client_max_window_bits", !is_server);
+  if (is_server)
+    cfg->client_window_optional = opt_flag(L, idx, "client_window_optional");
 }
 
 static void push_params(lua_State *L, const ws_pmd_params *p) {

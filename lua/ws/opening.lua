@@ -6,7 +6,7 @@
 local core = require "ws.core"
 local handshake = require "ws.handshake"
 
-local type, tostring, pcall, pairs = type, tostring, pcall, pairs
+local type, tostring, pcall = type, tostring, pcall
 
 local opening = {}
 
@@ -14,25 +14,28 @@ local EMPTY = {}
 
 --- A `deflate` option (checked by ws.options: nil, a boolean or a table)
 -- for a side, with the defaults of doc/options.md filled in: `cfg` (the
--- negotiation config: the offer's, or the most a server agrees to),
--- `soft` (a server's default client window, given up for a client that
--- cannot be limited), and the engine's level, mem_level and threshold;
+-- negotiation config: the offer's, or the most a server agrees to), and
+-- the engine's level, mem_level and threshold;
 -- nil when off. Clients offer by default, servers accept only when asked.
 function opening.deflate(d, role)
   if d == nil then d = role == "client" end
   if not d then return nil end
   if d == true then d = EMPTY end
   local server = role == "server"
+  local cmwb = d.client_max_window_bits -- false: a client leaves it out
+  if cmwb == nil and server then cmwb = 12 end
   return {
     cfg = {
       server_no_context_takeover = d.server_no_context_takeover,
       client_no_context_takeover = d.client_no_context_takeover,
       server_max_window_bits = d.server_max_window_bits
         or (server and 12 or nil),
-      client_max_window_bits = d.client_max_window_bits
-        or (server and 12 or nil),
+      client_max_window_bits = cmwb,
+      -- the default client window is a wish: a client that cannot be
+      -- limited keeps 15
+      client_window_optional = server and d.client_max_window_bits == nil
+        or nil,
     },
-    soft = server and d.client_max_window_bits == nil,
     level = d.level or 6,
     mem_level = d.mem_level or (server and 5 or 8),
     threshold = d.threshold or 128,
@@ -124,8 +127,8 @@ function opening.connect(t, u, opts, deadline, request, key)
         resp.headers["sec-websocket-extensions"], z.cfg)
       if params == nil then
         -- RFC 7692 5.1: the client fails the connection
-        return failed("extension", ("server's permessage-deflate "
-          .. "response refused: %s (%s)"):format(why, name))
+        return failed("extension", ("the server's Sec-WebSocket-Extensions "
+          .. "is refused: %s (%s)"):format(why, name))
       end
       if params then resp.deflate = agreed(z, params) end
     end
@@ -137,6 +140,10 @@ function opening.connect(t, u, opts, deadline, request, key)
       :format(status), status, rtable and rtable.headers)
   elseif err == "timeout" then
     return failed("timeout", "opening handshake timed out")
+  elseif err == "unexpected_extension" then
+    return failed("extension", "the server's Sec-WebSocket-Extensions is "
+      .. "refused: the server accepted an extension that was not offered "
+      .. "(unexpected_extension)")
   elseif err == "eof" or err == "closed" then
     return failed("handshake", "server closed the connection during the "
       .. "opening handshake")
@@ -178,15 +185,6 @@ function opening.answer(req, opts, report)
   if z then
     local header = req.headers["sec-websocket-extensions"]
     local params, why, name = handshake.deflate_accept(header, z.cfg)
-    if not params and z.soft and name == "client_max_window_bits_required"
-        then
-      -- the default client window is a wish: a client that cannot be
-      -- limited keeps 15
-      local cfg = {}
-      for k, v in pairs(z.cfg) do cfg[k] = v end
-      cfg.client_max_window_bits = nil
-      params, why, name = handshake.deflate_accept(header, cfg)
-    end
     if name == "extension_syntax" or name == "extension_too_long" then
       return nil, name, 400, handshake.error_response(400)
     end

@@ -157,7 +157,7 @@ int main(void) {
   }
 
   for (n = 0; n <= sizeof extensions - 1; n++) {
-    static const ws_pmd_config server = {0, 0, 0, 10}, client = {0, 0, 0, 0};
+    static const ws_pmd_config server = {0, 0, 0, 10, 0}, client = {0, 0, 0, 0, 0};
     const char *h = (const char *)at_guard(extensions, n);
     char out[WS_PMD_MAX_TEXT];
     ws_pmd_result res;

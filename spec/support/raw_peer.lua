@@ -12,8 +12,10 @@ local Peer = {}
 Peer.__index = Peer
 
 --- Listen on 127.0.0.1; `script(peer)` runs in a task once a client has
--- completed the handshake. Returns the peer; peer.port, peer.done.
-function raw_peer.start(script)
+-- completed the handshake. `answer(request)`, when given, returns the
+-- response bytes instead of the plain 101 (the request is kept in
+-- peer.request). Returns the peer; peer.port, peer.done.
+function raw_peer.start(script, answer)
   local l = assert(core.tcp_listen("127.0.0.1", 0))
   local self = setmetatable({ port = l:port(), _l = l, done = false,
     received = "" }, Peer)
@@ -35,7 +37,9 @@ function raw_peer.start(script)
         buf = buf .. d
         local req = ws.handshake.parse_request(buf)
         if req then
-          self:write(ws.handshake.response{ key = req.key })
+          self.request = req
+          self:write(answer and answer(req)
+            or ws.handshake.response{ key = req.key })
           break
         end
       elseif err == "wantread" then
