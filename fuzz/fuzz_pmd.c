@@ -70,8 +70,13 @@ static void server(const char *buf, size_t size, const ws_pmd_config *cfg) {
   /* What the server agreed to meets its own limits. */
   if (cfg->server_max_window_bits)
     CHECK(res.params.server_max_window_bits <= cfg->server_max_window_bits);
-  if (cfg->client_max_window_bits)
+  /* (an optional client limit binds only offers that carry the
+   * parameter; the others keep their 15) */
+  if (cfg->client_max_window_bits && res.offer.client_max_window_bits >= 0)
     CHECK(res.params.client_max_window_bits <= cfg->client_max_window_bits);
+  if (cfg->client_max_window_bits && res.offer.client_max_window_bits < 0)
+    CHECK(cfg->client_window_optional &&
+          res.params.client_max_window_bits == 15);
   if (cfg->server_no_context_takeover)
     CHECK(res.params.server_no_context_takeover);
   if (cfg->client_no_context_takeover)
