@@ -90,8 +90,8 @@ describe("permessage-deflate accept (server)", function()
         { client_max_window_bits = 12 }))
   end)
 
-  it("keeps the client's own smaller client_max_window_bits without naming it", function()
-    assert.same({ params(false, false, 15, 9), "permessage-deflate", 1 },
+  it("keeps the client's own smaller client_max_window_bits and names it back", function()
+    assert.same({ params(false, false, 15, 9), "permessage-deflate; client_max_window_bits=9", 1 },
       accept("permessage-deflate; client_max_window_bits=9", { client_max_window_bits = 12 }))
     assert.same({ params(false, false, 15, 10), "permessage-deflate; client_max_window_bits=10", 1 },
       accept("permessage-deflate; client_max_window_bits=12", { client_max_window_bits = 10 }))
@@ -165,7 +165,7 @@ describe("permessage-deflate accept (server)", function()
   end)
 
   it("unquotes values (RFC 7692 7.1: the unquoted value must be a token)", function()
-    assert.same({ params(false, false, 15, 10), "permessage-deflate", 1 },
+    assert.same({ params(false, false, 15, 10), "permessage-deflate; client_max_window_bits=10", 1 },
       accept('permessage-deflate; client_max_window_bits="10"'))
     assert.same({ params(false, false, 10, 15), "permessage-deflate; server_max_window_bits=10", 1 },
       accept('permessage-deflate; server_max_window_bits="1\\0"'))

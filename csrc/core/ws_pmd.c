@@ -359,11 +359,14 @@ static int answer(const pmd_offer *o, const ws_pmd_config *cfg,
       min_window(o->smwb, cfg->server_max_window_bits);
   if (o->smwb != 0 || cfg->server_max_window_bits != 0)
     resp_smwb = p->server_max_window_bits;
-  /* 7.1.2.2: a value the client offered binds it even if unanswered; the
-   * server names a value only to lower it further. */
+  /* 7.1.2.2: the server may name client_max_window_bits only when the
+   * offer has it, with a value no larger than an offered one. */
   p->client_max_window_bits =
       min_window(o->cmwb > 0 ? o->cmwb : 0, cmwb_limit);
-  if (cmwb_limit != 0 && (o->cmwb <= 0 || cmwb_limit < o->cmwb))
+  /* Named whenever the offer had the parameter and either side set a
+   * value, so that both ends read the client's window off the response
+   * (a value the client offered would bind it even unanswered). */
+  if (offered_cmwb && (cmwb_limit != 0 || o->cmwb > 0))
     resp_cmwb = p->client_max_window_bits;
 
   res->offer.server_no_context_takeover = (o->seen & P_SNCT) != 0;

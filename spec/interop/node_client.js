@@ -2,7 +2,7 @@
 // Interop peer: a WebSocket client on Node `ws`, driven by the Lua specs.
 //
 //   node spec/interop/node_client.js URL OUTFILE [--ca FILE] [--protocol P]
-//        -- STEP...
+//        [--deflate JSON] -- STEP...
 //
 // Connects to URL (trusting only the CA in FILE for wss:// when --ca is
 // given), runs the steps in order and appends one line per result to
@@ -23,6 +23,12 @@
 //                           "client I message J <text payload>", one at a
 //                           time, checking every echo; then all close
 //                           -> "many N M: ok=<echoes> bad=<echoes> closed=<1000s>"
+//   plain KIND SIZE         like echo, the message sent uncompressed
+//   ext                     -> "ext <response Sec-WebSocket-Extensions|->"
+//   params                  -> "params <negotiated parameters JSON|->"
+//   stats                   -> "stats <counters>" (node_deflate.js)
+// --deflate JSON turns permessage-deflate on: JSON is ws's perMessageDeflate
+// option (true or an object: clientNoContextTakeover, threshold, ...).
 // Pings from the server are logged as they come: "got-ping PAYLOAD".
 // Failures: "error MESSAGE" (connecting), "unexpected-close CODE REASON".
 // Gives up after 60 seconds with "timeout".
@@ -30,6 +36,7 @@ const fs = require('fs');
 const path = require('path');
 const WebSocket = require(path.join(__dirname, 'node_modules', 'ws'));
 const payloads = require('./payloads');
+const deflate = require('./node_deflate');
 
 const [url, outFile] = process.argv.slice(2, 4);
 const dash = process.argv.indexOf('--');
@@ -53,7 +60,7 @@ function finish(code) {
 const caFile = option('--ca');
 const protocol = option('--protocol');
 const connectOptions = {
-  perMessageDeflate: false,
+  perMessageDeflate: deflate.option(option('--deflate')),
   maxPayload: 64 * 1024 * 1024,
   ca: caFile ? fs.readFileSync(caFile) : undefined,
 };
@@ -63,6 +70,8 @@ function open(target) {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(target, protocol ? [protocol] : [], connectOptions);
     const queue = [];
+    let answer = '-';
+    ws.on('upgrade', (res) => { answer = res.headers['sec-websocket-extensions'] || '-'; });
     let waiter = null;
     let closed = null;
     ws.on('message', (data, isBinary) => {
@@ -87,6 +96,7 @@ function open(target) {
     ws.on('error', (err) => reject(err));
     ws.on('open', () => resolve({
       ws,
+      answer: () => answer,
       next: () => (queue.length > 0 ? Promise.resolve(queue.shift())
         : closed ? Promise.resolve(null)
           : new Promise((r) => { waiter = r; })),
@@ -150,16 +160,22 @@ async function run() {
   }
   for (const step of steps) {
     const [name, ...args] = step.split(' ');
-    if (name === 'echo' || name === 'fragment') {
+    if (name === 'echo' || name === 'fragment' || name === 'plain') {
       const expected = payloads.make(args[0], Number(args[1]));
       const binary = args[0] === 'binary';
-      if (name === 'echo') {
-        conn.ws.send(expected, { binary });
+      if (name === 'echo' || name === 'plain') {
+        conn.ws.send(expected, { binary, compress: name === 'echo' });
       } else {
         const pieces = payloads.split(expected, Number(args[2]));
         pieces.forEach((p, i) => conn.ws.send(p, { binary, fin: i === pieces.length - 1 }));
       }
       out(`${step}: ${verdict(await expectMessage(conn), expected)}`);
+    } else if (name === 'ext') {
+      out(`ext ${conn.answer()}`);
+    } else if (name === 'params') {
+      out(`params ${deflate.params(conn.ws)}`);
+    } else if (name === 'stats') {
+      out(`stats ${deflate.stats(conn.ws)}`);
     } else if (name === 'send') {
       conn.ws.send(args.join(' '));
     } else if (name === 'recv') {

@@ -2,7 +2,7 @@
 // Interop peer: a WebSocket server on Node `ws`, driven by the Lua specs.
 //
 //   node spec/interop/node_server.js [--cert FILE --key FILE]
-//        [--max-payload BYTES]
+//        [--max-payload BYTES] [--deflate JSON]
 //
 // Listens on 127.0.0.1, any free port, and prints "PORT <n>" once
 // listening (wss:// when --cert and --key are given). Every message is
@@ -14,9 +14,18 @@
 //   cmd:send KIND SIZE            send payloads.make(KIND, SIZE)
 //   cmd:fragment KIND SIZE N      the same message in N frames, split by bytes
 //   cmd:header NAME               send "header NAME VALUE" (request header)
+//   cmd:plain KIND SIZE           send payloads.make(KIND, SIZE) uncompressed
+//   cmd:stats                     send "stats <counters>" (node_deflate.js;
+//                                 the counters from before this reply)
+//   cmd:params                    send "params <negotiated parameters JSON|->"
+// --deflate JSON turns permessage-deflate on: JSON is ws's perMessageDeflate
+// option (true or an object: serverNoContextTakeover, threshold, ...).
 // Events are printed as lines, the request path naming the connection:
 //   open PATH PROTOCOL|-   ping PATH PAYLOAD   close PATH CODE REASON
 //   error PATH MESSAGE
+//   offer PATH <request Sec-WebSocket-Extensions|->
+//   answer PATH <response Sec-WebSocket-Extensions|->  (both after open)
+//   stats PATH <counters>                      (just before close)
 // Runs until SIGTERM, and never longer than 5 minutes (an orphan left by a
 // killed spec run goes away by itself).
 const fs = require('fs');
@@ -25,6 +34,7 @@ const https = require('https');
 const path = require('path');
 const { WebSocketServer } = require(path.join(__dirname, 'node_modules', 'ws'));
 const payloads = require('./payloads');
+const deflate = require('./node_deflate');
 
 function option(name) {
   const i = process.argv.indexOf(name);
@@ -38,7 +48,7 @@ function log(line) {
 const certFile = option('--cert');
 const keyFile = option('--key');
 const common = {
-  perMessageDeflate: false,
+  perMessageDeflate: deflate.option(option('--deflate')),
   // above the 16 MiB case unless a limit is asked for
   maxPayload: Number(option('--max-payload') || 64 * 1024 * 1024),
   handleProtocols: (offered) => (offered.has('chat') ? 'chat' : false),
@@ -72,6 +82,16 @@ function command(ws, req, text) {
       });
       break;
     }
+    case 'plain':
+      ws.send(payloads.make(args[0], Number(args[1])),
+        { binary: args[0] === 'binary', compress: false });
+      break;
+    case 'stats':
+      ws.send(`stats ${deflate.stats(ws)}`);
+      break;
+    case 'params':
+      ws.send(`params ${deflate.params(ws)}`);
+      break;
     case 'header':
       ws.send(`header ${args[0]} ${req.headers[args[0].toLowerCase()]}`);
       break;
@@ -80,9 +100,18 @@ function command(ws, req, text) {
   }
 }
 
+// The Sec-WebSocket-Extensions value of each handshake response, by request.
+const answers = new WeakMap();
+wss.on('headers', (headers, req) => {
+  const line = headers.find((h) => /^sec-websocket-extensions:/i.test(h));
+  if (line) answers.set(req, line.slice(line.indexOf(':') + 1).trim());
+});
+
 wss.on('connection', (ws, req) => {
   const where = req.url;
   log(`open ${where} ${ws.protocol || '-'}`);
+  log(`offer ${where} ${req.headers['sec-websocket-extensions'] || '-'}`);
+  log(`answer ${where} ${answers.get(req) || '-'}`);
   ws.on('message', (data, isBinary) => {
     if (!isBinary && data.length >= 4 && data.toString('latin1', 0, 4) === 'cmd:') {
       command(ws, req, data.toString());
@@ -94,7 +123,10 @@ wss.on('connection', (ws, req) => {
   ws.on('pong', (data) => {
     if (ws.readyState === ws.OPEN) ws.send(`pong:${data}`);
   });
-  ws.on('close', (code, reason) => log(`close ${where} ${code} ${reason}`));
+  ws.on('close', (code, reason) => {
+    log(`stats ${where} ${deflate.stats(ws)}`);
+    log(`close ${where} ${code} ${reason}`);
+  });
   ws.on('error', (err) => log(`error ${where} ${err.message}`));
 });
 

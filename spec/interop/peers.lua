@@ -27,11 +27,32 @@ end
 peers.UTF8_SAMPLE = "h\195\169llo \226\156\147 \240\157\132\158 " ..
   "\230\151\165\230\156\172 "
 
+-- The json payload, built once to the longest length asked for so far.
+local json_cache = ""
+
+local function json(n)
+  if #json_cache < n then
+    local lines, length, i = {}, 0, 0
+    while length < n do
+      local line = ('{"seq":%d,"user":"user-%d","event":"tick","ok":true}\n')
+        :format(i, i % 97)
+      lines[#lines + 1] = line
+      length = length + #line
+      i = i + 1
+    end
+    json_cache = table.concat(lines)
+  end
+  return json_cache:sub(1, n)
+end
+
 --- The payload the peers build for (kind, n), byte for byte the same as
 -- payloads.js and payloads.py: "binary" byte i = (31i + 7) mod 256,
--- "text" byte i = 32 + 7i mod 95, "utf8" the sample repeated n times.
+-- "text" byte i = 32 + 7i mod 95, "utf8" the sample repeated n times,
+-- "json" the first n bytes of the lines
+-- `{"seq":I,"user":"user-J","event":"tick","ok":true}\n` (J = I mod 97).
 function peers.payload(kind, n)
   if kind == "utf8" then return peers.UTF8_SAMPLE:rep(n) end
+  if kind == "json" then return json(n) end
   local block = kind == "binary" and BINARY_BLOCK or TEXT_BLOCK
   return block:rep(math.floor(n / #block) + 1):sub(1, n)
 end
@@ -169,6 +190,20 @@ function Process:wait_line(line, timeout)
   end, timeout)
 end
 
+--- Wait until the process has written a line starting with `prefix`
+-- (driving our loop); returns the rest of the first such line.
+function Process:wait_prefix(prefix, timeout)
+  local n = 0
+  return peers.drive(("a line %q... from %s"):format(prefix, self.argv[2]),
+    function()
+      for _, l in ipairs(self:lines()) do
+        if l:sub(1, #prefix) == prefix then return l:sub(#prefix + 1) end
+      end
+      n = n + 1
+      if n % 50 == 0 then self:check_alive(("%q..."):format(prefix)) end
+    end, timeout)
+end
+
 --- Wait until a client peer has written "done"; returns its result lines
 -- without "done".
 function Process:wait_done(timeout)
@@ -196,8 +231,10 @@ end
 
 --- Start a server peer ("node" or "python"), plain or with TLS
 -- (`opts.cert`, `opts.key`), with a message size limit when
--- `opts.max_payload` is given (else 64 MiB), and wait until it listens. The result has
--- `port` and `url(path)`, and the Process methods.
+-- `opts.max_payload` is given (else 64 MiB), with permessage-deflate when
+-- `opts.deflate` is given (a JSON string, see the peer's --deflate), and
+-- wait until it listens. The result has `port` and `url(path)`, and the
+-- Process methods.
 function peers.server(impl, opts)
   opts = opts or {}
   local argv = peer_argv(impl, "server")
@@ -210,6 +247,10 @@ function peers.server(impl, opts)
   if opts.max_payload then
     argv[#argv + 1] = "--max-payload"
     argv[#argv + 1] = tostring(opts.max_payload)
+  end
+  if opts.deflate then
+    argv[#argv + 1] = "--deflate"
+    argv[#argv + 1] = opts.deflate
   end
   local p = start(argv)
   local n = 0
@@ -234,7 +275,8 @@ function peers.server(impl, opts)
 end
 
 --- Start a client peer ("node" or "python") against url, running steps
--- (see node_client.js). opts: `ca` (CA file for wss), `protocol`.
+-- (see node_client.js). opts: `ca` (CA file for wss), `protocol`,
+-- `deflate` (a JSON string, see the peer's --deflate).
 -- Returns a Process: call wait_done for its results.
 function peers.client(impl, url, steps, opts)
   opts = opts or {}
@@ -249,6 +291,10 @@ function peers.client(impl, url, steps, opts)
   if opts.protocol then
     argv[#argv + 1] = "--protocol"
     argv[#argv + 1] = opts.protocol
+  end
+  if opts.deflate then
+    argv[#argv + 1] = "--deflate"
+    argv[#argv + 1] = opts.deflate
   end
   argv[#argv + 1] = "--"
   for i = 1, #steps do argv[#argv + 1] = steps[i] end
@@ -310,6 +356,14 @@ function peers.certs()
     "-subj '/CN=localhost' " ..
     "-addext 'subjectAltName=DNS:localhost,IP:127.0.0.1'", newkey)
   return dir
+end
+
+--- Parse a peer's compression counters, "tx_raw=N tx_wire=N ..." (see
+-- node_deflate.js), into a table of numbers.
+function peers.counters(text)
+  local t = {}
+  for k, v in text:gmatch("(%w+_%w+)=(%d+)") do t[k] = tonumber(v) end
+  return t
 end
 
 --- Remove a directory made by certs().

@@ -2,12 +2,17 @@
 Lua specs.
 
     /usr/bin/python3 spec/interop/py_client.py URL OUTFILE [--ca FILE]
-        [--protocol P] -- STEP...
+        [--protocol P] [--deflate JSON] -- STEP...
 
 The same steps and result lines as node_client.js (see there), except that
 "fragment" splits text by characters, not bytes: websockets sends each
 piece of an iterable as one frame and encodes whole characters only.
 Pings from the server are logged as they come: "got-ping PAYLOAD".
+The steps "ext", "params" and "stats" report the response's
+Sec-WebSocket-Extensions, the negotiated parameters (py_deflate.params) and
+the compression counters (py_deflate.stats). --deflate JSON turns
+permessage-deflate on: "{}" for websockets' default compression, else the
+ClientPerMessageDeflateFactory arguments.
 
 Written for websockets 10.x (Debian's python3-websockets, importable by
 /usr/bin/python3 only).
@@ -23,6 +28,7 @@ import websockets  # noqa: E402
 from websockets.legacy.client import WebSocketClientProtocol  # noqa: E402
 
 import payloads  # noqa: E402
+import py_deflate  # noqa: E402
 
 URL, OUT_FILE = sys.argv[1], sys.argv[2]
 DASH = sys.argv.index("--") if "--" in sys.argv else len(sys.argv)
@@ -60,8 +66,9 @@ def connect(url):
     protocol = option("--protocol")
     return websockets.connect(
         url, ssl=context, create_protocol=LoggingProtocol,
-        subprotocols=[protocol] if protocol else None, compression=None,
-        ping_interval=None, max_size=64 * 1024 * 1024, open_timeout=10)
+        subprotocols=[protocol] if protocol else None,
+        ping_interval=None, max_size=64 * 1024 * 1024, open_timeout=10,
+        **py_deflate.options(option("--deflate"), "client"))
 
 
 def to_bytes(message):
@@ -120,6 +127,13 @@ async def run_steps(ws):
             else:
                 await ws.send(payloads.split(expected, int(args[2])))
             out("%s: %s" % (step, verdict(await expect_message(ws), expected)))
+        elif name == "ext":
+            out("ext " + ws.response_headers.get(
+                "Sec-WebSocket-Extensions", "-"))
+        elif name == "params":
+            out("params " + py_deflate.params(ws))
+        elif name == "stats":
+            out("stats " + py_deflate.stats(ws))
         elif name == "send":
             await ws.send(" ".join(args))
         elif name == "recv":

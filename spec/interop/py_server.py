@@ -2,7 +2,7 @@
 Lua specs.
 
     /usr/bin/python3 spec/interop/py_server.py [--cert FILE --key FILE]
-        [--max-payload BYTES]
+        [--max-payload BYTES] [--deflate JSON]
 
 Listens on 127.0.0.1, any free port, and prints "PORT <n>" once listening
 (wss:// when --cert and --key are given). Every message is echoed with its
@@ -13,8 +13,16 @@ kind, except text messages starting with "cmd:", which are commands:
   cmd:send KIND SIZE           send payloads.make(KIND, SIZE)
   cmd:fragment KIND SIZE N     the same message in N frames
   cmd:header NAME              send "header NAME VALUE" (request header)
+  cmd:stats                    send "stats <counters>" (py_deflate.py; the
+                               counters from before this reply)
+  cmd:params                   send "params <negotiated parameters JSON|->"
 Events are printed as lines, the request path naming the connection:
   open PATH PROTOCOL|-   ping PATH PAYLOAD   close PATH CODE REASON
+  offer PATH <request Sec-WebSocket-Extensions|->
+  answer PATH <response Sec-WebSocket-Extensions|->   (both after open)
+  stats PATH <counters>                        (just before close)
+--deflate JSON turns permessage-deflate on: "{}" for websockets' default
+compression, else the ServerPerMessageDeflateFactory arguments.
 
 Written for websockets 10.x (Debian's python3-websockets, importable by
 /usr/bin/python3 only). Runs until SIGTERM, and never longer than 5 minutes.
@@ -31,6 +39,7 @@ import websockets  # noqa: E402
 from websockets.legacy.server import WebSocketServerProtocol  # noqa: E402
 
 import payloads  # noqa: E402
+import py_deflate  # noqa: E402
 
 
 def log(line):
@@ -67,6 +76,10 @@ async def command(ws, text):
     elif name == "fragment":
         await ws.send(payloads.split(payloads.make(args[0], int(args[1])),
                                      int(args[2])))
+    elif name == "stats":
+        await ws.send("stats " + py_deflate.stats(ws))
+    elif name == "params":
+        await ws.send("params " + py_deflate.params(ws))
     elif name == "header":
         await ws.send("header %s %s" % (args[0], ws.request_headers.get(args[0])))
     else:
@@ -75,6 +88,10 @@ async def command(ws, text):
 
 async def handler(ws, path):
     log("open %s %s" % (path, ws.subprotocol or "-"))
+    log("offer %s %s" % (path, ws.request_headers.get(
+        "Sec-WebSocket-Extensions", "-")))
+    log("answer %s %s" % (path, ws.response_headers.get(
+        "Sec-WebSocket-Extensions", "-")))
     try:
         async for message in ws:
             if isinstance(message, str) and message.startswith("cmd:"):
@@ -84,6 +101,7 @@ async def handler(ws, path):
     except websockets.ConnectionClosed:
         pass
     await ws.wait_closed()
+    log("stats %s %s" % (path, py_deflate.stats(ws)))
     log("close %s %s %s" % (path, ws.close_code, ws.close_reason))
 
 
@@ -99,7 +117,8 @@ async def main():
         context.load_cert_chain(option("--cert"), option("--key"))
     async with websockets.serve(
         handler, "127.0.0.1", 0, ssl=context, create_protocol=LoggingProtocol,
-        subprotocols=["chat"], compression=None, ping_interval=None,
+        subprotocols=["chat"], ping_interval=None,
+        **py_deflate.options(option("--deflate"), "server"),
         # above the 16 MiB case unless a limit is asked for
         max_size=int(option("--max-payload") or 64 * 1024 * 1024),
     ) as server:
