@@ -73,6 +73,8 @@ static const uint8_t flush_tail[4] = {0x00, 0x00, 0xff, 0xff};
  * limit check runs at least this often (and the deflater's buffer grows in
  * steps no larger than needed). */
 #define CHUNK 16384u
+/* Free bytes below which an output buffer is grown before a zlib call. */
+#define MIN_ROOM 64u
 
 struct ws_deflater {
   z_stream z;
@@ -208,10 +210,14 @@ int ws_deflate_message(ws_deflater *d, const uint8_t *in, size_t len,
     size_t room, before;
     uInt step = len > UINT_MAX ? UINT_MAX : (uInt)len;
     d->z.avail_in = step;
-    /* At least CHUNK free bytes, or more for large input, so a big piece
-     * takes few reallocations and calls. */
-    rc = buf_room(&d->a, out, step / 2 + CHUNK, SIZE_MAX);
-    if (rc != 0) return d->failed = rc;
+    /* Write into the room there is; when it runs short the buffer
+     * doubles, so a small message keeps a small buffer and a big one
+     * takes few reallocations. (More than 6 free bytes keep zlib from
+     * repeating flush markers.) */
+    if (out->cap - out->len < MIN_ROOM) {
+      rc = buf_room(&d->a, out, out->len < 256 ? 256 : out->len, SIZE_MAX);
+      if (rc != 0) return d->failed = rc;
+    }
     room = out->cap - out->len;
     if (room > UINT_MAX) room = UINT_MAX;
     d->z.next_out = out->p + out->len;
@@ -289,12 +295,21 @@ static int inflate_some(ws_inflater *f, const uint8_t *in, size_t len,
     size_t room, before;
     uint64_t left = max - f->total; /* total <= max here */
     int rc;
-    /* One byte more than the limit allows, so that going over it is seen
-     * without ever holding more than max + 1 bytes. */
-    room = left >= CHUNK ? CHUNK : (size_t)left + 1;
-    rc = buf_room(&f->a, out, room,
-                  left >= SIZE_MAX ? SIZE_MAX : (size_t)left + 1);
-    if (rc != 0) return rc;
+    /* At most CHUNK bytes a step, and one byte more than the limit allows,
+     * so that going over it is seen without ever holding more than
+     * max + 1 bytes. The room there is comes first; when it runs short
+     * the buffer doubles (up to that), so a small message keeps a small
+     * buffer. */
+    size_t limit = left >= CHUNK ? CHUNK : (size_t)left + 1;
+    room = out->cap - out->len;
+    if (room < limit && room < MIN_ROOM) {
+      size_t want = out->len < 256 ? 256 : out->len;
+      rc = buf_room(&f->a, out, want < limit ? want : limit,
+                    left >= SIZE_MAX ? SIZE_MAX : (size_t)left + 1);
+      if (rc != 0) return rc;
+      room = out->cap - out->len;
+    }
+    if (room > limit) room = limit;
     f->z.avail_in = step;
     f->z.next_out = out->p + out->len;
     f->z.avail_out = (uInt)room;

@@ -34,6 +34,12 @@
  * message, so one huge message does not pin memory for the connection's
  * lifetime. */
 #define KEEP_BUFFER_MAX ((size_t)256 * 1024)
+/* The same for permessage-deflate's two buffers, lower: they are only
+ * the inflated message and the compressed one in passing, and a
+ * compressing connection should stay near zlib's own memory between
+ * messages. Reallocating a larger one costs little beside zlib's work on
+ * that many bytes. */
+#define PMD_KEEP_MAX ((size_t)16 * 1024)
 
 /* permessage-deflate (see ws_engine_deflate in ws.h). The two zlib
  * streams are made at their first message; `in` holds the message being
@@ -228,7 +234,6 @@ static int deflate_into(ws_engine *e, const uint8_t *data, size_t len,
   struct ws_engine_pmd *z = e->pmd;
   int r;
   if (z->d == NULL && (r = ws_deflater_new(&z->d, &z->dcfg)) != 0) return r;
-  if (z->out.cap > KEEP_BUFFER_MAX) buf_release(e, &z->out);
   z->out.len = z->out.off = 0;
   if ((r = ws_deflate_message(z->d, data, len, fin, &z->out)) != 0) {
     /* A failed compressor only ever returns its error again. */
@@ -247,6 +252,12 @@ static int deflate_into(ws_engine *e, const uint8_t *data, size_t len,
 static void deflate_lost(ws_engine *e) {
   ws_deflater_free(e->pmd->d);
   e->pmd->d = NULL;
+}
+
+/* The compressed bytes have been queued (or dropped): a large buffer is
+ * let go at once. */
+static void deflate_done(ws_engine *e) {
+  if (e->pmd->out.cap > PMD_KEEP_MAX) buf_release(e, &e->pmd->out);
 }
 
 static int compress_this(const ws_engine *e, size_t len, unsigned flags) {
@@ -271,7 +282,10 @@ int ws_engine_send_ex(ws_engine *e, ws_opcode kind, const uint8_t *data,
   }
   if (fragment == 0 || len <= fragment) {
     r = put_frame(e, kind, rsv, 1, data, len);
-    if (r && rsv) deflate_lost(e);
+    if (rsv) {
+      if (r) deflate_lost(e);
+      deflate_done(e);
+    }
     return r;
   }
   /* Reserve once for all frames, so a failure leaves nothing half
@@ -279,17 +293,21 @@ int ws_engine_send_ex(ws_engine *e, ws_opcode kind, const uint8_t *data,
   frames = len / fragment + (len % fragment != 0);
   if (frames > (SIZE_MAX - len) / WS_FRAME_MAX_HEADER ||
       (r = buf_reserve(e, &e->out, len + frames * WS_FRAME_MAX_HEADER))) {
-    if (rsv) deflate_lost(e);
+    if (rsv) {
+      deflate_lost(e);
+      deflate_done(e);
+    }
     return WS_ENOMEM;
   }
   while (off < len) {
     size_t n = len - off < fragment ? len - off : fragment;
     r = put_frame(e, off == 0 ? (unsigned)kind : WS_OP_CONTINUATION,
                   off == 0 ? rsv : 0, off + n == len, data + off, n);
-    if (r) return r; /* WS_ERAND; WS_ENOMEM only on the first frame */
+    if (r) break; /* WS_ERAND; WS_ENOMEM only on the first frame */
     off += n;
   }
-  return 0;
+  if (rsv) deflate_done(e);
+  return r;
 }
 
 int ws_engine_send(ws_engine *e, ws_opcode kind, const uint8_t *data,
@@ -323,10 +341,12 @@ int ws_engine_send_part_ex(ws_engine *e, ws_opcode kind, const uint8_t *data,
     data = e->pmd->out.p ? e->pmd->out.p : (const uint8_t *)"";
     len = e->pmd->out.len;
   }
-  if ((r = put_frame(e, opcode, rsv, fin, data, len)) != 0) {
-    if (compressed) deflate_lost(e);
-    return r;
+  r = put_frame(e, opcode, rsv, fin, data, len);
+  if (compressed) {
+    if (r) deflate_lost(e);
+    deflate_done(e);
   }
+  if (r) return r;
   if (!e->sending) {
     e->send_kind = kind;
     if (e->pmd) e->pmd->part_compressed = compressed;
@@ -523,14 +543,17 @@ static ws_violation start_frame(ws_engine *e) {
   const ws_frame_header *h = &e->fh;
   unsigned op = h->opcode;
 
-  if (h->rsv & ~e->cfg.allowed_rsv) return WS_V_RSV_BITS;
+  if (h->rsv != 0) { /* one test for the common frame */
+    if (h->rsv & ~e->cfg.allowed_rsv) return WS_V_RSV_BITS;
+    /* RFC 7692 6: RSV1 marks a compressed message on its first frame
+     * only. */
+    if ((h->rsv & 4) && e->pmd != NULL) {
+      if ((op & 0x8) && op <= WS_OP_PONG) return WS_V_COMPRESSED_CONTROL;
+      if (op == WS_OP_CONTINUATION) return WS_V_COMPRESSED_CONTINUATION;
+    }
+  }
   if ((op > WS_OP_BINARY && op < WS_OP_CLOSE) || op > WS_OP_PONG)
     return WS_V_RESERVED_OPCODE;
-  /* RFC 7692 6: RSV1 marks a compressed message on its first frame only. */
-  if (e->pmd != NULL && (h->rsv & 4)) {
-    if (op & 0x8) return WS_V_COMPRESSED_CONTROL;
-    if (op == WS_OP_CONTINUATION) return WS_V_COMPRESSED_CONTINUATION;
-  }
   if (e->cfg.role == WS_ROLE_SERVER && !h->masked) return WS_V_UNMASKED_FRAME;
   if (e->cfg.role == WS_ROLE_CLIENT && h->masked) return WS_V_MASKED_FRAME;
   e->remaining = h->length;
@@ -550,9 +573,13 @@ static ws_violation start_frame(ws_engine *e) {
     e->in_message = 1;
     e->msg_kind = (ws_opcode)op;
     e->msg_rsv = h->rsv;
-    e->inflating = e->pmd != NULL && (h->rsv & 4);
-    if (e->inflating) {
-      if (e->pmd->in.cap > KEEP_BUFFER_MAX) buf_release(e, &e->pmd->in);
+    e->inflating = 0;
+    if (h->rsv != 0 && (h->rsv & 4) && e->pmd != NULL) {
+      /* permessage-deflate owns RSV1 and acts on it: events do not show
+       * it */
+      e->msg_rsv &= ~4u;
+      e->inflating = 1;
+      if (e->pmd->in.cap > PMD_KEEP_MAX) buf_release(e, &e->pmd->in);
       e->pmd->in.len = 0;
     }
     e->msg_frames = 0;
@@ -641,17 +668,32 @@ static void message_event(ws_engine *e, const uint8_t *p, size_t len,
   *ev = no_event;
   ev->type = WS_EV_MESSAGE;
   ev->kind = e->msg_kind;
-  /* permessage-deflate owns RSV1 and has acted on it */
-  ev->rsv = e->pmd != NULL ? e->msg_rsv & ~4u : e->msg_rsv;
+  ev->rsv = e->msg_rsv;
   ev->data = p;
   ev->len = len;
   e->in_message = 0;
 }
 
+/* The inflating path is kept out of ws_engine_recv's body, so that the
+ * uncompressed loop's registers are not spent on it. */
+#if defined(__GNUC__)
+#define NOINLINE __attribute__((noinline))
+#else
+#define NOINLINE
+#endif
+
+/* Between messages: a large buffer of the last one is let go as soon as
+ * its message has been handed out (its data stayed valid until now). */
+static void release_big(ws_engine *e) {
+  if (e->msg.cap > KEEP_BUFFER_MAX) buf_release(e, &e->msg);
+  if (e->pmd != NULL && e->pmd->in.cap > PMD_KEEP_MAX)
+    buf_release(e, &e->pmd->in);
+}
+
 /* Inflate the next piece of a compressed message into pmd->in (fin: the
  * message's last), checking the new text as UTF-8. Returns WS_V_NONE or
  * what was violated. */
-static ws_violation inflate_piece(ws_engine *e, const uint8_t *p, size_t n,
+static NOINLINE ws_violation inflate_piece(ws_engine *e, const uint8_t *p, size_t n,
                                   int fin) {
   struct ws_engine_pmd *z = e->pmd;
   size_t before = z->in.len;
@@ -710,9 +752,7 @@ size_t ws_engine_recv(ws_engine *e, uint8_t *in, size_t len, ws_event *ev) {
   ev->type = WS_EV_NONE;
   /* A large reassembly buffer is let go as soon as its message has been
    * handed out (its data stayed valid until this call). */
-  if (!e->in_message && e->msg.cap > KEEP_BUFFER_MAX) buf_release(e, &e->msg);
-  if (!e->in_message && e->pmd != NULL && e->pmd->in.cap > KEEP_BUFFER_MAX)
-    buf_release(e, &e->pmd->in);
+  if (!e->in_message) release_big(e);
   if (e->pending != WS_V_NONE) {
     fail(e, e->pending, ev);
     return len;
