@@ -127,6 +127,14 @@ echo-bench: all build/bench/loadgen spec/interop/node_modules/.package-lock.json
 	      $(LUA) bench/client_echo.lua ws://127.0.0.1:$$port/ $$c $${DURATION:-5} || { kill $$pid; exit 1; }; \
 	  done; kill $$pid
 
+# permessage-deflate: echo rates with compression off, on and without
+# context takeover, ours beside Node ws, compression ratios, and server
+# memory per connection (bench/deflate_bench.sh: about 5 min; QUICK=1
+# about 1 min; DURATION, REPEAT, CONNS, MEM_CONNS, PARTS).
+.PHONY: deflate-bench
+deflate-bench: all build/bench/loadgen spec/interop/node_modules/.package-lock.json
+	LUA=$(LUA) BUILD=$(BUILD) bench/deflate_bench.sh
+
 bench:
 	@.ci/deps.sh bench
 	@$(MAKE) --no-print-directory build/bench/bench_core

@@ -48,7 +48,7 @@ LOADGEN=build/bench/loadgen
 CASES=("1 16" "50 16" "50 1024" "10 65536" "2 1048576")
 CORE_SRC=(csrc/core/ws_utf8.c csrc/core/ws_mask.c csrc/core/ws_frame.c
           csrc/core/ws_codes.c csrc/core/ws_error.c csrc/core/ws_handshake.c
-          csrc/core/ws_engine.c csrc/core/ws_deflate.c)
+          csrc/core/ws_engine.c csrc/core/ws_deflate.c csrc/core/ws_pmd.c)
 
 TMP=$(mktemp -d)
 PIDS=()

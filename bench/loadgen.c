@@ -25,11 +25,34 @@
  * output buffer grows once, and a reassembly buffer over 256 KiB is
  * dropped and regrown for each message that arrives in pieces.
  *
+ * permessage-deflate (-z): every connection offers it ("permessage-deflate;
+ * client_max_window_bits", plus both no_context_takeover parameters with
+ * -Z), fails unless the server agrees, and compresses everything it sends
+ * with zlib level -l (default 1, so that the load generator spends less
+ * than the server it measures). The byte counts of both directions go
+ * into the RESULT line: rx_wire/rx_raw is the server's compression ratio.
+ *
+ * Payloads (-f): "pattern" (the default) is the same pseudo-random
+ * pattern for every message with only the stamps changing; "random" and
+ * "json" are slices at a pseudo-random offset (a function of connection
+ * and sequence number) of a 1 MiB pool of random bytes (printable for
+ * text) or of JSON-like records with varying numbers, so that consecutive
+ * messages differ as real traffic does and a compressor's window sees no
+ * copy of the previous message. Stamps are written as above.
+ *
+ * Memory runs (-n): each connection sends n messages and then stops; once
+ * every connection has had its n echoes the load generator prints
+ * "HOLD <conns>" and holds every connection open until SIGUSR1 (or -h
+ * seconds), then closes them and reports as usual.
+ *
  * Usage: loadgen -p port [-H host] [-P path] [-c conns] [-s size]
  *                [-d secs] [-w secs] [-t binary|text] [-m | -M]
+ *                [-f pattern|random|json] [-z [-Z] [-l level]]
+ *                [-n msgs [-h secs]]
  * Prints one human line and one "RESULT key=value ..." line on stdout
  * (conns size echoes secs rate p50_us p99_us errors, then p90_us max_us,
- * the error counts by kind and cpu_s, our own CPU time).
+ * the error counts by kind and cpu_s, our own CPU time, then deflate (0 or
+ * 1) and the payload byte counts tx_raw tx_wire rx_wire rx_raw).
  * Exit status 0 on success; 1 if an echo mismatched, a connection failed
  * or did not close cleanly, or nothing was echoed; 2 on bad usage.
  */
@@ -67,6 +90,7 @@
 #define RESP_HEADERS 32
 #define MAX_EVENTS 256
 #define MAX_DIAG 10 /* error lines printed before going quiet */
+#define POOL_SIZE (1u << 20) /* -f random / json: the slices' source */
 
 /* ---------------------------------------------------------- histogram */
 
@@ -141,6 +165,12 @@ typedef struct {
   double duration, warmup;
   ws_opcode kind;
   int check_all; /* compare every byte, not just the stamps */
+  enum { F_PATTERN, F_RANDOM, F_JSON } fill;
+  int deflate;   /* offer permessage-deflate, require it */
+  int no_context_takeover; /* offer both no_context_takeover parameters */
+  int zlevel;    /* our compressor's level */
+  long count;    /* messages per connection then hold; 0: no limit */
+  double hold;   /* -n: longest hold before closing */
 } options;
 
 typedef enum {
@@ -164,6 +194,7 @@ typedef struct {
   char resp[RESP_MAX];
   size_t resp_len;
   uint64_t seq;     /* sequence number of the message in flight */
+  long echoed;      /* echoes received (for -n) */
   int in_flight;
   uint64_t sent_ns; /* when it was queued */
 } conn;
@@ -173,6 +204,8 @@ typedef struct {
   int ep;
   conn *c;
   uint8_t *base;    /* the pattern every payload starts from */
+  uint8_t *pool;    /* -f random / json: where payloads are cut from */
+  size_t pool_len;
   uint8_t *scratch; /* base with the stamps of the last built message */
   uint8_t *rbuf;    /* one read buffer shared by all connections */
   histogram hist;
@@ -184,6 +217,11 @@ typedef struct {
   uint64_t echoes, sent;
   uint64_t mismatches, conn_errors, close_errors;
   long opened, finished; /* connections upgraded; done or failed */
+  long counted;          /* -n: connections that had all their echoes */
+  ws_pmd_config offer;   /* -z */
+  char ext_header[WS_PMD_MAX_TEXT + 64];
+  ws_deflate_stats z;    /* summed over released connections */
+  long agreed;           /* connections that agreed permessage-deflate */
   int diag;
 } loadgen;
 
@@ -237,6 +275,69 @@ static void fill_base(uint8_t *p, size_t n, int text) {
   }
 }
 
+/* Append the decimal digits of v. */
+static size_t put_u(char *p, uint64_t v) {
+  char t[20];
+  size_t n = 0, i;
+  do {
+    t[n++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  for (i = 0; i < n; i++) p[i] = t[n - 1 - i];
+  return n;
+}
+
+static size_t put_s(char *p, const char *s) {
+  size_t n = strlen(s);
+  memcpy(p, s, n);
+  return n;
+}
+
+/* -f json: records of an order feed, one after another, every number
+ * drawn afresh; about 150 bytes a record, deflate level 6 makes them
+ * about a fifth of that. */
+static void fill_json(uint8_t *out, size_t n) {
+  static const char *const sym[] = {"BTC-USD", "ETH-USD", "SOL-USD",
+                                    "DOGE-USD", "ADA-USD", "XRP-USD"};
+  static const char *const side[] = {"buy", "sell"};
+  static const char *const status[] = {"new", "partial", "filled",
+                                       "cancelled"};
+  uint64_t s = 0x6A736F6Eull, id = 4200000;
+  uint64_t ts = 1733400000000ull;
+  char rec[256];
+  size_t pos = 0;
+  while (pos < n) {
+    uint64_t r = splitmix(&s), r2 = splitmix(&s);
+    size_t k = 0, take;
+    id += 1 + r % 7;
+    ts += r2 % 250;
+    k += put_s(rec + k, "{\"id\":");
+    k += put_u(rec + k, id);
+    k += put_s(rec + k, ",\"ts\":");
+    k += put_u(rec + k, ts);
+    k += put_s(rec + k, ",\"symbol\":\"");
+    k += put_s(rec + k, sym[(r >> 8) % 6]);
+    k += put_s(rec + k, "\",\"side\":\"");
+    k += put_s(rec + k, side[(r >> 12) & 1]);
+    k += put_s(rec + k, "\",\"price\":");
+    k += put_u(rec + k, 100 + (r >> 16) % 90000);
+    rec[k++] = '.';
+    k += put_u(rec + k, 10 + (r >> 36) % 90);
+    k += put_s(rec + k, ",\"qty\":");
+    k += put_u(rec + k, 1 + (r2 >> 8) % 5000);
+    k += put_s(rec + k, ",\"user\":\"u");
+    k += put_u(rec + k, 10000 + (r2 >> 24) % 90000);
+    k += put_s(rec + k, "\",\"status\":\"");
+    k += put_s(rec + k, status[(r2 >> 48) % 4]);
+    k += put_s(rec + k, "\",\"ok\":");
+    k += put_s(rec + k, (r2 >> 52) & 1 ? "true" : "false");
+    k += put_s(rec + k, "},\n");
+    take = k < n - pos ? k : n - pos;
+    memcpy(out + pos, rec, take);
+    pos += take;
+  }
+}
+
 /* Eight printable bytes that differ for every (connection, sequence,
  * position) that can be in play at once. */
 static void stamp(uint8_t *dst, size_t n, unsigned id, uint64_t seq,
@@ -253,6 +354,11 @@ static void stamp(uint8_t *dst, size_t n, unsigned id, uint64_t seq,
  * everywhere else; the same positions are stamped for every message. */
 static void build(loadgen *g, unsigned id, uint64_t seq) {
   size_t n = g->opt.size, pos;
+  if (g->pool != NULL) {
+    uint64_t h = ((uint64_t)id << 32) ^ seq;
+    size_t off = (size_t)(splitmix(&h) % (g->pool_len - n + 1));
+    memcpy(g->scratch, g->pool + off, n);
+  }
   for (pos = 0; pos < n; pos += STAMP_EVERY)
     stamp(g->scratch + pos, n - pos, id, seq, pos);
   if (n > STAMP) stamp(g->scratch + n - STAMP, STAMP, id, seq, n);
@@ -288,8 +394,15 @@ static void arm(loadgen *g, conn *c, int out) {
   if (epoll_ctl(g->ep, EPOLL_CTL_MOD, c->fd, &ev) == 0) c->out_armed = out;
 }
 
-static void release(conn *c, conn_phase phase) {
+static void release(loadgen *g, conn *c, conn_phase phase) {
+  ws_deflate_stats st;
   if (c->fd >= 0) close(c->fd); /* also leaves the epoll set */
+  /* All 0 without deflate, or once the engine was freed. */
+  ws_engine_deflate_stats(&c->e, &st);
+  g->z.tx_raw += st.tx_raw;
+  g->z.tx_wire += st.tx_wire;
+  g->z.rx_wire += st.rx_wire;
+  g->z.rx_raw += st.rx_raw;
   c->fd = -1;
   c->phase = phase;
   c->in_flight = 0;
@@ -312,7 +425,7 @@ static void conn_fail(loadgen *g, conn *c, const char *fmt, ...) {
     g->conn_errors++;
     diag(g, "connection %u: %s", c->id, msg);
   }
-  release(c, C_FAILED);
+  release(g, c, C_FAILED);
   g->finished++;
 }
 
@@ -389,6 +502,10 @@ static void on_message(loadgen *g, conn *c, const ws_event *ev,
     g->echoes++;
     hist_add(&g->hist, now - c->sent_ns);
   }
+  if (g->opt.count > 0 && ++c->echoed >= g->opt.count) {
+    g->counted++;
+    return;
+  }
   if (g->sending) send_next(g, c);
 }
 
@@ -401,7 +518,7 @@ static void on_event(loadgen *g, conn *c, const ws_event *ev, uint64_t now) {
       if (c->phase == C_CLOSING && ev->clean && ev->initiator == WS_BY_LOCAL) {
         /* Done. The server should drop TCP first (RFC 6455 7.1.1), but
          * nothing is left to read, so there is no point waiting for it. */
-        release(c, C_DONE);
+        release(g, c, C_DONE);
         g->finished++;
       } else {
         conn_fail(g, c, "closed: code %d, initiator %s, error %s", ev->code,
@@ -445,7 +562,8 @@ static void on_response(loadgen *g, conn *c, uint64_t now) {
   lim.max_bytes = RESP_MAX;
   lim.max_headers = RESP_HEADERS;
   r = ws_hs_parse_response(c->resp, c->resp_len, &resp, c->key, WS_KEY_LEN,
-                           NULL, NULL, &lim);
+                           NULL, g->opt.deflate ? "permessage-deflate" : NULL,
+                           &lim);
   if (r == WS_EINCOMPLETE) {
     if (c->resp_len == RESP_MAX)
       conn_fail(g, c, "handshake response over %d bytes", RESP_MAX);
@@ -455,6 +573,28 @@ static void on_response(loadgen *g, conn *c, uint64_t now) {
     conn_fail(g, c, "handshake refused: %s (status %d)",
               ws_hs_error_name(resp.error), resp.status);
     return;
+  }
+  if (g->opt.deflate) {
+    const ws_header *h =
+        ws_hs_header(resp.headers, resp.num_headers, "sec-websocket-extensions");
+    ws_pmd_result pr;
+    int z;
+    memset(&pr, 0, sizeof pr);
+    z = ws_pmd_check_response(h ? h->value.p : NULL, h ? h->value.len : 0,
+                              &g->offer, &pr);
+    if (z != 1) {
+      conn_fail(g, c, "permessage-deflate not agreed (%s)",
+                z == 0 ? "no extension in the answer"
+                       : ws_pmd_error_name(pr.error));
+      return;
+    }
+    /* Threshold 0: whatever the size, our messages go compressed. */
+    z = ws_engine_deflate(&c->e, &pr.params, g->opt.zlevel, 8, 0);
+    if (z != 0) {
+      conn_fail(g, c, "ws_engine_deflate: %s", ws_strerror(z));
+      return;
+    }
+    g->agreed++;
   }
   c->phase = C_OPEN;
   g->opened++;
@@ -520,7 +660,8 @@ static void start_conn(loadgen *g, conn *c) {
     return;
   }
   r = ws_hs_build_request(c->req, sizeof c->req, g->host_header,
-                          g->opt.path, c->key, NULL, NULL, NULL);
+                          g->opt.path, c->key, NULL, NULL,
+                          g->opt.deflate ? g->ext_header : NULL);
   if (r < 0) {
     conn_fail(g, c, "ws_hs_build_request: %s", ws_strerror(r));
     return;
@@ -586,12 +727,28 @@ static int all_open(loadgen *g) {
 
 static int all_finished(loadgen *g) { return g->finished >= g->opt.conns; }
 
+static int all_counted(loadgen *g) {
+  return g->counted + g->finished >= g->opt.conns;
+}
+
+static volatile sig_atomic_t got_usr1;
+static void on_usr1(int sig) {
+  (void)sig;
+  got_usr1 = 1;
+}
+static int usr1(loadgen *g) {
+  (void)g;
+  return got_usr1;
+}
+
 /* --------------------------------------------------------------- main */
 
 static void usage(void) {
   fprintf(stderr,
           "usage: loadgen -p port [-H host] [-P path] [-c conns] [-s size]\n"
           "               [-d secs] [-w secs] [-t binary|text] [-m | -M]\n"
+          "               [-f pattern|random|json] [-z [-Z] [-l level]]\n"
+          "               [-n msgs [-h secs]]\n"
           "  -H host   server address (default 127.0.0.1)\n"
           "  -p port   server port (required)\n"
           "  -P path   request target (default /)\n"
@@ -602,7 +759,14 @@ static void usage(void) {
           "  -w secs   warm-up before measuring (default 1)\n"
           "  -t kind   binary (default) or text\n"
           "  -m        compare every echoed byte (default)\n"
-          "  -M        compare only the stamps, length and type\n");
+          "  -M        compare only the stamps, length and type\n"
+          "  -f fill   payload: pattern (default), random or json\n"
+          "  -z        offer permessage-deflate and require it\n"
+          "  -Z        with -z: also offer no context takeover both ways\n"
+          "  -l level  with -z: our zlib level, -1..9 (default 1)\n"
+          "  -n msgs   messages per connection, then hold (see -h)\n"
+          "  -h secs   with -n: hold at most this long, or until SIGUSR1 "
+          "(default 60)\n");
   exit(2);
 }
 
@@ -627,7 +791,13 @@ static void parse_options(options *o, int argc, char **argv) {
   o->warmup = 1;
   o->kind = WS_OP_BINARY;
   o->check_all = 1;
-  while ((ch = getopt(argc, argv, "H:p:P:c:s:d:w:t:mMh")) != -1) {
+  o->fill = F_PATTERN;
+  o->deflate = 0;
+  o->no_context_takeover = 0;
+  o->zlevel = 1;
+  o->count = 0;
+  o->hold = 60;
+  while ((ch = getopt(argc, argv, "H:p:P:c:s:d:w:t:mMf:zZl:n:h:")) != -1) {
     switch (ch) {
       case 'H': o->host = optarg; break;
       case 'p': o->port = optarg; break;
@@ -643,10 +813,22 @@ static void parse_options(options *o, int argc, char **argv) {
         break;
       case 'm': o->check_all = 1; break;
       case 'M': o->check_all = 0; break;
+      case 'f':
+        if (strcmp(optarg, "pattern") == 0) o->fill = F_PATTERN;
+        else if (strcmp(optarg, "random") == 0) o->fill = F_RANDOM;
+        else if (strcmp(optarg, "json") == 0) o->fill = F_JSON;
+        else usage();
+        break;
+      case 'z': o->deflate = 1; break;
+      case 'Z': o->no_context_takeover = 1; break;
+      case 'l': o->zlevel = (int)parse_num(optarg, -1, 9); break;
+      case 'n': o->count = (long)parse_num(optarg, 1, 1e9); break;
+      case 'h': o->hold = parse_num(optarg, 0, 3600); break;
       default: usage();
     }
   }
   if (optind != argc || o->port == NULL) usage();
+  if (o->no_context_takeover && !o->deflate) usage();
 }
 
 static void resolve(loadgen *g) {
@@ -674,7 +856,7 @@ int main(int argc, char **argv) {
   long i;
   double secs, rate, mbs;
   uint64_t errors;
-  int failed;
+  int failed, r;
   struct rusage ru;
   double cpu;
 
@@ -687,6 +869,29 @@ int main(int argc, char **argv) {
   g->rbuf = xcalloc(READ_BUF, 1);
   fill_base(g->base, g->opt.size, g->opt.kind == WS_OP_TEXT);
   memcpy(g->scratch, g->base, g->opt.size);
+  if (g->opt.fill != F_PATTERN) {
+    g->pool_len = POOL_SIZE + g->opt.size;
+    g->pool = xcalloc(g->pool_len, 1);
+    if (g->opt.fill == F_JSON) fill_json(g->pool, g->pool_len);
+    else fill_base(g->pool, g->pool_len, g->opt.kind == WS_OP_TEXT);
+  }
+  if (g->opt.deflate) {
+    int n;
+    memset(&g->offer, 0, sizeof g->offer);
+    g->offer.client_max_window_bits = 0; /* offered without a value */
+    g->offer.server_no_context_takeover = g->opt.no_context_takeover;
+    g->offer.client_no_context_takeover = g->opt.no_context_takeover;
+    n = snprintf(g->ext_header, sizeof g->ext_header,
+                 "Sec-WebSocket-Extensions: ");
+    r = ws_pmd_offer(g->ext_header + n, sizeof g->ext_header - (size_t)n - 3,
+                     &g->offer);
+    if (r < 0) {
+      fprintf(stderr, "loadgen: ws_pmd_offer: %s\n", ws_strerror(r));
+      return 2;
+    }
+    memcpy(g->ext_header + n + r, "\r\n", 3);
+  }
+  if (g->opt.count > 0) signal(SIGUSR1, on_usr1);
   g->ep = epoll_create1(EPOLL_CLOEXEC);
   if (g->ep < 0) {
     perror("loadgen: epoll_create1");
@@ -717,13 +922,17 @@ int main(int argc, char **argv) {
       send_next(g, c);
       if (c->phase == C_OPEN) flush(g, c);
     }
-    run_until(g, g->window_end, NULL);
+    run_until(g, g->window_end, g->opt.count > 0 ? all_counted : NULL);
     g->sending = 0;
+    if (g->opt.count > 0) {
+      printf("HOLD %ld\n", g->counted);
+      fflush(stdout);
+      run_until(g, now_ns() + (uint64_t)(g->opt.hold * 1e9), usr1);
+    }
   }
 
   for (i = 0; i < g->opt.conns; i++) {
     conn *c = &g->c[i];
-    int r;
     if (c->phase != C_OPEN) continue;
     if ((r = ws_engine_close(&c->e, WS_CLOSE_normal, NULL, 0)) != 0) {
       conn_fail(g, c, "ws_engine_close: %s", ws_strerror(r));
@@ -761,22 +970,26 @@ int main(int argc, char **argv) {
          (unsigned long long)g->close_errors);
   printf("RESULT conns=%ld size=%zu echoes=%llu secs=%.2f rate=%.1f "
          "p50_us=%.0f p99_us=%.0f errors=%llu p90_us=%.0f max_us=%.0f "
-         "mismatches=%llu conn_errors=%llu close_errors=%llu cpu_s=%.2f\n",
+         "mismatches=%llu conn_errors=%llu close_errors=%llu cpu_s=%.2f "
+         "deflate=%d tx_raw=%llu tx_wire=%llu rx_wire=%llu rx_raw=%llu\n",
          g->opt.conns, g->opt.size, (unsigned long long)g->echoes, secs, rate,
          hist_quantile(&g->hist, 0.50) / 1e3,
          hist_quantile(&g->hist, 0.99) / 1e3, (unsigned long long)errors,
          hist_quantile(&g->hist, 0.90) / 1e3, (double)g->hist.max / 1e3,
          (unsigned long long)g->mismatches,
          (unsigned long long)g->conn_errors,
-         (unsigned long long)g->close_errors, cpu);
+         (unsigned long long)g->close_errors, cpu, g->opt.deflate,
+         (unsigned long long)g->z.tx_raw, (unsigned long long)g->z.tx_wire,
+         (unsigned long long)g->z.rx_wire, (unsigned long long)g->z.rx_raw);
   fflush(stdout);
 
   failed = errors > 0 || g->echoes == 0;
   if (g->echoes == 0) fprintf(stderr, "loadgen: nothing was echoed\n");
-  for (i = 0; i < g->opt.conns; i++) release(&g->c[i], g->c[i].phase);
+  for (i = 0; i < g->opt.conns; i++) release(g, &g->c[i], g->c[i].phase);
   close(g->ep);
   free(g->c);
   free(g->base);
+  free(g->pool);
   free(g->scratch);
   free(g->rbuf);
   free(g);
