@@ -6,6 +6,8 @@ SHELL := /bin/bash
 #   make doc-check  every code block of README.md and doc/*.md, run
 #   make options-doc  regenerate doc/options.md from lua/ws/options.lua
 #                   (spec/options_spec.lua fails when it is stale)
+#   make codes-doc  regenerate doc/close-codes.md from ws.codes.explain
+#                   (spec/codes_spec.lua fails when it is stale)
 #   make bench  core microbenchmarks
 #   make fuzz   every fuzz target for FUZZ_TIME seconds
 #   make test-versions  full specs on Lua 5.3, core specs on PUC Lua 5.1
@@ -51,7 +53,7 @@ ALL_INC  = -Icsrc/core -Icsrc/net -Icsrc/lua
 SAN      = -fsanitize=address,undefined -fno-sanitize-recover=undefined \
            -fno-omit-frame-pointer
 
-.PHONY: all luajit test demo bench echo-bench fuzz clean deps rock rock-build doc-check options-doc lint valgrind test-versions soak \
+.PHONY: all luajit test demo bench echo-bench fuzz clean deps rock rock-build doc-check options-doc codes-doc lint valgrind test-versions soak \
         rock-versions love-demo nginx-bench idle-bench
 
 all: $(BUILD)/ws/core.so
@@ -212,6 +214,10 @@ doc-check:
 options-doc: all
 	LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH='./$(BUILD)/?.so;;' \
 	  $(LUA) .ci/options_doc.lua > doc/options.md
+
+codes-doc: all
+	LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH='./$(BUILD)/?.so;;' \
+	  $(LUA) .ci/codes_doc.lua > doc/close-codes.md
 
 soak: all
 	bench/soak/run.sh

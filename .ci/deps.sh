@@ -11,7 +11,7 @@ build=(gcc make libssl-dev zlib1g-dev lua5.4 liblua5.4-dev)
 nginx=(nginx libnginx-mod-http-lua lua-nginx-websocket luajit2
        libluajit2-5.1-dev curl)
 test=("${build[@]}" clang luajit2 libluajit2-5.1-dev lua-busted openssl
-      python3-websockets chromium "${nginx[@]}")
+      python3-websockets chromium tinyproxy tmux "${nginx[@]}")
 fuzz=(clang libclang-rt-dev libssl-dev zlib1g-dev)
 rock=("${build[@]}" luarocks)
 versions=("${build[@]}" lua5.3 liblua5.3-dev lua5.1 liblua5.1-0-dev lua-busted

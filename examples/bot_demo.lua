@@ -13,6 +13,8 @@ local function show_close(conn, ev)
     ev.code, ev.initiator, tostring(ev.clean),
     ev.error and (" error=" .. ev.error) or "",
     ev.reason ~= "" and (" reason=%q"):format(ev.reason) or "")
+  local why = ws.codes.explain(ev.code)
+  if why then say("  %s %s", why.meaning, why.action) end
 end
 
 -- Run the loop until done() or a time limit.

@@ -133,3 +133,54 @@ describe("ws.codes", function()
       "bad argument #2 to 'define' ('close_check' is reserved)")
   end)
 end)
+
+describe("codes.explain", function()
+  it("explains every registered code 1000-1015, by number and by name", function()
+    for code = 1000, 1015 do
+      local e = codes.explain(code)
+      assert.are.equal(code, e.code)
+      assert.are.equal(codes[code], e.name)
+      for _, k in ipairs({ "meaning", "cause", "action" }) do
+        assert.is_true(type(e[k]) == "string" and #e[k] > 20, code .. " " .. k)
+      end
+      assert.are.same(e, codes.explain(codes[code]))
+    end
+  end)
+
+  it("says what 1006 is and what to do about it", function()
+    local e = codes.explain("abnormal")
+    assert.matches("without a close frame", e.meaning)
+    assert.matches("load balancer", e.cause)
+    assert.matches("exponential backoff", e.action)
+    assert.matches("heartbeats", e.action)
+  end)
+
+  it("has a generic entry for 3000-3999 and 4000-4999", function()
+    assert.matches("IANA", codes.explain(3000).meaning)
+    assert.matches("IANA", codes.explain(3999).meaning)
+    assert.matches("private", codes.explain(4000).meaning)
+    assert.is_nil(codes.explain(4999).name)
+    codes.define(4711, "explained_app_code")
+    assert.are.equal("explained_app_code", codes.explain(4711).name)
+    assert.are.same(codes.explain(4711), codes.explain("explained_app_code"))
+  end)
+
+  it("returns nil for codes with no entry and unknown names", function()
+    for _, c in ipairs({ 0, 999, 1016, 2999, 5000, "no_such_code" }) do
+      assert.is_nil(codes.explain(c), tostring(c))
+    end
+  end)
+
+  it("raises on an argument that is neither a number nor a name", function()
+    assert.error_matches(function() codes.explain({}) end,
+      "bad argument #1 to 'explain' (number or name expected, got table)",
+      nil, true)
+  end)
+
+  it("is what doc/close-codes.md shows (make codes-doc)", function()
+    local f = assert(io.open("doc/close-codes.md", "rb"))
+    local doc = f:read("*a")
+    f:close()
+    assert.are.equal(dofile(".ci/codes_doc.lua"), doc)
+  end)
+end)
