@@ -90,6 +90,11 @@ deps:
 spec/interop/node_modules/.package-lock.json: spec/interop/package-lock.json
 	npm ci --prefix spec/interop --no-audit --no-fund
 
+# The specs talk to loopback only; ws.connect honours proxy variables from
+# the environment (doc/proxies.md), so they are cleared for spec runs.
+NO_PROXY_ENV = env -u http_proxy -u HTTP_PROXY -u https_proxy -u HTTPS_PROXY \
+  -u all_proxy -u ALL_PROXY -u ws_proxy -u WS_PROXY -u wss_proxy -u WSS_PROXY
+
 # The sanitizer runtime has to be loaded before the interpreter starts.
 test: deps spec/interop/node_modules/.package-lock.json build/asan/guard_test \
       build/asan/deflate_test build/asan/ws/core.so build/jit/ws/core.so
@@ -98,8 +103,8 @@ test: deps spec/interop/node_modules/.package-lock.json build/asan/guard_test \
 	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  $(LUA) $(BUSTED) --cpath='./build/asan/?.so' -o spec/support/summary.lua
-	$(LUAJIT) $(BUSTED) --cpath='./build/jit/?.so' -o spec/support/summary.lua
+	  $(NO_PROXY_ENV) $(LUA) $(BUSTED) --cpath='./build/asan/?.so' -o spec/support/summary.lua
+	$(NO_PROXY_ENV) $(LUAJIT) $(BUSTED) --cpath='./build/jit/?.so' -o spec/support/summary.lua
 
 demo:
 	@.ci/deps.sh demo
@@ -198,8 +203,8 @@ test-versions:
 	@.ci/deps.sh versions
 	@$(MAKE) --no-print-directory LUA_INC=/usr/include/lua5.3 BUILD=build/5.3 all
 	@$(MAKE) --no-print-directory LUA_INC=/usr/include/lua5.1 BUILD=build/5.1 all
-	lua5.3 $(BUSTED) --cpath='./build/5.3/?.so' -o spec/support/summary.lua
-	lua5.1 $(BUSTED) --cpath='./build/5.1/?.so' -o spec/support/summary.lua $(CORE_SPECS)
+	$(NO_PROXY_ENV) lua5.3 $(BUSTED) --cpath='./build/5.3/?.so' -o spec/support/summary.lua
+	$(NO_PROXY_ENV) lua5.1 $(BUSTED) --cpath='./build/5.1/?.so' -o spec/support/summary.lua $(CORE_SPECS)
 
 # Every code block of README.md and doc/*.md, run against build/5.4 with
 # the results the text states checked (.ci/doc_blocks.lua, which also

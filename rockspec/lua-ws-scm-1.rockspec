@@ -63,6 +63,7 @@ build = {
       ["ws.opening"] = "lua/ws/opening.lua",
       ["ws.options"] = "lua/ws/options.lua",
       ["ws.protocol"] = "lua/ws/protocol.lua",
+      ["ws.proxy"] = "lua/ws/proxy.lua",
       ["ws.reconnect"] = "lua/ws/reconnect.lua",
       ["ws.resty"] = "lua/ws/resty.lua",
       ["ws.schema"] = "lua/ws/schema.lua",

@@ -6,6 +6,7 @@ local url_mod = require "ws.url"
 local options = require "ws.options"
 local schema = require "ws.schema"
 local opening = require "ws.opening"
+local proxy = require "ws.proxy"
 local Socket = require "ws.transport.socket"
 local Conn = require "ws.connection"
 
@@ -16,10 +17,62 @@ local failed = opening.failed
 local DEFAULT_TIMEOUT = schema.field(options.connect.fields, "timeout")
   .default
 
-local function do_connect(u, opts, o, ctx, request, key)
+-- Open TCP to proxy `p` and a tunnel through it to url `u` (HTTP
+-- CONNECT, RFC 9110 9.3.6) before the deadline. Every failure is error
+-- "proxy", with the proxy's status and headers when it answered.
+-- @return the ws.core socket, tunnelled | nil, message, status, headers
+local function tunnel(p, u, deadline, family)
+  local sock, err, msg = Socket.connect_tcp(p, deadline, family)
+  local name = "proxy " .. p.authority
+  if not sock then
+    if err == "timeout" then return nil, name .. ": connect timed out" end
+    return nil, "cannot reach " .. name .. ": " .. tostring(msg)
+  end
+  local t = Socket.new(sock)
+  local target = u.host .. ":" .. u.port
+  local resp, rest
+  local ok
+  ok, err, msg = t:write(proxy.request(p, u), deadline)
+  if ok then
+    resp, rest, msg = opening.read_head(t, proxy.parse_response, deadline)
+    err = rest
+  end
+  local message
+  if resp and resp.status >= 200 and resp.status < 300 then
+    -- a server speaks after the client's request, never before
+    if rest == "" then return sock end
+    message = name .. " sent data after its answer to CONNECT"
+  elseif resp then
+    message = ("%s refused the tunnel to %s: HTTP %d %s"):format(name,
+      target, resp.status, resp.reason)
+  elseif err == "timeout" then
+    message = name .. ": no answer to CONNECT " .. target .. " in time"
+  elseif err == "eof" or err == "closed" or err == "reset" then
+    message = name .. " closed the connection before answering CONNECT "
+      .. target
+  elseif err == "too_large" then
+    message = name .. "'s answer to CONNECT is larger than "
+      .. proxy.MAX_HEAD .. " bytes"
+  elseif err == "bad_response" then
+    message = name .. " did not answer CONNECT with HTTP"
+  else
+    message = name .. ": CONNECT " .. target .. " failed: " .. tostring(err)
+      .. (msg and (" (" .. tostring(msg) .. ")") or "")
+  end
+  t:abort()
+  return nil, message, resp and resp.status, resp and resp.headers
+end
+
+local function do_connect(u, opts, o, ctx, request, key, via)
   local deadline = now() + (opts.timeout or DEFAULT_TIMEOUT)
-  local sock, err, msg = Socket.connect_tcp(u, deadline, opts.family)
-  if not sock then return failed(err, msg) end
+  local sock, err, msg, status, headers
+  if via then
+    sock, msg, status, headers = tunnel(via, u, deadline, opts.family)
+    if not sock then return failed("proxy", msg, status, headers) end
+  else
+    sock, err, msg = Socket.connect_tcp(u, deadline, opts.family)
+    if not sock then return failed(err, msg) end
+  end
 
   if ctx then
     local ok
@@ -52,12 +105,14 @@ end
 -- connection is open or failed.
 -- @tparam string url ws://host[:port]/path or wss://...
 -- @tparam[opt] table opts protocols, headers, origin, timeout (30 s for
---   TCP + TLS + handshake), tls = {verify, ca_file, ca_path, cert_file,
---   key_file, ...}, family, and the connection options (max_message_size,
---   close_timeout, max_buffered, ...): the schema ws.options.connect,
---   documented in doc/options.md
+--   TCP + proxy + TLS + handshake), tls = {verify, ca_file, ca_path,
+--   cert_file, key_file, ...}, family, proxy (an http:// URL, or false;
+--   nil: the environment, doc/proxies.md), and the connection options
+--   (max_message_size, close_timeout, max_buffered, ...): the schema
+--   ws.options.connect, documented in doc/options.md
 -- @return conn | nil, message, close_event (code 1006, or 1015 for TLS;
---   error "dns" | "refused" | "timeout" | "tls" | "http" | "handshake")
+--   error "dns" | "refused" | "timeout" | "tls" | "http" | "handshake" |
+--   "proxy")
 local function connect(url, opts)
   if type(url) ~= "string" then
     error("bad argument #1 to 'connect' (string expected, got " .. type(url)
@@ -68,13 +123,15 @@ local function connect(url, opts)
   opts = options.check(options.connect, opts, 2)
   local o = options.connection(opts)
   local request, key = opening.request(u, opts, "connect", 2, 2)
+  local via, why = proxy.select(u, opts.proxy)
+  if why and not via then return failed("proxy", why) end
   local ctx
   if u.secure then
     local err, msg
     ctx, err, msg = Socket.tls_context("client", opts.tls, 2)
     if not ctx then return failed("tls", msg) end
   end
-  return loop.blocking(do_connect, u, opts, o, ctx, request, key)
+  return loop.blocking(do_connect, u, opts, o, ctx, request, key, via)
 end
 
 return { connect = connect }

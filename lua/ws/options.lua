@@ -8,8 +8,9 @@
 local codes = require "ws.codes"
 local core = require "ws.core"
 local schema = require "ws.schema"
+local proxy = require "ws.proxy"
 
-local type, error, ipairs = type, error, ipairs
+local type, error, ipairs, select = type, error, ipairs, select
 
 local options = {}
 
@@ -208,17 +209,35 @@ local READ_TIMEOUT = { name = "read_timeout", type = T.seconds, default = 60,
 local SEND_TIMEOUT = { name = "send_timeout", type = T.seconds, default = 60,
   doc = "a cosocket write taking longer fails" }
 
+--- `proxy`: an http:// URL (ws.proxy.parse), or false for none. A bad
+-- URL is refused with the reason.
+local PROXY = { name = "proxy", type = {
+    expected = function(opts)
+      local v = opts.proxy
+      if type(v) ~= "string" then return proxy.FORM .. " or false" end
+      return ("%s or false (%s)"):format(proxy.FORM,
+        select(2, proxy.parse(v)))
+    end,
+    doc = "string | false",
+    check = function(v) return v == false or proxy.parse(v) ~= nil end },
+  default_doc = "the environment",
+  doc = "HTTP CONNECT proxy: \"" .. proxy.FORM .. "\"; false connects "
+    .. "directly; nil reads wss_proxy/ws_proxy, https_proxy, http_proxy, "
+    .. "all_proxy and no_proxy (doc/proxies.md)" }
+
 --- ws.connect(url, opts)
 options.connect = { fname = "connect", argn = 2,
   fields = schema.fields({
     PROTOCOLS_CLIENT, REQUEST_HEADERS, ORIGIN,
     { name = "timeout", type = T.seconds, default = 30,
-      doc = "for DNS, TCP, TLS and the opening handshake together" },
+      doc = "for DNS, TCP, the proxy's CONNECT, TLS and the opening "
+        .. "handshake together" },
     { name = "tls", type = T.table(options.TLS_CLIENT),
       doc = "TLS settings for wss:// (ignored for ws://)" },
     { name = "family", type = T.one_of("inet", "inet6"),
-      default_doc = "both", doc = "only IPv4 or only IPv6 addresses" },
-    DEFLATE_CLIENT_OPT,
+      default_doc = "both", doc = "only IPv4 or only IPv6 addresses (of "
+        .. "the proxy, with one)" },
+    PROXY, DEFLATE_CLIENT_OPT,
   }, options.CONNECTION) }
 
 --- ws.client(url, opts): its own options, then ws.connect's.
@@ -368,7 +387,7 @@ local class_doc = {
   overload = "1013, HTTP 429 and 503",
   fatal = "another attempt would fail the same way: TLS, 1002, 1003, "
     .. "1007-1010, HTTP 4xx",
-  auth = "HTTP 401 and 403",
+  auth = "HTTP 401, 403 and 407",
   stop = "we closed it, or the peer closed with 1000",
 }
 local by_class_fields = {}
@@ -399,7 +418,8 @@ options.DOC = {
   { title = "ws.connect(url, opts)", schema = options.connect,
     also = { "Connection options" },
     text = "A client connection, blocking (yielding inside a task) until "
-      .. "it is open or failed." },
+      .. "it is open or failed. Through an HTTP proxy: "
+      .. "[proxies.md](proxies.md)." },
   { title = "ws.client(url, opts)", schema = options.client,
     also = { "ws.connect(url, opts)" },
     text = "A reconnecting client. It takes every option of `ws.connect` "

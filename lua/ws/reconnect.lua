@@ -29,7 +29,7 @@
 -- | Close                                | Class     | `default` does                 |
 -- |--------------------------------------|-----------|--------------------------------|
 -- | we closed it (local, no `error`)     | stop      | stop                           |
--- | HTTP 401, 403                        | auth      | stop                           |
+-- | HTTP 401, 403, 407 (1)               | auth      | stop                           |
 -- | HTTP 429, 503                        | overload  | `Retry-After`, or long backoff |
 -- | other HTTP 4xx                       | fatal     | stop                           |
 -- | HTTP 5xx                             | retry     | exponential backoff            |
@@ -43,13 +43,16 @@
 -- | 1013 try again later                 | overload  | long backoff                   |
 -- | 1002, 1003, 1007, 1008, 1009, 1010   | fatal     | stop                           |
 -- | invalid codes (1004, 1016-2999, ...) | fatal     | stop                           |
--- | application codes 3000-4999          | retry (1) | by class                       |
+-- | application codes 3000-4999          | retry (2) | by class                       |
 --
 -- A close without a code (a transport failure: refused, timeout, a
 -- dead heartbeat) counts as 1006. `fatal` means another attempt would fail
 -- the same way; `auth` stops unless a policy refreshes credentials (it may
--- rewrite `ctx.headers`). (1) An application code has the class given to
--- `codes.define(code, name, class)`, retry by default; "normal" means stop.
+-- rewrite `ctx.headers`). (1) 407 comes from an HTTP proxy (`error ==
+-- "proxy"`), whose other statuses follow the same rows; a proxy that
+-- cannot be reached counts as 1006. (2) An application code has the class
+-- given to `codes.define(code, name, class)`, retry by default; "normal"
+-- means stop.
 --
 -- `default` is `by_class` over:
 -- `retry` = `exponential{initial = 0.5, max = 30, jitter = "full"}`,
@@ -149,7 +152,9 @@ function reconnect.classify(event)
   if event.initiator == "local" and err == nil then return "stop" end
   local status = event.http_status
   if status ~= nil and status ~= 101 then
-    if status == 401 or status == 403 then return "auth" end
+    if status == 401 or status == 403 or status == 407 then
+      return "auth"
+    end
     if status == 429 or status == 503 then return "overload" end
     if type(status) == "number" then
       if status >= 400 and status < 500 then return "fatal" end

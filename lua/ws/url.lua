@@ -4,6 +4,22 @@ local tonumber, type = tonumber, type
 
 local url = {}
 
+--- Split "host[:port]" or "[v6]:port" (the host as `name` matches it):
+-- returns host, port (`default` when none) | nil, "host" or "port" (which
+-- part is bad). The host is returned as written.
+function url.host_port(authority, default, name)
+  local host, port
+  if authority:sub(1, 1) == "[" then
+    host, port = authority:match("^%[([%x:.]+)%]:?(%d*)$")
+  else
+    host, port = authority:match("^(" .. name .. "):?(%d*)$")
+  end
+  if not host or host == "" then return nil, "host" end
+  port = port ~= "" and tonumber(port) or default
+  if port < 1 or port > 65535 then return nil, "port" end
+  return host, port
+end
+
 --- Parse a ws:// or wss:// URL.
 -- @tparam string s
 -- @treturn table { scheme, secure, host, port, target, host_header } or
@@ -25,17 +41,13 @@ function url.parse(s)
   if authority:find("@", 1, true) then
     return nil, "user information in the URL is not supported"
   end
-  local host, port
-  if authority:sub(1, 1) == "[" then
-    host, port = authority:match("^%[([%x:.]+)%]:?(%d*)$")
-  else
-    host, port = authority:match("^([^:]+):?(%d*)$")
-  end
-  if not host or host == "" then return nil, "no host in URL: " .. s end
   local secure = scheme == "wss"
   local default = secure and 443 or 80
-  port = port ~= "" and tonumber(port) or default
-  if port < 1 or port > 65535 then return nil, "bad port in URL: " .. s end
+  local host, port = url.host_port(authority, default, "[^:]+")
+  if not host then
+    return nil, (port == "port" and "bad port in URL: " or "no host in URL: ")
+      .. s
+  end
   local host_header = host:find(":", 1, true) and "[" .. host .. "]" or host
   if port ~= default then host_header = host_header .. ":" .. port end
   return {
