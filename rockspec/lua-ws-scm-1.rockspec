@@ -48,11 +48,17 @@ build = {
   },
   install_pass = false,
   install = {
+    -- the command-line tool (doc/cli.md); LuaRocks installs a wrapper
+    -- that runs it with this Lua and the rock's paths
+    bin = {
+      ["lua-ws"] = "bin/lua-ws",
+    },
     lib = {
       ["ws.core"] = "build/rock/ws/core.so",
     },
     lua = {
       ["ws"] = "lua/ws/init.lua",
+      ["ws.cli"] = "lua/ws/cli.lua",
       ["ws.client"] = "lua/ws/client.lua",
       ["ws.codes"] = "lua/ws/codes.lua",
       ["ws.connect"] = "lua/ws/connect.lua",
