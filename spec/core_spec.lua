@@ -461,6 +461,27 @@ describe("core.handshake_failed", function()
   end)
 end)
 
+describe("core.local_end", function()
+  it("reports a client stopped between attempts with the code it was asked for", function()
+    assert.are.same({ type = "close", code = 1001, name = "going_away",
+      reason = "bye", clean = false, initiator = "local",
+      error = "not_connected", unsent = {} },
+      core.local_end("not_connected", 1001, "bye"))
+  end)
+
+  it("reports 1006 without a code, with the message", function()
+    assert.are.same({ type = "close", code = 1006, name = "abnormal",
+      reason = "", clean = false, initiator = "local", error = "internal",
+      message = "boom", unsent = {} },
+      core.local_end("internal", nil, nil, "boom"))
+  end)
+
+  it("refuses a reason without a code", function()
+    assert.error_matches(function() core.local_end("x", nil, "why") end,
+      "local_end: bad code or reason")
+  end)
+end)
+
 describe("engine call failures", function()
   it("names a send after our close 'closing'", function()
     local e = core.engine("server")

@@ -462,6 +462,16 @@ typedef struct {
  * pointer; NULL means "handshake"), nothing sent or received. */
 void ws_hs_failed_event(ws_event *ev, const char *name);
 
+/* Fill *ev with the close event of a connection a host ended on its own
+ * side while no connection was open (a reconnecting client stopped between
+ * attempts, or failing): `code` and the reason it was asked to close with
+ * (code 0: 1006, and no reason), not clean, initiator local, end
+ * WS_END_ABORTED, error_name = name (kept as the pointer; NULL means
+ * "aborted"), nothing sent or received. Returns 0, or WS_EINVALID for a
+ * reason without a code or NULL with a length. */
+int ws_local_end_event(ws_event *ev, int code, const uint8_t *reason,
+                       size_t reason_len, const char *name);
+
 typedef void *(*ws_alloc_fn)(void *ud, void *ptr, size_t osize,
                              size_t nsize);
 

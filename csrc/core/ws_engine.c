@@ -470,6 +470,23 @@ void ws_hs_failed_event(ws_event *ev, const char *name) {
   ev->received_reason = (const uint8_t *)"";
 }
 
+int ws_local_end_event(ws_event *ev, int code, const uint8_t *reason,
+                       size_t reason_len, const char *name) {
+  if ((reason == NULL && reason_len > 0) || (code == 0 && reason_len > 0))
+    return WS_EINVALID;
+  memset(ev, 0, sizeof *ev);
+  ev->type = WS_EV_CLOSE;
+  ev->code = code ? code : ws_end_code(WS_END_ABORTED);
+  ev->reason = reason_len ? reason : (const uint8_t *)"";
+  ev->reason_len = reason_len;
+  ev->initiator = WS_BY_LOCAL;
+  ev->end = WS_END_ABORTED;
+  ev->error_name = name ? name : ws_end_name(WS_END_ABORTED);
+  ev->sent_reason = (const uint8_t *)"";
+  ev->received_reason = (const uint8_t *)"";
+  return 0;
+}
+
 /* Fail the connection (RFC 6455 7.1.7): send a close frame with the
  * violation's code if we have not sent one, report, ignore what follows. */
 static void fail(ws_engine *e, ws_violation v, ws_event *ev) {

@@ -279,6 +279,31 @@ static int l_handshake_failed(lua_State *L) {
   return 1;
 }
 
+/* core.local_end(errname, [code], [reason], [message]) -> the close event
+ * of a connection ended on our side while none was open
+ * (ws_local_end_event), with message and an empty unsent list. */
+static int l_local_end(lua_State *L) {
+  const char *name = luaL_checkstring(L, 1);
+  lua_Integer code = luaL_optinteger(L, 2, 0);
+  size_t rlen = 0;
+  const char *reason = luaL_optlstring(L, 3, NULL, &rlen);
+  ws_event ev;
+  if (!lua_isnoneornil(L, 4)) luaL_checkstring(L, 4);
+  lua_settop(L, 4);
+  if (code < 0 || code > 65535 ||
+      ws_local_end_event(&ev, (int)code, (const uint8_t *)reason, rlen,
+                         name) != 0)
+    return luaL_error(L, "local_end: bad code or reason");
+  ws_lua_push_event(L, &ev);
+  if (!lua_isnil(L, 4)) {
+    lua_pushvalue(L, 4);
+    lua_setfield(L, -2, "message");
+  }
+  lua_newtable(L);
+  lua_setfield(L, -2, "unsent");
+  return 1;
+}
+
 static const luaL_Reg hs_funcs[] = {
     {"hs_accept", l_hs_accept},
     {"hs_key", l_hs_key},
@@ -288,6 +313,7 @@ static const luaL_Reg hs_funcs[] = {
     {"hs_parse_request", l_hs_parse_request},
     {"hs_parse_response", l_hs_parse_response},
     {"handshake_failed", l_handshake_failed},
+    {"local_end", l_local_end},
     {NULL, NULL},
 };
 

@@ -201,12 +201,12 @@ local function failed(self, err, trace)
     ev = conn:close("internal_error")
     self.conn = conn
   end
-  if not ev then
+  if ev then
+    ev.error, ev.message = "internal", msg
+  else
     conn = nil
-    ev = { code = 1006, name = "abnormal", reason = "", clean = false,
-      initiator = "local", unsent = {} }
+    ev = core.local_end("internal", nil, nil, msg)
   end
-  ev.error, ev.message = "internal", msg
   self.state = "closed"
   emit_close(self, conn, ev)
   local unsent = {}
@@ -301,8 +301,9 @@ function Client:close(code, reason)
     ev.unsent = unsent
     for _, m in ipairs(self._queue) do unsent[#unsent + 1] = m end
   else
-    ev = { code = n, name = codes[n], reason = reason or "", clean = false,
-      initiator = "local", error = "not_connected", unsent = self._queue }
+    ev = core.local_end("not_connected", n, reason)
+    ev.name = codes[n] -- application codes named with ws.codes.define
+    ev.unsent = self._queue
     emit_close(self, nil, ev)
   end
   self._queue = {}
