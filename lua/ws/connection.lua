@@ -526,17 +526,30 @@ end
 -- @tparam[opt] table opts `fragment`: send as frames of at most this many
 --   payload bytes; `compress`: false sends it uncompressed, true
 --   compresses it whatever its size (with permessage-deflate agreed)
+-- `timeout` (default: the send_wait option): how long to wait for room in
+--   the send buffer (max_buffered) before queueing.
 -- @return true (accepted: written, or listed in the close event's
 --   `unsent` if the connection ends first) | nil, "closed" | "closing" |
---   "text is not valid UTF-8" (not accepted)
+--   "timeout" | "text is not valid UTF-8" (not accepted)
 function Conn:send(data, kind, opts)
   check(self)
   if type(data) ~= "string" then
     error("bad argument #1 to 'send' (string expected, got " .. type(data)
       .. ")", 2)
   end
-  local fragment, compress = options.send_opts(opts, 2)
+  local fragment, compress, timeout = options.send_opts(opts, 2)
   if self.close_event then return nil, "closed" end
+  timeout = timeout or self._o.send_wait
+  if timeout then
+    -- a deadline bounds the wait for room, before anything is queued: on
+    -- timeout the stream is as it was and the connection stays usable
+    if not has_room(self) and
+        not run_blocking(self, wait_until, self, has_room, now() + timeout)
+        then
+      return nil, "timeout"
+    end
+    if self.close_event then return nil, "closed" end
+  end
   local pos, err, name = self._e:send(data, kind, fragment, compress)
   if not pos then
     if name == "closing" or name == "closed" then return nil, name end
@@ -549,7 +562,8 @@ function Conn:send(data, kind, opts)
   if t == 1 and not self._ud then self._ud, self._uk, self._up = {}, {}, {} end
   self._ut = t
   self._ud[t], self._uk[t], self._up[t] = data, kind or "text", pos
-  if not flush(self) and not has_room(self) then
+  -- (with a deadline the next send waits, bounded, for this one's room)
+  if not flush(self) and not has_room(self) and not timeout then
     run_blocking(self, wait_until, self, has_room, nil)
   end
   return true

@@ -58,6 +58,9 @@ options.CONNECTION = schema.fields(options.ENGINE, {
   { name = "max_buffered", type = T.size, default = 4194304,
     doc = "send waits (yields) while more than this many bytes are "
       .. "unwritten" },
+  { name = "send_wait", type = T.seconds, default_doc = "no limit",
+    doc = "the default `timeout` of send: how long it may wait for room in "
+      .. "the send buffer before it gives up with nil, \"timeout\"" },
   { name = "inbox_max", type = T.count, default = 1024,
     doc = "reading pauses while this many messages wait for receive "
       .. "(TCP back-pressure)" },
@@ -407,6 +410,10 @@ options.send = { fname = "send", argn = 3, fields = {
     default_doc = "by the deflate threshold",
     doc = "false: send this message uncompressed; true: compress it even "
       .. "below the threshold (only with permessage-deflate agreed)" },
+  { name = "timeout", type = T.seconds, default_doc = "send_wait",
+    doc = "longest wait for room in the send buffer (max_buffered) before "
+      .. "the message is queued: nil, \"timeout\" after it, with nothing "
+      .. "queued (ws.protocol never waits and ignores it)" },
 } }
 
 --- The sections of doc/options.md, in order (.ci/options_doc.lua writes
@@ -489,9 +496,9 @@ end
 -- the compress flag (or nil).
 -- @param opts nil or { fragment = n, compress = bool }
 function options.send_opts(opts, level)
-  if opts == nil then return nil, nil end
+  if opts == nil then return nil, nil, nil end
   schema.check(options.send, opts, level + 1)
-  return opts.fragment, opts.compress
+  return opts.fragment, opts.compress, opts.timeout
 end
 
 --- Check the arguments of a `close(code, reason)` call before anything
