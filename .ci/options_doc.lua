@@ -24,6 +24,7 @@ end
 local MiB, KiB = 1024 * 1024, 1024
 
 local function default_text(f)
+  if f.required_doc then return f.required_doc end
   if f.required then return "required" end
   if f.default_doc then return f.default_doc end
   if type(f.default) == "string" then return format('`"%s"`', f.default) end

@@ -39,7 +39,7 @@ ws.spawn(function()
   -- bounded: the benchmark kills the server long before this ends
   for _ = 1, 7200 do
     io.stderr:write(("STAT conns %d heap_kib %.1f tx_raw %d tx_wire %d "
-      .. "rx_wire %d rx_raw %d deflated %d\n"):format(server:connections(),
+      .. "rx_wire %d rx_raw %d deflated %d\n"):format(server:count(),
       collectgarbage("count"), total.tx_raw, total.tx_wire, total.rx_wire,
       total.rx_raw, deflated))
     io.stderr:flush()

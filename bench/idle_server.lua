@@ -20,7 +20,7 @@ ws.spawn(function()
   -- bounded: the benchmark kills the server long before this ends
   for _ = 1, 3600 do
     io.stderr:write(("STAT conns %d heap_kib %.1f\n"):format(
-      server:connections(), collectgarbage("count")))
+      server:count(), collectgarbage("count")))
     io.stderr:flush()
     ws.sleep(1)
   end

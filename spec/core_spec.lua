@@ -130,6 +130,73 @@ describe("frame headers", function()
   end)
 end)
 
+describe("messages framed once (core.frame, engine:send_framed)", function()
+  it("frames a whole message as one unmasked FIN frame", function()
+    assert.are.equal("\129\2hi", core.frame("hi"))
+    assert.are.equal("\130\0", core.frame("", "binary"))
+    local big = ("x"):rep(70000)
+    assert.are.equal("\129\127\0\0\0\0\0\1\17\112" .. big,
+      core.frame(big))
+    assert.are.equal("\129\126\0\200" .. ("y"):rep(200),
+      core.frame(("y"):rep(200), "text"))
+  end)
+
+  it("refuses text that is not UTF-8 and raises on a bad kind", function()
+    assert.are.same({ nil, "text is not valid UTF-8", "utf8" },
+      { core.frame("\237\160\128") })
+    assert.are.equal("\130\1\255", core.frame("\255", "binary"))
+    assert.error_matches(function() core.frame("x", "ping") end,
+      "bad argument #2 to 'frame' (\"text\" or \"binary\" expected, got \"ping\")",
+      nil, true)
+  end)
+
+  it("queues the frame on a server engine as it is", function()
+    local e = core.engine("server")
+    local f = core.frame("hello")
+    assert.are.equal(f, e:send_framed(f))
+    e:hold_output(true)
+    assert.are.equal(2 * #f, e:send_framed(f))
+    assert.are.equal(3 * #f, e:send_framed(core.frame("hello")))
+    assert.are.equal(f .. f, e:take_output())
+  end)
+
+  it("refuses what is not one whole unmasked data frame", function()
+    local e = core.engine("server")
+    local bad = {
+      "",                                   -- nothing
+      "\129",                               -- a cut header
+      "\129\3hi",                           -- a cut payload
+      "\129\2hix",                          -- bytes after the frame
+      "\1\2hi",                             -- no FIN
+      "\193\2hi",                           -- RSV1
+      "\137\2hi",                           -- a ping
+      "\0\2hi",                             -- a continuation
+      "\129\130abcd\9\11",                  -- masked
+      core.frame("a") .. core.frame("b"),   -- two frames
+    }
+    for i, f in ipairs(bad) do
+      assert.are.same({ nil, "invalid argument", "invalid" },
+        { e:send_framed(f) }, "case " .. i)
+    end
+    assert.are.same({ nil, "invalid argument", "invalid" },
+      { core.engine("client"):send_framed(core.frame("x")) })
+  end)
+
+  it("refuses while a message sent in parts is open, and after close",
+      function()
+    local e = core.engine("server")
+    assert.is_string(e:send_part("a", "text", false))
+    assert.are.same({ nil,
+      "a fragmented message is already being sent", "fragment" },
+      { e:send_framed(core.frame("x")) })
+    assert.is_string(e:send_part("b", "text", true))
+    assert.is_string(e:send_framed(core.frame("x")))
+    e:close(1000, "")
+    assert.are.same({ nil, "connection is closing", "closing" },
+      { e:send_framed(core.frame("x")) })
+  end)
+end)
+
 describe("close payloads", function()
   it("parses a code and a reason", function()
     assert.are.same({ 1000, "bye" }, { core.close_parse("\3\232bye") })

@@ -45,6 +45,12 @@ local CALLS = {
   ["ws.protocol.new(opts)"] = { function(o) protocol.new(o) end },
   ["send(data, kind, opts)"] = {
     function(o) protocol.new():send("x", "text", o) end },
+  ["server:broadcast(data, kind, opts)"] = { function(o)
+      local srv = assert(ws.listen{ port = 0, handler = handler })
+      local ok, err = pcall(srv.broadcast, srv, "x", "text", o)
+      srv:close()
+      if not ok then error(err, 0) end
+    end },
   ["ws.reconnect.fixed(delay, opts)"] = {
     function(o) reconnect.fixed(1, o) end },
   ["ws.reconnect.exponential(opts)"] = {

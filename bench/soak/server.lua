@@ -85,7 +85,7 @@ local server = assert(ws.listen{
 
 local function stats_line()
   return ("conns=%d msgs=%d bytes=%d dups=%d gaps=%d unparsed=%d errors=%d "
-    .. "rss_kib=%s"):format(server:connections(), stats.msgs, stats.bytes,
+    .. "rss_kib=%s"):format(server:count(), stats.msgs, stats.bytes,
     stats.dups, stats.gaps, stats.unparsed, stats.errors, tostring(rss_kib()))
 end
 

@@ -139,6 +139,16 @@ size_t ws_frame_header_size(uint64_t length, int masked);
  * of bytes written, or WS_ENOSPACE. */
 int ws_frame_encode(uint8_t *out, size_t cap, const ws_frame_header *h);
 
+/* The header of a whole unmasked text or binary message sent as one frame
+ * (FIN set, no RSV bits), as a server sends it: followed by the `len`
+ * payload bytes it makes the frame ws_engine_send_framed queues, so a
+ * message sent to many connections is framed, and its UTF-8 checked, once.
+ * Writes the header into out and returns its size (2..10), WS_EUTF8 for
+ * text that is not UTF-8, or WS_EINVALID for another kind or data NULL
+ * with a length. */
+int ws_frame_message_header(uint8_t out[WS_FRAME_MAX_HEADER], ws_opcode kind,
+                            const uint8_t *data, size_t len);
+
 /* --------------------------------------------------------- close codes */
 
 /* The registry (RFC 6455 7.4.1 and IANA). Application codes 3000-4999 have
@@ -653,6 +663,16 @@ int ws_engine_send_part(ws_engine *e, ws_opcode kind, const uint8_t *data,
                         size_t len, int fin);
 int ws_engine_send_part_ex(ws_engine *e, ws_opcode kind, const uint8_t *data,
                            size_t len, int fin, unsigned flags);
+
+/* Queue a message framed with ws_frame_message_header (servers only: a client
+ * masks every frame with a key of its own). The bytes must be exactly one
+ * FIN text or binary frame, unmasked, without RSV bits, else WS_EINVALID;
+ * text is not checked again. Returns 0, WS_ESTATE after our close,
+ * WS_EFRAGMENT while a ws_engine_send_part message is open, WS_EINVALID
+ * (also for a client engine), WS_ENOMEM. The frame is queued as it is,
+ * uncompressed even when permessage-deflate was agreed (RSV1 clear is
+ * always allowed). */
+int ws_engine_send_framed(ws_engine *e, const uint8_t *frame, size_t len);
 
 /* Queue a ping or pong (payload <= 125 bytes): 0, WS_ECONTROL, WS_ESTATE,
  * WS_ENOMEM, WS_ERAND. */

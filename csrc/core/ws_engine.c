@@ -361,6 +361,25 @@ int ws_engine_send_part(ws_engine *e, ws_opcode kind, const uint8_t *data,
   return ws_engine_send_part_ex(e, kind, data, len, fin, 0);
 }
 
+int ws_engine_send_framed(ws_engine *e, const uint8_t *frame, size_t len) {
+  ws_frame_header h;
+  int n;
+  if (e->cfg.role != WS_ROLE_SERVER || frame == NULL) return WS_EINVALID;
+  n = ws_frame_decode(frame, len, &h);
+  if (n < 0 || !h.fin || h.masked || h.rsv != 0 ||
+      (h.opcode != WS_OP_TEXT && h.opcode != WS_OP_BINARY) ||
+      h.length != len - (size_t)n)
+    return WS_EINVALID;
+  if (e->state != WS_STATE_OPEN) return WS_ESTATE;
+  if (e->sending) return WS_EFRAGMENT;
+  if (buf_reserve(e, &e->out, len) != 0) return WS_ENOMEM;
+  memcpy(e->out.p + e->out.len, frame, len);
+  e->out.len += len;
+  e->out_queued += len;
+  e->tx_frames++;
+  return 0;
+}
+
 static int send_control(ws_engine *e, unsigned opcode, const uint8_t *data,
                         size_t len) {
   if (data == NULL && len > 0) return WS_EINVALID;

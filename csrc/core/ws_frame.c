@@ -66,3 +66,17 @@ int ws_frame_encode(uint8_t *out, size_t cap, const ws_frame_header *h) {
   }
   return (int)(p - out);
 }
+
+int ws_frame_message_header(uint8_t out[WS_FRAME_MAX_HEADER], ws_opcode kind,
+                            const uint8_t *data, size_t len) {
+  ws_frame_header h;
+  if ((kind != WS_OP_TEXT && kind != WS_OP_BINARY) ||
+      (data == NULL && len > 0))
+    return WS_EINVALID;
+  if (kind == WS_OP_TEXT && !ws_utf8_valid(data, len)) return WS_EUTF8;
+  memset(&h, 0, sizeof h);
+  h.fin = 1;
+  h.opcode = kind;
+  h.length = len;
+  return ws_frame_encode(out, WS_FRAME_MAX_HEADER, &h);
+}

@@ -432,6 +432,47 @@ static int l_send_part(lua_State *L) {
                      "send_part");
 }
 
+/* engine:send_framed(frame) -> bytes | nil, message, name: a message
+ * framed once by core.frame (servers). */
+static int l_send_framed(lua_State *L) {
+  lengine *le = check_engine(L);
+  size_t len;
+  const char *s = luaL_checklstring(L, 2, &len);
+  int r = ws_engine_send_framed(&le->e, (const uint8_t *)s, len);
+  if (r == WS_EFRAGMENT || r == WS_EINVALID) {
+    lua_pushnil(L);
+    lua_pushstring(L, ws_strerror(r));
+    lua_pushstring(L, ws_errname(r));
+    return 3;
+  }
+  return send_result(L, le, r, "send_framed");
+}
+
+/* core.frame(data [, kind]) -> frame | nil, message, name: a whole message
+ * as one unmasked frame, for engine:send_framed on many connections. */
+static int l_frame(lua_State *L) {
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  const char *k = luaL_optstring(L, 2, "text");
+  ws_opcode kind = strcmp(k, "binary") == 0 ? WS_OP_BINARY : WS_OP_TEXT;
+  uint8_t hdr[WS_FRAME_MAX_HEADER];
+  int n;
+  if (kind == WS_OP_TEXT && strcmp(k, "text") != 0)
+    return luaL_error(L, "bad argument #2 to 'frame' (\"text\" or \"binary\" "
+                      "expected, got \"%s\")", k);
+  n = ws_frame_message_header(hdr, kind, (const uint8_t *)s, len);
+  if (n < 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, ws_strerror(n));
+    lua_pushstring(L, ws_errname(n));
+    return 3;
+  }
+  lua_pushlstring(L, (const char *)hdr, (size_t)n);
+  lua_pushvalue(L, 1);
+  lua_concat(L, 2);
+  return 1;
+}
+
 static int param_int(lua_State *L, int idx, const char *field) {
   int v;
   lua_getfield(L, idx, field);
@@ -620,6 +661,7 @@ static const luaL_Reg engine_methods[] = {
     {"failing", l_failing}, {"lost", l_lost},
     {"expire", l_expire}, {"abort", l_abort},
     {"send", l_send},   {"send_part", l_send_part},
+    {"send_framed", l_send_framed},
     {"ping", l_ping},   {"pong", l_pong},
     {"close", l_close}, {"take_output", l_take_output},
     {"state", l_state}, {"buffered_amount", l_buffered},
@@ -629,7 +671,8 @@ static const luaL_Reg engine_methods[] = {
     {"free", l_engine_gc}, {NULL, NULL}};
 
 static const luaL_Reg engine_functions[] = {
-    {"engine", l_engine}, {"close_check", l_close_check}, {NULL, NULL}};
+    {"engine", l_engine}, {"close_check", l_close_check},
+    {"frame", l_frame}, {NULL, NULL}};
 
 /* Declared in ws_lua.h; called from luaopen_ws_core. */
 void ws_lua_open_engine(lua_State *L) {

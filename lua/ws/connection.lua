@@ -569,6 +569,26 @@ function Conn:send(data, kind, opts)
   return true
 end
 
+-- Queue a message framed once for many connections (core.frame; a
+-- server's broadcast) without waiting: true once it is queued (written, or
+-- listed in the close event's `unsent`), else nil and "closed",
+-- "closing", "behind" (more than max_behind bytes are waiting to be
+-- written already) or "fragment" (a message sent in parts is open).
+-- Internal: ws.server's broadcast.
+function Conn:_send_framed(frame, data, kind, max_behind)
+  if self.close_event then return nil, "closed" end
+  local e = self._e
+  if e:buffered_amount() > max_behind then return nil, "behind" end
+  local pos, _, name = e:send_framed(frame)
+  if not pos then return nil, name end
+  local t = self._ut + 1
+  if t == 1 and not self._ud then self._ud, self._uk, self._up = {}, {}, {} end
+  self._ut = t
+  self._ud[t], self._uk[t], self._up[t] = data, kind, pos
+  flush(self)
+  return true
+end
+
 local function receive(self, timeout)
   if self._ih > self._it and not self.close_event then
     wait_until(self, has_message, timeout and now() + timeout)
@@ -828,6 +848,12 @@ mt.__index = function(self, k)
   if k == "state" then
     if rawget(self, "close_event") then return "closed" end
     return rawget(self, "_e"):state()
+  end
+  if k == "data" then
+    -- the application's per-connection state, made at first use
+    local t = {}
+    rawset(self, "data", t)
+    return t
   end
   return Conn[k]
 end

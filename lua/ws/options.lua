@@ -10,7 +10,8 @@ local core = require "ws.core"
 local schema = require "ws.schema"
 local proxy = require "ws.proxy"
 
-local type, error, ipairs, select = type, error, ipairs, select
+local type, error, ipairs, pairs, select, getmetatable =
+  type, error, ipairs, pairs, select, getmetatable
 
 local options = {}
 
@@ -268,6 +269,21 @@ options.CLIENT = {
 options.client = { fname = "client", argn = 2,
   fields = schema.fields(options.CLIENT, options.connect.fields) }
 
+-- `routes` of ws.listen: request paths ("/chat") to handlers.
+local ROUTES = {
+  expected = "table of [\"/path\"] = function", doc = "{ [path] = function }",
+  check = function(v)
+    if type(v) ~= "table" then return false end
+    for k, f in pairs(v) do
+      if type(k) ~= "string" or k:sub(1, 1) ~= "/" or type(f) ~= "function"
+          then
+        return false
+      end
+    end
+    return true
+  end,
+}
+
 --- ws.listen(opts)
 options.listen = { fname = "listen", argn = 1, required = true,
   fields = schema.fields({
@@ -275,8 +291,15 @@ options.listen = { fname = "listen", argn = 1, required = true,
       doc = "address to listen on (\"::\" or \"0.0.0.0\": everywhere)" },
     { name = "port", type = T.integer(0, 65535), required = true,
       doc = "port; 0 picks a free one (server.port)" },
-    { name = "handler", type = T.func, required = true,
-      doc = "function(conn, request), run in a task per connection" },
+    { name = "handler", type = T.func,
+      required = function(o) return o.routes == nil end,
+      required_doc = "required unless `routes`",
+      doc = "function(conn, request), run in a task per connection; with "
+        .. "`routes`, for the paths it does not name" },
+    { name = "routes", type = ROUTES,
+      doc = "{ [path] = function(conn, request) }: a handler per request "
+        .. "path (without the query); other paths get `handler`, or HTTP "
+        .. "404 without one" },
     { name = "backlog", type = T.integer(1, 65535), default = 511,
       doc = "listen(2) backlog" },
     PROTOCOLS_SERVER, AUTHORIZE,
@@ -416,6 +439,21 @@ options.send = { fname = "send", argn = 3, fields = {
       .. "queued (ws.protocol never waits and ignores it)" },
 } }
 
+--- server:broadcast(data, kind, opts)'s options.
+options.broadcast = { fname = "broadcast", argn = 3, fields = {
+  { name = "max_behind", type = T.size,
+    default_doc = "the connection's max_buffered",
+    doc = "a connection with more bytes than this still unwritten does "
+      .. "not get the message and is closed with 1013 \"too far behind\"" },
+  { name = "except", type = { expected = "ws connection",
+      doc = "connection", by_type = true,
+      check = function(v)
+        local mt = getmetatable(v)
+        return type(mt) == "table" and mt.__name == "ws.connection"
+      end },
+    doc = "a connection left out (the sender, say)" },
+} }
+
 --- The sections of doc/options.md, in order (.ci/options_doc.lua writes
 -- it from these): `title` (an entry point as it is called, or a shared
 -- part), `text` (a paragraph), `schema` (an entry point's) or `fields` (a
@@ -460,6 +498,9 @@ options.DOC = {
   { title = "send(data, kind, opts)", schema = options.send,
     text = "The options of a connection's `send` (and `ws.client`'s and "
       .. "`ws.protocol`'s)." },
+  { title = "server:broadcast(data, kind, opts)", schema = options.broadcast,
+    text = "The options of a server's `broadcast`: one message framed once "
+      .. "and queued on every open connection without waiting." },
   { title = "ws.reconnect.fixed(delay, opts)", schema = options.fixed,
     text = "The same delay every time (`delay`: seconds, finite and "
       .. ">= 0)." },

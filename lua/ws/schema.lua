@@ -249,7 +249,9 @@ local function walk(s, fields, opts, prefix, level)
     local t = f.type
     local label = (s.label or "option '%s'"):format(prefix .. f.name)
     if v == nil then
-      if f.required then
+      local required = f.required
+      if type(required) == "function" then required = required(opts) end
+      if required then
         local expected = t.expected
         if type(expected) == "function" then expected = expected(opts) end
         fail(s, level + 1, "%s: %s expected, got nil", label, expected)

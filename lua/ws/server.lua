@@ -14,7 +14,8 @@ local opening = require "ws.opening"
 local Socket = require "ws.transport.socket"
 local Conn = require "ws.connection"
 
-local type, pairs, tostring, pcall = type, pairs, tostring, pcall
+local type, tostring, pcall, getmetatable, error =
+  type, tostring, pcall, getmetatable, error
 local now = core.now
 
 local Server = {}
@@ -33,16 +34,34 @@ local function report(self, msg, conn)
   end
 end
 
--- Run the handler; close what it leaves open (1000, or 1011 if it raised).
+-- The request's path without its query string.
+local function route_path(req)
+  local target = req.path or "/"
+  return target:match("^[^?#]*")
+end
+
+-- Run the handler (the route's, or the server's); close what it leaves
+-- open (1000, or 1011 if it raised).
 local function run_handler(self, conn, req)
-  self._conns[conn] = true
-  local hok, herr = pcall(self._opts.handler, conn, req)
+  local routes = self._opts.routes
+  local fn = routes and routes[route_path(req)] or self._opts.handler
+  local list = self._list
+  local n = #list + 1
+  list[n] = conn
+  self._conns[conn] = n
+  local hok, herr = pcall(fn, conn, req)
   if not hok then
     report(self, "handler: " .. tostring(herr), conn)
     if not conn.close_event then conn:close("internal_error") end
   elseif not conn.close_event then
     conn:close("normal")
   end
+  -- out of the list in O(1): the last one takes its place
+  local i = self._conns[conn]
+  local last = #list
+  local moved = list[last]
+  list[i], list[last] = moved, nil
+  if moved ~= conn then self._conns[moved] = i end
   self._conns[conn] = nil
 end
 
@@ -141,7 +160,9 @@ local function listen(opts)
   if not l then return nil, err, msg end
   local self = setmetatable({
     host = o.host, port = l:port(), closed = false, tls_failures = 0,
-    _listener = l, _opts = o, _tls = tls, _conns = {}, _active = 0,
+    _listener = l, _opts = o, _tls = tls, _active = 0,
+    -- the connections whose handler runs: a list, and each one's index
+    _list = {}, _conns = {},
     _conn_opts = conn_opts,
     _parse_opts = { max_bytes = o.max_header_bytes,
       max_headers = o.max_headers, protocols = o.protocols },
@@ -153,6 +174,9 @@ local function listen(opts)
     authorize = function(req)
       if self._active > o.max_connections then
         return false, 503, { ["Retry-After"] = "5" }
+      end
+      if o.routes and not o.handler and not o.routes[route_path(req)] then
+        return false, 404
       end
       if o.authorize then return o.authorize(req) end
       return true
@@ -182,12 +206,104 @@ function Server:on(event, fn)
   return self
 end
 
---- Connections currently open.
+--- Iterate over the open connections (those whose handler runs and that
+-- are not closed), oldest first: `for conn in server:connections() do`.
+-- The list is taken when the loop starts, so closing connections in the
+-- loop is safe.
+-- @return iterator yielding connections
 function Server:connections()
+  local snap, n = {}, 0
+  local list = self._list
+  for i = 1, #list do
+    local c = list[i]
+    if not c.close_event then
+      n = n + 1
+      snap[n] = c
+    end
+  end
+  local i = 0
+  return function()
+    while i < n do
+      i = i + 1
+      local c = snap[i]
+      snap[i] = nil
+      if not c.close_event then return c end
+    end
+    return nil
+  end
+end
+
+--- How many connections are open (as `connections` counts them).
+-- @treturn integer
+function Server:count()
   local n = 0
-  for _ in pairs(self._conns) do n = n + 1 end
+  local list = self._list
+  for i = 1, #list do
+    if not list[i].close_event then n = n + 1 end
+  end
   return n
 end
+
+-- Close a connection that fell too far behind a broadcast: 1013 (try
+-- again later), so its reconnect policy retries with a backoff.
+local function close_behind(conn)
+  if not conn.close_event then conn:close(1013, "too far behind") end
+end
+
+--- Send a message to every open connection, framed once. It never waits:
+-- the frame is queued on each connection and written as its socket takes
+-- it. A connection with more than `max_behind` bytes still waiting to be
+-- written (a peer that reads too slowly or not at all) does not get it
+-- and is closed with 1013 "too far behind", so it never silently misses a
+-- message and can reconnect. The message goes uncompressed even where
+-- permessage-deflate was agreed.
+-- @tparam string data
+-- @tparam[opt="text"] string kind "text" or "binary"
+-- @tparam[opt] table opts `max_behind` (bytes; default each connection's
+--   `max_buffered`), `except` (a connection to leave out, e.g. the
+--   sender)
+-- @return the number of connections it was queued on, and a table
+--   conn -> why for those it was not ("behind": closed with 1013,
+--   "closing", "fragment": a message sent in parts is open on it), nil
+--   when every open connection got it | nil, "text is not valid UTF-8"
+function Server:broadcast(data, kind, opts)
+  if getmetatable(self) ~= Server then
+    error("bad self (ws server expected)", 2)
+  end
+  if type(data) ~= "string" then
+    error("bad argument #1 to 'broadcast' (string expected, got "
+      .. type(data) .. ")", 2)
+  end
+  if kind ~= nil and kind ~= "text" and kind ~= "binary" then
+    error("bad argument #2 to 'broadcast' (\"text\" or \"binary\" "
+      .. "expected, got " .. (type(kind) == "string" and ("%q"):format(kind)
+      or type(kind)) .. ")", 2)
+  end
+  opts = options.check(options.broadcast, opts, 2)
+  kind = kind or "text"
+  local frame, err = core.frame(data, kind)
+  if not frame then return nil, err end
+  local max_behind, except = opts.max_behind, opts.except
+  local list, snap = self._list, {}
+  for i = 1, #list do snap[i] = list[i] end
+  local sent, skipped = 0, nil
+  for i = 1, #snap do
+    local c = snap[i]
+    if c ~= except and not c.close_event then
+      local ok, why = c:_send_framed(frame, data, kind,
+        max_behind or c._o.max_buffered)
+      if ok then
+        sent = sent + 1
+      else
+        skipped = skipped or {}
+        skipped[c] = why
+        if why == "behind" then loop.spawn(close_behind, c) end
+      end
+    end
+  end
+  return sent, skipped
+end
+
 
 --- Stop accepting and close every connection with 1001 going_away.
 -- Blocks (yields in a task) until they are closed or `timeout` passes.
@@ -197,7 +313,7 @@ function Server:close(timeout)
   loop.forget_fd(self._listener:fd())
   self._listener:close()
   local conns = {}
-  for c in pairs(self._conns) do conns[#conns + 1] = c end
+  for i = 1, #self._list do conns[i] = self._list[i] end
   local deadline = now() + (timeout or 5)
   loop.blocking(function()
     local waits = {}
