@@ -9,7 +9,8 @@ SHELL := /bin/bash
 #   make codes-doc  regenerate doc/close-codes.md from ws.codes.explain
 #                   (spec/codes_spec.lua fails when it is stale)
 #   make bench  core microbenchmarks
-#   make fuzz   every fuzz target for FUZZ_TIME seconds
+#   make fuzz   every fuzz target for FUZZ_TIME seconds, one per core at a
+#               time (.ci/fuzz.sh)
 #   make test-versions  full specs on Lua 5.3, core specs on PUC Lua 5.1
 #   make soak      1000 connections for 60 s, direct and through a fault
 #                  proxy (SHORT=1: 200 for 10 s), bench/soak/README.md
@@ -156,16 +157,8 @@ build/fuzz/%: fuzz/%.c $(CORE_SRC) $(CORE_HDRS) $(wildcard fuzz/*.h)
 
 fuzz:
 	@.ci/deps.sh fuzz
-	@$(MAKE) --no-print-directory $(addprefix build/fuzz/,$(FUZZ_TARGETS))
-	@set -e; for t in $(FUZZ_TARGETS); do \
-	  c=$${t#fuzz_}; mkdir -p build/fuzz/corpus/$$c; \
-	  [ -d fuzz/corpus/$$c ] && cp -n fuzz/corpus/$$c/* build/fuzz/corpus/$$c/ 2>/dev/null || true; \
-	  echo "== $$t ($(FUZZ_TIME)s)"; \
-	  build/fuzz/$$t -max_total_time=$(FUZZ_TIME) -print_final_stats=1 \
-	    -artifact_prefix=build/fuzz/$$t- build/fuzz/corpus/$$c 2>&1 \
-	    | grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss|==[0-9]+==ERROR|SUMMARY)' ; \
-	  test $${PIPESTATUS[0]} -eq 0; \
-	done
+	@$(MAKE) --no-print-directory -j$$(nproc) $(addprefix build/fuzz/,$(FUZZ_TARGETS))
+	@FUZZ_TIME=$(FUZZ_TIME) .ci/fuzz.sh $(FUZZ_TARGETS)
 
 rock:
 	@.ci/deps.sh rock
