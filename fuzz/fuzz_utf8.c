@@ -6,7 +6,8 @@
  * validated whole, in two chunks split at that point (the state carried
  * across), one byte at a time, and by ws_utf8_valid. Each way must agree
  * with the reference on validity, on the offset of the first bad byte and
- * on whether the text ends inside a character. Every chunk is copied to a
+ * on whether the text ends inside a character, with each implementation
+ * the CPU has (scalar and the SIMD ones: ws_utf8_use). Every chunk is copied to a
  * heap block of exactly its size, so a read past either end is an ASan
  * report.
  */
@@ -109,15 +110,34 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const uint8_t *s;
-  size_t len, split;
-  expect x;
+  static const char *const impls[] = {"scalar", "sse4.1", "avx2"};
+  size_t len, split, k, pad;
+  uint8_t *padded;
+  expect x, px;
   if (size < 2) return 0;
   s = data + 2;
   len = size - 2;
   split = ((size_t)data[0] | ((size_t)data[1] << 8)) % (len + 1);
   x = ref(s, len);
-  check_whole(s, len, x);
-  check_split(s, len, split, x);
+  /* Every implementation this CPU has (scalar, SSE4.1, AVX2) must agree
+   * with the reference, on the text and on the text behind 0..79 bytes
+   * of ASCII, which moves it across the vector blocks. */
+  for (k = 0; k < sizeof impls / sizeof impls[0]; k++) {
+    if (ws_utf8_use(impls[k]) != 0) continue;
+    check_whole(s, len, x);
+    check_split(s, len, split, x);
+    pad = data[0] % 80;
+    padded = malloc(pad + len + 1);
+    CHECK(padded != NULL);
+    memset(padded, 'a', pad);
+    if (len) memcpy(padded + pad, s, len);
+    px = x;
+    px.bad += pad;
+    check_whole(padded, pad + len, px);
+    check_split(padded, pad + len, (split + pad) % (pad + len + 1), px);
+    free(padded);
+  }
+  ws_utf8_use(NULL);
   if (len <= 1024) check_bytewise(s, len, x);
   return 0;
 }

@@ -52,6 +52,69 @@ describe("UTF-8 validation", function()
   end)
 end)
 
+describe("UTF-8 validation on every implementation", function()
+  -- Each case of the table above (text, valid, offset of the bad byte),
+  -- behind 0 to 140 bytes of mixed text and followed by more, so that the
+  -- bad byte falls at every place in the vector validators' blocks.
+  local cases = {
+    { "\195\169t\195\169\226\130\172\240\159\152\128", true },
+    { "\128", false, 1 }, { "ab\192\175", false, 3 }, { "\193\129", false, 1 },
+    { "\224\159\191", false, 2 }, { "\240\143\191\191", false, 2 },
+    { "\237\160\128", false, 2 }, { "\244\144\128\128", false, 2 },
+    { "\245\128\128\128", false, 1 }, { "\255", false, 1 },
+    { "abc\226\130", false, 6 }, { "\226\40\161", false, 2 },
+    { "\226\130\172\128", false, 4 }, { "\240\159\152", false, 4 },
+    { "\244\143\191\191", true }, { "\237\159\191", true },
+  }
+  -- valid text of exactly n bytes mixing 1- to 4-byte characters
+  local chars = { "a", "\195\169", "\226\130\172", "\240\159\152\128" }
+  local function mixed(n, seed)
+    local out, len, k = {}, 0, seed
+    while len < n do
+      k = (k * 7 + 3) % 11
+      local c = chars[k % 4 + 1]
+      if len + #c > n then c = "b" end
+      out[#out + 1] = c
+      len = len + #c
+    end
+    return table.concat(out)
+  end
+  local impls = {}
+  for _, name in ipairs({ "scalar", "sse4.1", "avx2" }) do
+    if core.utf8_impl(name) then impls[#impls + 1] = name end
+  end
+  core.utf8_impl(false)
+
+  it("has the scalar one, and the vector ones on x86", function()
+    assert.are.equal("scalar", impls[1])
+    local arch = io.popen("uname -m"):read("*l")
+    if arch == "x86_64" then assert.is_true(#impls >= 2) end
+    assert.are.equal(impls[#impls], core.utf8_impl())
+    assert.are.same({ nil, "no UTF-8 validator \"neon\" on this CPU" },
+      { core.utf8_impl("neon") })
+  end)
+
+  for _, name in ipairs(impls) do
+    it("agrees with the expected offsets (" .. name .. ")", function()
+      assert.are.equal(name, core.utf8_impl(name))
+      local tail = "x" .. mixed(150, 5)
+      for o = 0, 140 do
+        local head = mixed(o, o)
+        for i, c in ipairs(cases) do
+          local text = head .. c[1] .. tail
+          local want = c[2] and { true } or { false, #head + c[3] }
+          assert.are.same(want, { core.utf8_valid(text) },
+            ("case %d behind %d bytes"):format(i, o))
+        end
+        -- cut inside a character at the very end: not complete
+        assert.are.same({ false, #head + 4 },
+          { core.utf8_valid(head .. "\240\159\152") })
+      end
+      core.utf8_impl(false)
+    end)
+  end
+end)
+
 describe("masking", function()
   it("matches the RFC 6455 5.7 masked 'Hello'", function()
     assert.are.equal("\127\159\77\81\88", core.mask("Hello", wire.KEY))

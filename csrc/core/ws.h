@@ -89,6 +89,15 @@ static inline int ws_utf8_complete(ws_utf8_state state) {
 /* One-shot check of a whole string: 1 valid, 0 invalid. */
 int ws_utf8_valid(const uint8_t *buf, size_t len);
 
+/* Long texts are checked with SIMD where the CPU has it: "avx2" or
+ * "sse4.1" on x86 (chosen at first use from cpuid, the widest available),
+ * else "scalar". ws_utf8_impl names the one in use. ws_utf8_use picks one
+ * by name (tests and benchmarks force each path this way; NULL goes back
+ * to the CPU's choice): 0, or WS_EINVALID for a name this build or CPU
+ * does not have. Results are the same whatever the choice. */
+const char *ws_utf8_impl(void);
+int ws_utf8_use(const char *name);
+
 /* ------------------------------------------------------------- masking */
 
 /* XOR buf with the 4-byte key in place, starting at key byte `phase`

@@ -82,6 +82,28 @@ static int l_utf8_valid(lua_State *L) {
   return 1;
 }
 
+/* core.utf8_impl() -> the UTF-8 validator in use ("avx2", "sse4.1",
+ * "scalar"); core.utf8_impl(name) uses that one (nil, message if this CPU
+ * or build has none by that name), core.utf8_impl(false) goes back to the
+ * CPU's choice. For tests and benchmarks: results never depend on it. */
+static int l_utf8_impl(lua_State *L) {
+  if (!lua_isnoneornil(L, 1)) {
+    const char *name = NULL;
+    if (lua_isboolean(L, 1) && !lua_toboolean(L, 1)) {
+      name = NULL;
+    } else {
+      name = luaL_checkstring(L, 1);
+    }
+    if (ws_utf8_use(name) != 0) {
+      lua_pushnil(L);
+      lua_pushfstring(L, "no UTF-8 validator \"%s\" on this CPU", name);
+      return 2;
+    }
+  }
+  lua_pushstring(L, ws_utf8_impl());
+  return 1;
+}
+
 /* core.mask(data, key) -> data XOR key (key: 4-byte string) */
 static int l_mask(lua_State *L) {
   size_t len, klen;
@@ -156,7 +178,7 @@ static const luaL_Reg core_functions[] = {
     {"codes", l_codes},
     {"code_valid", l_code_valid},
     {"close_parse", l_close_parse},
-    {"utf8_valid", l_utf8_valid},
+    {"utf8_valid", l_utf8_valid}, {"utf8_impl", l_utf8_impl},
     {"mask", l_mask},
     {"frame_header", l_frame_header},
     {"frame_decode", l_frame_decode},
