@@ -18,6 +18,7 @@ SHELL := /bin/bash
 #   make valgrind  core specs under valgrind memcheck (plain -O1 -g build)
 #   make rock-versions  luarocks make + load on Lua 5.4, 5.3, 5.1, LuaJIT
 #   make nginx-bench    ws.resty vs lua-resty-websocket in one nginx
+#   make perf           the speed table: C floor, Node ws, lua-ws, ratios
 #   make idle-bench     RSS per idle connection: 10 000 to our server and to
 #                       Node ws in one run (QUICK=1: a smoke run)
 #   make love-demo      the LÖVE example under Xvfb (LOVE_SHOT=file.png)
@@ -134,6 +135,15 @@ echo-bench: all build/bench/loadgen spec/interop/node_modules/.package-lock.json
 	    LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH='./$(BUILD)/?.so;;' \
 	      $(LUA) bench/client_echo.lua ws://127.0.0.1:$$port/ $$c $${DURATION:-5} || { kill $$pid; exit 1; }; \
 	  done; kill $$pid
+
+# The speed table (bench/README.md): the C floor (bench/floor_echo.c),
+# Node ws and lua-ws under the same load with the servers on CPU 0 and the
+# load generator on CPU 1, with both ratios; our client against Node ws;
+# then memory per idle connection. DURATION, REPEAT as for echo-bench.
+.PHONY: perf
+perf:
+	PIN=1 PY_ECHO=0 $(MAKE) --no-print-directory echo-bench
+	@$(MAKE) --no-print-directory idle-bench
 
 # permessage-deflate: echo rates with compression off, on and without
 # context takeover, ours beside Node ws, compression ratios, and server

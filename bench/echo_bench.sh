@@ -3,6 +3,8 @@
 # several WebSocket echo servers in one run, and a table comparing them.
 #
 # Servers, each started on port 0 (it prints "PORT <n>" on stdout):
+#   C floor   build/bench/floor_echo (bench/floor_echo.c: epoll, no
+#             validation), unless FLOOR=0: what the kernel alone costs
 #   node ws   bench/node_echo.js, always; the reference for the ratios
 #   lua-ws    the command in $LUAWS_ECHO_CMD, if set (run with bash -c)
 #   python    bench/py_echo.py under /usr/bin/python3 (Debian's websockets),
@@ -20,6 +22,8 @@
 #   OTHER_LIMIT  flag a run ('!') in which other processes used more than
 #             this % of a core (default 15)
 #   CC        compiler for bench/loadgen (default cc)
+#   PIN=1     servers on CPU 0 and the load generator on CPU 1 (taskset),
+#             as the figures in bench/README.md were measured
 #
 # Every server started here is killed on exit. Exit status 1 if any run
 # failed (a mismatched echo, a lost connection, nothing echoed, a server
@@ -45,6 +49,13 @@ KIND=${KIND:-binary}
 REPEAT=${REPEAT:-1}
 CC=${CC:-cc}
 LOADGEN=build/bench/loadgen
+FLOOR_BIN=build/bench/floor_echo
+SERVER_PIN=()
+LOADGEN_PIN=()
+if [[ ${PIN:-0} == 1 ]]; then
+  SERVER_PIN=(taskset -c 0)
+  LOADGEN_PIN=(taskset -c 1)
+fi
 CASES=("1 16" "50 16" "50 1024" "10 65536" "2 1048576")
 CORE_SRC=(csrc/core/ws_utf8.c csrc/core/ws_mask.c csrc/core/ws_frame.c
           csrc/core/ws_codes.c csrc/core/ws_error.c csrc/core/ws_handshake.c
@@ -98,6 +109,18 @@ build_loadgen() {
 }
 
 build_loadgen
+if [[ ${FLOOR:-1} != 0 ]]; then
+  stale=0
+  [[ -x $FLOOR_BIN ]] || stale=1
+  for src in bench/floor_echo.c csrc/core/ws.h "${CORE_SRC[@]}"; do
+    [[ $src -nt $FLOOR_BIN ]] && stale=1
+  done
+  if ((stale)); then
+    echo "building $FLOOR_BIN" >&2
+    "$CC" -std=c11 -Wall -Wextra -Werror -pedantic -O2 -Icsrc/core \
+      bench/floor_echo.c "${CORE_SRC[@]}" -lcrypto -lz -o "$FLOOR_BIN"
+  fi
+fi
 command -v node >/dev/null || die "node not found"
 if [[ ! -d spec/interop/node_modules/ws ]]; then
   echo "installing Node ws into spec/interop/node_modules" >&2
@@ -118,7 +141,7 @@ start_server() {
   local name=$1 label=$2 port="" i pid
   shift 2
   : >"$TMP/$name.out"
-  setsid "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" </dev/null &
+  setsid "${SERVER_PIN[@]}" "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" </dev/null &
   pid=$!
   PIDS+=("$pid")
   for i in $(seq 100); do
@@ -137,6 +160,9 @@ start_server() {
   SERVER_PIDS+=("$pid")
 }
 
+if [[ ${FLOOR:-1} != 0 ]]; then
+  start_server floor "C floor" "$FLOOR_BIN" 0
+fi
 start_server node "node ws" node bench/node_echo.js 0
 
 if [[ -n ${LUAWS_ECHO_CMD:-} ]]; then
@@ -220,7 +246,7 @@ run_one() {
   fi
   t0=$(now_s) b0=$(busy_jiffies) s0=$(proc_jiffies "${SERVER_PIDS[$i]}")
   set +e
-  out=$(timeout --foreground -k 5 "$limit" "$LOADGEN" -p "${PORTS[$i]}" \
+  out=$(timeout --foreground -k 5 "$limit" "${LOADGEN_PIN[@]}" "$LOADGEN" -p "${PORTS[$i]}" \
     -c "$conns" -s "$size" -d "$DURATION" -w "$WARMUP" -t "$KIND" \
     2>"$TMP/loadgen.err")
   rc=$?
@@ -274,23 +300,30 @@ done
 echo
 echo "echoes/s = round trips completed per second, all connections together;"
 echo "p50/p99 = round-trip latency in microseconds; 'x node' = echoes/s"
-echo "relative to node ws (above 1.00 is faster); '!' = other processes"
-echo "used over ${OTHER_LIMIT}% of a core during one of that cell's runs, so"
-echo "it is suspect."
+echo "relative to node ws (above 1.00 is faster), 'x floor' to the C floor;"
+echo "'!' = other processes used over ${OTHER_LIMIT}% of a core during one of"
+echo "that cell's runs, so it is suspect."
 echo
 printf '%-14s' "case"
+# the columns with ratios: everything but node ws and the floor
+has_floor=0
+for n in "${NAMES[@]}"; do [[ $n == floor ]] && has_floor=1; done
+rated() { [[ $1 != node && $1 != floor ]]; }
 for i in "${!NAMES[@]}"; do
-  if [[ ${NAMES[$i]} == node ]]; then
-    printf ' | %-26s' "${LABELS[$i]}"
+  if rated "${NAMES[$i]}"; then
+    printf ' | %-*s' $((34 + 8 * has_floor)) "${LABELS[$i]}"
   else
-    printf ' | %-34s' "${LABELS[$i]}"
+    printf ' | %-26s' "${LABELS[$i]}"
   fi
 done
 echo
 printf '%-14s' "conns x size"
 for i in "${!NAMES[@]}"; do
   printf ' | %10s %7s %7s' "echoes/s" "p50" "p99"
-  [[ ${NAMES[$i]} == node ]] || printf ' %7s' "x node"
+  if rated "${NAMES[$i]}"; then
+    printf ' %7s' "x node"
+    ((has_floor)) && printf ' %7s' "x floor"
+  fi
 done
 echo
 for c in "${CASES[@]}"; do
@@ -302,18 +335,24 @@ for c in "${CASES[@]}"; do
     key="$name/$conns/$size"
     if [[ ${STATUS[$key]:-} != ok ]]; then
       printf ' | %10s %7s %7s' "${STATUS[$key]}" "-" "-"
-      [[ $name == node ]] || printf ' %7s' "-"
+      if rated "$name"; then
+        printf ' %7s' "-"
+        ((has_floor)) && printf ' %7s' "-"
+      fi
       continue
     fi
     printf ' | %10s %7s %7s' "${RATE[$key]}${DISTURBED[$key]:+!}" \
       "${P50[$key]}" "${P99[$key]}"
-    if [[ $name != node ]]; then
-      if [[ ${STATUS[$nkey]:-} == ok ]]; then
-        printf ' %7s' "$(awk -v a="${RATE[$key]}" -v b="${RATE[$nkey]}" \
-          'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')"
-      else
-        printf ' %7s' "-"
-      fi
+    if rated "$name"; then
+      for ref in "$nkey" "floor/$conns/$size"; do
+        [[ $ref == floor/* ]] && ((!has_floor)) && continue
+        if [[ ${STATUS[$ref]:-} == ok ]]; then
+          printf ' %7s' "$(awk -v a="${RATE[$key]}" -v b="${RATE[$ref]}" \
+            'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')"
+        else
+          printf ' %7s' "-"
+        fi
+      done
     fi
   done
   echo
