@@ -462,11 +462,13 @@ static llistener *check_listener(lua_State *L) {
   return (llistener *)luaL_checkudata(L, 1, LISTENER_MT);
 }
 
-/* core.tcp_listen(host, port[, backlog]) -> listener | nil, errname, msg */
+/* core.tcp_listen(host, port[, backlog[, reuse_port]]) -> listener | nil,
+ * errname, msg */
 static int l_tcp_listen(lua_State *L) {
   const char *host = luaL_checkstring(L, 1);
   int port = (int)ws_lua_check_port(L, 2, 1);
   lua_Integer backlog = luaL_optinteger(L, 3, 0);
+  unsigned flags = lua_toboolean(L, 4) ? WS_NET_REUSE_PORT : 0;
   const char *msg;
   llistener *ls = (llistener *)ws_newuserdata(L, sizeof *ls);
   int err;
@@ -475,7 +477,8 @@ static int l_tcp_listen(lua_State *L) {
   ws_setmetatable(L, LISTENER_MT);
   if (backlog < 0 || backlog > 65535)
     return luaL_argerror(L, 3, "backlog out of range");
-  err = ws_net_listen(host, port, (int)backlog, &ls->fd, &ls->port, &msg);
+  err = ws_net_listen_ex(host, port, (int)backlog, flags, &ls->fd, &ls->port,
+                         &msg);
   if (err == ENOENT && msg) return ws_lua_push_fail(L, "dns", msg);
   if (err != 0) return push_errno(L, err);
   return 1;

@@ -216,6 +216,11 @@ int ws_net_connect_result(int fd) {
 
 int ws_net_listen(const char *host, int port, int backlog, int *fd,
                   int *bound, const char **msg) {
+  return ws_net_listen_ex(host, port, backlog, 0, fd, bound, msg);
+}
+
+int ws_net_listen_ex(const char *host, int port, int backlog, unsigned flags,
+                     int *fd, int *bound, const char **msg) {
   struct addrinfo *res = NULL, *ai;
   int err = EADDRNOTAVAIL, rc;
   *fd = -1;
@@ -233,6 +238,19 @@ int ws_net_listen(const char *host, int port, int backlog, int *fd,
     memset(&ss, 0, sizeof ss); /* the family is read even if len shrank */
     if ((err = new_socket(ai->ai_family, &s)) != 0) continue;
     setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (flags & WS_NET_REUSE_PORT) {
+#ifdef SO_REUSEPORT
+      if (setsockopt(s, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
+        err = errno;
+        ws_net_close(s);
+        continue;
+      }
+#else
+      err = ENOPROTOOPT;
+      ws_net_close(s);
+      continue;
+#endif
+    }
     if (ai->ai_family == AF_INET6 &&
         setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0) {
       err = errno;

@@ -102,6 +102,14 @@ int ws_net_connect_result(int fd);
 int ws_net_listen(const char *host, int port, int backlog, int *fd,
                   int *bound, const char **msg);
 
+/* ws_net_listen with flags: WS_NET_REUSE_PORT sets SO_REUSEPORT, so that
+ * several processes (or sockets) can listen on one port and the kernel
+ * spreads new connections among them. ENOPROTOOPT where the OS has no
+ * SO_REUSEPORT. */
+#define WS_NET_REUSE_PORT 1
+int ws_net_listen_ex(const char *host, int port, int backlog, unsigned flags,
+                     int *fd, int *bound, const char **msg);
+
 /* Accept one pending connection: non-blocking, close-on-exec, TCP_NODELAY.
  * Retries by itself on EINTR and ECONNABORTED (a client that gave up
  * before we got to it is not the listener's error). Returns 0 with *fd

@@ -27,6 +27,7 @@ local lazy = {
   step = function() return require("ws.loop").step end,
   spawn = function() return require("ws.loop").spawn end,
   sleep = function() return require("ws.loop").sleep end,
+  workers = function() return require("ws.loop").workers end,
   now = function() return core.now end,
 }
 

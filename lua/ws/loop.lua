@@ -187,7 +187,12 @@ local function run_ready()
   end
 end
 
+local turned = false -- the loop has run a turn (see loop.workers)
+-- functions run in a new worker process right after the fork
+local fork_hooks = {}
+
 local function turn(timeout, until_done)
+  turned = true
   if ready_n > 0 then run_ready() end
   -- a blocking call whose task just finished must not go on to wait
   if until_done and until_done.done then return end
@@ -393,6 +398,52 @@ function loop.run()
   while ready_n > 0 or task_count > 0 or next(timers) ~= nil do
     turn(nil)
   end
+end
+
+--- Run this program in `n` processes, so that a server uses every core:
+-- this one (worker 1) and n - 1 copies made with fork(2) (workers 2..n),
+-- which carry on from this call with everything made so far. Call it
+-- after `ws.listen` and before the loop runs (before `ws.run`, `ws.step`
+-- or any wait), with no connection open. A server listening with
+-- `reuse_port = true` gets a listening socket of its own in each worker
+-- on the same port, and the kernel spreads new connections over them;
+-- without it the workers share one socket and take turns accepting.
+-- Workers end with the process that made them (Linux: SIGTERM when it
+-- exits).
+-- @tparam integer n workers in all (1 makes none)
+-- @return this process's worker number (1 in the first), and in worker 1
+--   the list of the other workers' process ids | nil, errname, message
+--   when a fork failed (the workers made before it keep running)
+function loop.workers(n)
+  if type(n) ~= "number" or n ~= floor(n) or n < 1 or n > 1024 then
+    error("bad argument #1 to 'workers' (integer from 1 to 1024 expected, "
+      .. "got " .. tostring(n) .. ")", 2)
+  end
+  if turned or next(watched) ~= nil or next(timers) ~= nil then
+    error("workers: call it before the loop runs (before ws.run, ws.step "
+      .. "or a wait) and with no connection open", 2)
+  end
+  local pids = {}
+  for i = 2, n do
+    local pid, err, msg = core.fork()
+    if not pid then return nil, err, msg end
+    if pid == 0 then
+      -- the copy: a poller of its own (the parent's is shared across
+      -- fork), then the hooks (servers take their own sockets)
+      poller:close()
+      poller = core.poller()
+      for k = 1, #fork_hooks do fork_hooks[k]() end
+      return i
+    end
+    pids[#pids + 1] = pid
+  end
+  return 1, pids
+end
+
+-- Internal: fn() runs in each new worker right after the fork
+-- (ws.server re-listens there for servers with reuse_port).
+function loop.at_fork(fn)
+  fork_hooks[#fork_hooks + 1] = fn
 end
 
 --- How many tasks are alive.

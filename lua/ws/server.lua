@@ -156,7 +156,7 @@ local function listen(opts)
     tls, err, msg = Socket.tls_context("server", o.tls, 2)
     if not tls then return nil, err, msg end
   end
-  local l, err, msg = core.tcp_listen(o.host, o.port, o.backlog)
+  local l, err, msg = core.tcp_listen(o.host, o.port, o.backlog, o.reuse_port)
   if not l then return nil, err, msg end
   local self = setmetatable({
     host = o.host, port = l:port(), closed = false, tls_failures = 0,
@@ -181,6 +181,17 @@ local function listen(opts)
       if o.authorize then return o.authorize(req) end
       return true
     end }
+  if o.reuse_port then
+    -- in each worker (ws.workers), a listening socket of its own on the
+    -- same port, so the kernel spreads connections over the workers
+    loop.at_fork(function()
+      local l2, e2, m2 = core.tcp_listen(o.host, self.port, o.backlog, true)
+      if not l2 then error("workers: listen again on port " .. self.port
+        .. ": " .. tostring(m2 or e2)) end
+      self._listener:close() -- this process's copy of the first one
+      self._listener = l2
+    end)
+  end
   self._acceptor = loop.spawn(acceptor, self)
   return self
 end

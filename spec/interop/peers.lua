@@ -149,6 +149,26 @@ end
 -- the sanitizer runtime; it has the Process methods below.
 peers.start = start
 
+local ABI = jit and "jit" or _VERSION:match("%d+%.%d+")
+
+--- argv running a Lua program of this checkout (examples/x.lua, ...) with
+-- this interpreter and the plain build of ws.core for it (build/<abi>,
+-- made if missing: `make test` builds only the asan and jit ones), for
+-- peers.start.
+function peers.lua_program(script, ...)
+  local f = io.open("build/" .. ABI .. "/ws/core.so", "rb")
+  if f then
+    f:close()
+  else
+    sh("make --no-print-directory " .. (jit and "luajit" or
+      ("LUA_INC=/usr/include/lua" .. ABI .. " BUILD=build/" .. ABI .. " all")))
+  end
+  local argv = { "env", "LUA_PATH=./lua/?.lua;./lua/?/init.lua;;",
+    "LUA_CPATH=./build/" .. ABI .. "/?.so;;",
+    jit and "luajit" or ("lua" .. ABI), script, ... }
+  return argv
+end
+
 --- The lines the process has written so far (complete lines only).
 function Process:lines()
   return lines_of(read_file(self.out))
