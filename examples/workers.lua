@@ -5,10 +5,10 @@
 --   LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/5.4/?.so;;' \
 --     lua5.4 examples/workers.lua 8080 2
 -- Arguments: port (8080; 0 picks a free one), workers (the number of
--- cores) and `tag` to answer "<worker> <message>" instead of the message
--- (the specs use it to see which worker answered). Worker 1 prints
--- "PORT <n>" once every worker is started. Stopping worker 1 (Ctrl-C,
--- SIGTERM) stops the others.
+-- cores) and a name: with one, every answer is "<name><worker> <message>"
+-- instead of the message (the specs use it to see who answered). Worker 1
+-- prints "PORT <n>" once every worker is started. Stopping worker 1
+-- (Ctrl-C, SIGTERM) stops the others.
 local ws = require "ws"
 
 local port = tonumber(arg and arg[1]) or 8080
@@ -18,14 +18,14 @@ if not n then
   n = f and tonumber(f:read("*l")) or 1
   if f then f:close() end
 end
-local tag = arg and arg[3] == "tag"
+local name = arg and arg[3]
 
 local me -- this process's worker number, set below
 local server = assert(ws.listen{
   port = port, reuse_port = true,
   handler = function(conn)
     for data, kind in conn:messages() do
-      conn:send(tag and (me .. " " .. data) or data, kind)
+      conn:send(name and (name .. me .. " " .. data) or data, kind)
     end
   end,
 })

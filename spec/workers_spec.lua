@@ -42,7 +42,7 @@ describe("ws.workers", function()
 
   it("spreads connections over two worker processes on one port", function()
     local p = peers.start(peers.lua_program("examples/workers.lua", "0", "2",
-      "tag"))
+      "w"))
     local ok, err = pcall(function()
       local port = tonumber(p:wait_prefix("PORT ", 10))
       local seen, conns = {}, {}
@@ -52,7 +52,7 @@ describe("ws.workers", function()
       end
       for i = 1, 40 do
         local reply = assert(conns[i]:receive(5))
-        local worker, rest = reply:match("^(%d+) (.*)$")
+        local worker, rest = reply:match("^w(%d+) (.*)$")
         assert.are.equal("hi " .. i, rest)
         seen[worker] = (seen[worker] or 0) + 1
         conns[i]:close()
