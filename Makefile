@@ -18,7 +18,9 @@ SHELL := /bin/bash
 #   make valgrind  core specs under valgrind memcheck (plain -O1 -g build)
 #   make rock-versions  luarocks make + load on Lua 5.4, 5.3, 5.1, LuaJIT
 #   make nginx-bench    ws.resty vs lua-resty-websocket in one nginx
-#   make perf           the speed table: C floor, Node ws, lua-ws, ratios
+#   make perf           the speed table: C floor, Node ws, lua-ws, ratios;
+#                       clients and TLS beside Node ws; idle memory
+#   make client-bench   our client and wss:// beside Node ws (QUICK=1)
 #   make idle-bench     RSS per idle connection: 10 000 to our server and to
 #                       Node ws in one run (QUICK=1: a smoke run)
 #   make love-demo      the LÖVE example under Xvfb (LOVE_SHOT=file.png)
@@ -119,6 +121,10 @@ build/bench/bench_core: bench/bench_core.c $(CORE_SRC) $(CORE_HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(WARN) -O2 $(CORE_INC) bench/bench_core.c $(CORE_SRC) -o $@ $(LIBS)
 
+build/bench/floor_echo: bench/floor_echo.c $(CORE_SRC) $(CORE_HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(WARN) -O2 $(CORE_INC) bench/floor_echo.c $(CORE_SRC) -o $@ $(LIBS)
+
 build/bench/loadgen: bench/loadgen.c $(CORE_SRC) $(CORE_HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(WARN) -O2 $(CORE_INC) bench/loadgen.c $(CORE_SRC) -o $@ $(LIBS)
@@ -128,23 +134,21 @@ build/bench/loadgen: bench/loadgen.c $(CORE_SRC) $(CORE_HDRS)
 echo-bench: all build/bench/loadgen spec/interop/node_modules/.package-lock.json
 	LUAWS_ECHO_CMD="$${LUAWS_ECHO_CMD:-env LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH='./$(BUILD)/?.so;;' $(LUA) examples/echo_server.lua 0}" \
 	  bench/echo_bench.sh
-	@echo; echo "our client (bench/client_echo.lua) against node ws:"
-	@node bench/node_echo.js 0 > build/bench/node_echo.out & pid=$$!; \
-	  for i in 1 2 3 4 5 6 7 8 9 10; do grep -q PORT build/bench/node_echo.out && break; sleep 0.2; done; \
-	  port=$$(awk '/PORT/{print $$2}' build/bench/node_echo.out); \
-	  for c in "50 16" "10 65536"; do \
-	    LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH='./$(BUILD)/?.so;;' \
-	      $(LUA) bench/client_echo.lua ws://127.0.0.1:$$port/ $$c $${DURATION:-5} || { kill $$pid; exit 1; }; \
-	  done; kill $$pid
 
 # The speed table (bench/README.md): the C floor (bench/floor_echo.c),
 # Node ws and lua-ws under the same load with the servers on CPU 0 and the
 # load generator on CPU 1, with both ratios; our client against Node ws;
 # then memory per idle connection. DURATION, REPEAT as for echo-bench.
-.PHONY: perf
+.PHONY: perf client-bench
 perf:
 	PIN=1 PY_ECHO=0 $(MAKE) --no-print-directory echo-bench
+	@$(MAKE) --no-print-directory client-bench
 	@$(MAKE) --no-print-directory idle-bench
+
+# Our client beside Node ws's client, and wss:// servers and clients beside
+# Node ws over TLS (bench/client_bench.sh; QUICK=1 for a smoke run).
+client-bench: all spec/interop/node_modules/.package-lock.json
+	LUA=$(LUA) BUILD=$(BUILD) bench/client_bench.sh
 
 # permessage-deflate: echo rates with compression off, on and without
 # context takeover, ours beside Node ws, compression ratios, and server

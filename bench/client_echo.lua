@@ -1,6 +1,7 @@
 -- Our client's echo rate: N connections, one message in flight each,
 -- against any echo server.
 --   lua5.4 bench/client_echo.lua ws://127.0.0.1:PORT/ [conns] [size] [secs]
+-- wss:// trusts the CA file in $CA_FILE when set.
 -- Prints a RESULT line like bench/loadgen's.
 local ws = require "ws"
 
@@ -15,7 +16,8 @@ local payload = ("x"):rep(size)
 
 for c = 1, conns do
   ws.spawn(function()
-    local conn, err = ws.connect(url, { timeout = 10 })
+    local conn, err = ws.connect(url, { timeout = 10, deflate = false,
+      tls = os.getenv("CA_FILE") and { ca_file = os.getenv("CA_FILE") } })
     if not conn then
       failed = failed + 1
       io.stderr:write("connect: ", err, "\n")
