@@ -144,6 +144,16 @@ void ws_lua_push_event(lua_State *L, const ws_event *ev) {
         set_lit(L, "kind", ev->kind == WS_OP_TEXT ? "text" : "binary");
       lua_remove(L, top + 1);
       return;
+    case WS_EV_PART:
+      lua_pushlstring(L, (const char *)ev->data, ev->len);
+      lua_createtable(L, 0, 4);
+      set_lit(L, "type", "part");
+      set_val(L, "data", top + 1);
+      set_lit(L, "kind", ev->kind == WS_OP_TEXT ? "text" : "binary");
+      lua_pushboolean(L, ev->fin);
+      lua_setfield(L, -2, "fin");
+      lua_remove(L, top + 1);
+      return;
     default:
       break;
   }
@@ -600,6 +610,16 @@ static int l_hold_output(lua_State *L) {
   return 0;
 }
 
+/* engine:stream(on): data messages come out of event() as parts,
+ * { type = "part", data =, kind =, fin = }, as their bytes arrive (see
+ * ws_engine_stream). Raises once bytes were fed. */
+static int l_stream(lua_State *L) {
+  lengine *le = check_engine(L);
+  if (ws_engine_stream(&le->e, lua_toboolean(L, 2)) != 0)
+    return luaL_error(L, "stream: the engine has been fed already");
+  return 0;
+}
+
 /* engine:written() -> output bytes the transport has taken so far */
 static int l_written(lua_State *L) {
   lengine *le = check_engine(L);
@@ -624,7 +644,7 @@ static const luaL_Reg engine_methods[] = {
     {"close", l_close}, {"take_output", l_take_output},
     {"state", l_state}, {"buffered_amount", l_buffered},
     {"hold_output", l_hold_output}, {"written", l_written},
-    {"close_end", l_close_end},
+    {"close_end", l_close_end}, {"stream", l_stream},
     {"deflate", l_deflate}, {"deflate_stats", l_deflate_stats},
     {"free", l_engine_gc}, {NULL, NULL}};
 
