@@ -102,6 +102,7 @@ NO_PROXY_ENV = env -u http_proxy -u HTTP_PROXY -u https_proxy -u HTTPS_PROXY \
 # The sanitizer runtime has to be loaded before the interpreter starts.
 test: deps spec/interop/node_modules/.package-lock.json build/asan/guard_test \
       build/asan/deflate_test build/asan/stream_test build/asan/ws/core.so \
+      $(BUILD)/ws/core.so \
       build/jit/ws/core.so
 	build/asan/guard_test
 	build/asan/deflate_test
