@@ -332,3 +332,38 @@ describe("a 1 GiB message streamed through our client and server", function()
     assert.is_true(tonumber(hwm) < 100 * 1024, "VmHWM " .. hwm .. " KiB")
   end)
 end)
+
+describe("against Node ws", function()
+  local peers = require "interop.peers"
+  local SIZE = 128 * 2 ^ 20
+
+  it("receives its big fragmented and single-frame messages in parts, and send_part's message arrives whole, in under 64 MiB", function()
+    local node = peers.start({ "node", "spec/interop/node_stream.js",
+      ("%d"):format(SIZE) })
+    local port = peers.drive("node_stream.js to listen", function()
+      local first = node:lines()[1]
+      return first and assert(tonumber(first:match("^PORT (%d+)$")), first)
+    end, 15)
+    local f = assert(io.popen(CHILD_ENV .. "LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' "
+      .. "LUA_CPATH='./build/5.4/?.so;;' lua5.4 spec/support/stream_node.lua "
+      .. port .. " " .. ("%d"):format(SIZE) .. " 2>&1"))
+    local out = f:read("*a")
+    f:close()
+    node:stop()
+    local lines = {}
+    for line in out:gmatch("[^\n]+") do lines[#lines + 1] = line end
+    assert.are.equal(4, #lines, out)
+    -- a message bigger than the limit below, so none was held whole
+    for i = 1, 2 do
+      local bytes, parts, fin, kind, bad = lines[i]:match(
+        "^msg (%d+) (%d+) (%a+) (%a+) (%d+)$")
+      assert.are.same({ ("%d"):format(SIZE), "true", "binary", "0" },
+        { bytes, fin, kind, bad }, out)
+      assert.is_true(tonumber(parts) >= SIZE / 65536, out)
+    end
+    assert.is_truthy(lines[3]:match("^node ok " .. ("%d"):format(SIZE)
+      .. " %x+$"), out)
+    local hwm = tonumber(lines[4]:match("^hwm_kib (%d+)$"))
+    assert.is_true(hwm < 64 * 1024, "VmHWM " .. tostring(hwm) .. " KiB")
+  end)
+end)
