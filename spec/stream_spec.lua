@@ -367,3 +367,43 @@ describe("against Node ws", function()
     assert.is_true(hwm < 64 * 1024, "VmHWM " .. tostring(hwm) .. " KiB")
   end)
 end)
+
+describe("inside nginx (ws.resty)", function()
+  local nginx = require "support.nginx"
+
+  it("streams a message each way with stream = true", function()
+    if not nginx.available() then
+      error("nginx with lua-nginx-module is not installed: run .ci/deps.sh nginx")
+    end
+    local server = nginx.start([[
+      location = /stream {
+        content_by_lua_block { require("support.resty_stream_app").serve() }
+      }
+    ]])
+    local ok, err = pcall(function()
+      local size = 8 * 2 ^ 20
+      local chunk = ("0123456789abcdef"):rep(4096)
+      local c = assert(ws.connect(server:url("/stream"), { stream = true,
+        max_message_size = size }))
+      for i = 1, size / #chunk do
+        assert(c:send_part(chunk, "binary", i == size / #chunk))
+      end
+      local reply, kind = c:receive(10)
+      assert.are.equal("text", kind)
+      -- nginx read it in parts (how many depends on its reads), all in place
+      local bytes, nparts, bad = reply:match("^got (%d+) (%d+) (%d+)$")
+      assert.are.same({ ("%d"):format(size), "0" }, { bytes, bad }, reply)
+      assert.is_true(tonumber(nparts) > 1, reply)
+      local parts = parts_of(c, 100000)
+      assert.are.equal(size, #joined(parts))
+      assert.is_true(joined(parts) == chunk:rep(size / #chunk))
+      assert_shape(parts, "binary")
+      assert.is_true(#parts >= size / 65536)
+      c:close()
+    end)
+    local log = server:error_log()
+    server:stop()
+    if not ok then error(err, 0) end
+    assert.is_nil(log:match("[^\n]*runtime error[^\n]*"))
+  end)
+end)
