@@ -407,3 +407,59 @@ describe("inside nginx (ws.resty)", function()
     assert.is_nil(log:match("[^\n]*runtime error[^\n]*"))
   end)
 end)
+
+describe("a 60 Hz frame loop (ws.step(0) once a frame)", function()
+  local FRAME = 1 / 60
+
+  -- Run up to n frames, calling each(frame) after ws.step(0); returns the
+  -- frame at which each returned true, and the longest ws.step(0).
+  local function frames(n, each)
+    local longest, next_frame = 0, ws.now()
+    for f = 1, n do
+      local t0 = ws.now()
+      ws.step(0)
+      longest = math.max(longest, ws.now() - t0)
+      if each(f) then return f, longest end
+      next_frame = next_frame + FRAME
+      while ws.now() < next_frame do end
+    end
+    return nil, longest
+  end
+
+  it("gets a streamed message whole in a handler, and in parts by polling", function()
+    local big = ("frame-loop "):rep(200000) -- 2.2 MB
+    local s = server(function(conn)
+      for i = 1, #big, 65536 do
+        assert(conn:send_part(big:sub(i, i + 65535), "binary", i + 65536 > #big))
+      end
+      conn:receive(10)
+    end)
+    local client = ws.client(url(s.port), { stream = true })
+    local got
+    client:on("message", function(_, data, kind) got = { data, kind } end)
+    local at, longest = frames(300, function() return got ~= nil end)
+    assert.is_number(at)
+    assert.are.equal("binary", got[2])
+    assert.is_true(got[1] == big)
+    assert.is_true(longest < 0.1, "a step took " .. longest .. " s")
+    client:close()
+
+    -- polling parts each frame with a zero timeout, never waiting
+    local conn = assert(ws.connect(url(s.port), { stream = true }))
+    local parts = {}
+    at, longest = frames(300, function()
+      for _ = 1, 100 do
+        local data, kind, fin = conn:receive{ partial = true, timeout = 0 }
+        if not data then return false end
+        parts[#parts + 1] = { data, kind, fin }
+        if fin then return true end
+      end
+    end)
+    assert.is_number(at)
+    assert.is_true(joined(parts) == big)
+    assert_shape(parts, "binary")
+    assert.is_true(longest < 0.1, "a step took " .. longest .. " s")
+    conn:close()
+    s:close(1)
+  end)
+end)

@@ -433,13 +433,19 @@ options.send_part = { fname = "send_part", argn = 4, fields = {
       .. "queued" },
 } }
 
+-- Seconds to wait where 0 means "only what is there now" (a frame loop
+-- polling).
+local POLL_SECONDS = { expected = "number >= 0", doc = "seconds >= 0",
+  check = function(v) return schema.is_finite(v) and v >= 0 end }
+
 --- receive(opts)'s options (receive(timeout) is receive{ timeout = s }).
 options.receive = { fname = "receive", argn = 1, fields = {
   { name = "partial", type = T.boolean, default = false,
     doc = "return the next part of a message: data, kind, fin (on a "
       .. "connection without `stream`, each whole message is one part)" },
-  { name = "timeout", type = T.seconds, default_doc = "no limit",
-    doc = "how long to wait: nil, \"timeout\" after it" },
+  { name = "timeout", type = POLL_SECONDS, default_doc = "no limit",
+    doc = "how long to wait (0: take only what is there): nil, "
+      .. "\"timeout\" after it" },
 } }
 
 --- The sections of doc/options.md, in order (.ci/options_doc.lua writes
