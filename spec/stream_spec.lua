@@ -275,6 +275,33 @@ describe("sending in parts", function()
     s:close(1)
   end)
 
+  it("sends the chunks a function returns as one message", function()
+    local got = {}
+    local s = server(function(conn)
+      for data, kind in conn:messages() do got[#got + 1] = { data, kind } end
+    end)
+    local c = assert(ws.connect(url(s.port)))
+    local i = 0
+    assert.is_true(c:send(function()
+      i = i + 1
+      if i <= 3 then return ("chunk%d "):format(i) end
+    end, "binary"))
+    assert.is_true(c:send(function() return nil end))
+    assert.error_matches(function() c:send(function() return 5 end) end,
+      "bad argument #1 to 'send' (the function returned a number: string or nil expected)",
+      nil, true)
+    assert.error_matches(function()
+      c:send(function() end, "text", { fragment = 2 })
+    end, "bad argument #3 to 'send' (option 'fragment' does not apply to a "
+      .. "function: each chunk is a frame)", nil, true)
+    assert.is_true(c:send("after"))
+    drive.until_true(function() return #got == 3 end, 5)
+    assert.are.same({ { "chunk1 chunk2 chunk3 ", "binary" }, { "", "text" },
+      { "after", "text" } }, got)
+    c:close()
+    s:close(1)
+  end)
+
   it("lists parts never written in the close event's unsent, with fin", function()
     local peer = raw_peer.start(function() ws.sleep(1) end) -- never reads
     local c = assert(ws.connect(url(peer.port), { max_buffered = 65536 }))
@@ -435,6 +462,7 @@ describe("a 60 Hz frame loop (ws.step(0) once a frame)", function()
       conn:receive(10)
     end)
     local client = ws.client(url(s.port), { stream = true })
+    assert.is_true(client._connect_opts.stream)
     local got
     client:on("message", function(_, data, kind) got = { data, kind } end)
     local at, longest = frames(300, function() return got ~= nil end)

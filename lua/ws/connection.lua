@@ -599,8 +599,50 @@ local function queued(self, data, kind, pos, fin, timeout)
   end
 end
 
+local send_part_of -- Conn.send_part's body, defined below
+
+-- send(fn, kind, opts): the chunks fn returns, up to nil, as one message
+-- in parts (each part one frame; one chunk is read ahead so that the last
+-- carries fin).
+local function send_chunks(self, fn, kind, opts)
+  local fragment, compress, timeout = options.send_opts(opts, 3)
+  if fragment then
+    error("bad argument #3 to 'send' (option 'fragment' does not apply to "
+      .. "a function: each chunk is a frame)", 3)
+  end
+  if kind ~= nil and kind ~= "text" and kind ~= "binary" then
+    error(("bad argument #2 to 'send' (\"text\" or \"binary\" expected, "
+      .. "got %s)"):format(type(kind) == "string" and '"' .. kind .. '"'
+        or type(kind)), 3)
+  end
+  if self.close_event then return nil, "closed" end
+  if self._parts then return nil, PARTS_OPEN end
+  local function next_chunk()
+    local c = fn()
+    if c ~= nil and type(c) ~= "string" then
+      error("bad argument #1 to 'send' (the function returned a " .. type(c)
+        .. ": string or nil expected)", 4)
+    end
+    return c
+  end
+  local cur = next_chunk()
+  for _ = 1, huge do
+    local nxt = cur ~= nil and next_chunk() or nil
+    local ok, err = send_part_of(self, cur or "", kind, nxt == nil, compress,
+      timeout)
+    if not ok then return nil, err end
+    if nxt == nil then return true end
+    cur = nxt
+  end
+end
+
 --- Send a message.
--- @tparam string data
+-- @tparam string|function data the message, or a function returning its
+--   chunks one a call, then nil: the message is sent in parts as they come
+--   (as send_part does: a frame a chunk, `fragment` refused), so it never
+--   has to be held whole. A part that cannot be sent (nil, "closed" |
+--   "timeout" | ...) ends the call with that error and leaves the message
+--   open: end it with send_part(data, kind, true), or close.
 -- @tparam[opt="text"] string kind "text" or "binary"
 -- @tparam[opt] table opts `fragment`: send as frames of at most this many
 --   payload bytes; `compress`: false sends it uncompressed, true
@@ -613,9 +655,10 @@ end
 --   parts: ..." (while a send_part message is open) (not accepted)
 function Conn:send(data, kind, opts)
   check(self)
+  if type(data) == "function" then return send_chunks(self, data, kind, opts) end
   if type(data) ~= "string" then
-    error("bad argument #1 to 'send' (string expected, got " .. type(data)
-      .. ")", 2)
+    error("bad argument #1 to 'send' (string or function expected, got "
+      .. type(data) .. ")", 2)
   end
   local fragment, compress, timeout = options.send_opts(opts, 2)
   if self.close_event then return nil, "closed" end
@@ -674,7 +717,11 @@ function Conn:send_part(data, kind, fin, opts)
     error(("bad argument #2 to 'send_part' (the message being sent is %s)")
       :format(open), 2)
   end
-  kind = open or kind or "text"
+  return send_part_of(self, data, kind, fin, compress, timeout)
+end
+
+function send_part_of(self, data, kind, fin, compress, timeout)
+  kind = self._parts or kind or "text"
   if self.close_event then return nil, "closed" end
   timeout = timeout or self._o.send_wait
   if timeout and not room_by(self, timeout) then return nil, "timeout" end
