@@ -14,7 +14,13 @@
  *           bit  2   the random source fails (matters for clients only)
  *           bits 3-4 fragment size of a send after the feed (0, 1, 7, 64)
  *           bits 5-7 largest chunk of the split feed (2 .. 257)
- *   byte 2  bits 0-5 seed of the split feed's chunk sizes
+ *   byte 2  bits 0-4 seed of the split feed's chunk sizes
+ *           bit  5   part mode (ws_engine_stream): the three runs get
+ *                    parts, which are joined into messages as they are
+ *                    logged, and a fifth run in whole mode, fed whole,
+ *                    must log the same events (the same messages and the
+ *                    same close event), return the same codes and queue
+ *                    the same output
  *           bits 6-7 a fourth run whose allocator fails: none, or after
  *                    0, 1 or 2 allocations
  *   byte 3  bits 0-1 a violation still pending after the feed is acted on
@@ -116,6 +122,7 @@ typedef struct {
   int act;             /* how a pending violation is acted on, 0..3 */
   int act_late;        /* act == 0: fail_pending before the end */
   int deflate;         /* 0 off; else the agreement in pmd */
+  int stream;          /* part mode, with a whole-mode run to compare */
   ws_pmd_params pmd;
   ws_end end;          /* how the connection ends */
   const char *end_name;
@@ -140,7 +147,8 @@ static void decode_opts(harness_opts *o, ws_role role, const uint8_t c[4]) {
   if (c[1] & 3) o->cfg.max_frame_size = frame_sizes[c[1] & 3];
   o->send_fragment = send_frags[(c[1] >> 3) & 3];
   o->chunk_max = chunk_max[c[1] >> 5];
-  o->chunk_seed = c[2] & 0x3F;
+  o->chunk_seed = c[2] & 0x1F;
+  o->stream = (c[2] >> 5) & 1;
   o->alloc_budget = (int)(c[2] >> 6) - 1;
   o->act = c[3] & 3;
   o->act_late = (c[3] >> 5) & 1;
@@ -164,6 +172,12 @@ typedef struct {
   rec *v;
   size_t n, cap;
   int closed; /* a close event has been logged */
+  /* part mode: the message being joined from its parts */
+  uint8_t *part;
+  size_t part_len, part_cap;
+  int in_part;
+  ws_opcode part_kind;
+  unsigned part_rsv;
 } evlog;
 
 static uint8_t *dup_bytes(const uint8_t *p, size_t n) {
@@ -189,6 +203,40 @@ static void log_event(evlog *l, const ws_event *ev, const ws_config *cfg) {
   rec r;
   CHECK(!l->closed); /* nothing may follow a close event */
   switch (ev->type) {
+    case WS_EV_PART: {
+      /* Joined into the message whole mode would report; every part of
+       * a message has its kind and rsv, and it stays within the limit
+       * all along. */
+      ws_event m;
+      CHECK(ev->kind == WS_OP_TEXT || ev->kind == WS_OP_BINARY);
+      CHECK(ev->fin == 0 || ev->fin == 1);
+      CHECK(ev->data != NULL || ev->len == 0);
+      if (l->in_part) {
+        CHECK(ev->kind == l->part_kind && ev->rsv == l->part_rsv);
+      } else {
+        l->in_part = 1;
+        l->part_kind = ev->kind;
+        l->part_rsv = ev->rsv;
+        l->part_len = 0;
+      }
+      if (l->part_len + ev->len > l->part_cap) {
+        l->part_cap = 2 * (l->part_len + ev->len) + 16;
+        l->part = realloc(l->part, l->part_cap);
+        CHECK(l->part != NULL);
+      }
+      if (ev->len) memcpy(l->part + l->part_len, ev->data, ev->len);
+      l->part_len += ev->len;
+      CHECK((uint64_t)l->part_len <= cfg->max_message_size);
+      if (!ev->fin) return;
+      l->in_part = 0;
+      m = *ev;
+      m.type = WS_EV_MESSAGE;
+      m.fin = 0;
+      m.data = l->part;
+      m.len = l->part_len;
+      log_event(l, &m, cfg);
+      return;
+    }
     case WS_EV_MESSAGE:
       CHECK(ev->kind == WS_OP_TEXT || ev->kind == WS_OP_BINARY);
       CHECK((uint64_t)ev->len <= cfg->max_message_size);
@@ -266,6 +314,7 @@ static void log_free(evlog *l) {
     free(l->v[i].sent_reason);
   }
   free(l->v);
+  free(l->part);
   memset(l, 0, sizeof *l);
 }
 
@@ -345,6 +394,7 @@ typedef struct {
   det_rand rnd;
   budget mem;
   int short_of_memory; /* mem applies; WS_ENOMEM is a fine answer */
+  int whole;           /* whole mode even when o->stream */
   evlog log;
   int rets[24];
   size_t nrets;
@@ -432,6 +482,7 @@ static void one_run(run *r, const harness_opts *o, const uint8_t *wire,
     cfg.alloc_ud = &r->mem;
   }
   CHECK(ws_engine_init(&r->e, &cfg) == 0);
+  if (o->stream && !r->whole) CHECK(ws_engine_stream(&r->e, 1) == 0);
   if (o->deflate) {
     v = ws_engine_deflate(&r->e, &o->pmd, -1, 8, 0);
     CHECK(v == 0 || (r->short_of_memory && v == WS_ENOMEM));
@@ -663,7 +714,7 @@ static void check_peer_accepts(const uint8_t *p, size_t n, ws_role role,
 static int engine_harness_run(ws_role role, const uint8_t *data,
                               size_t size) {
   harness_opts o;
-  run runs[4];
+  run runs[5];
   const uint8_t *wire;
   size_t len;
   int m, nruns;
@@ -705,7 +756,15 @@ static int engine_harness_run(ws_role role, const uint8_t *data,
     runs[m].mem.left = o.alloc_budget;
     one_run(&runs[m], &o, wire, len, m == 3 ? 2 : m);
   }
-  for (m = 1; m < 3; m++) {
+  if (o.stream) {
+    /* the reference: whole mode, fed whole */
+    runs[4].rnd.s = 0x12345678u;
+    runs[4].rnd.fail = (data[1] & 4) != 0;
+    runs[4].whole = 1;
+    one_run(&runs[4], &o, wire, len, 0);
+  }
+  for (m = 1; m < 5; m++) {
+    if (m == 3 || (m == 4 && !o.stream)) continue;
     check_same_events(&runs[0].log, &runs[m].log);
     CHECK(runs[0].nrets == runs[m].nrets);
     CHECK(memcmp(runs[0].rets, runs[m].rets,
@@ -719,7 +778,7 @@ static int engine_harness_run(ws_role role, const uint8_t *data,
     check_frames(runs[3].out, runs[3].out_len, role, o.deflate);
     check_peer_accepts(runs[3].out, runs[3].out_len, role, &o);
   }
-  for (m = 0; m < nruns; m++) {
+  for (m = 0; m < 5; m++) {
     log_free(&runs[m].log);
     free(runs[m].out);
     ws_engine_free(&runs[m].e);

@@ -5,6 +5,7 @@
 local ws = require "ws"
 local reconnect = require "ws.reconnect"
 local protocol = require "ws.protocol"
+local options = require "ws.options"
 
 local URL = "ws://127.0.0.1:1/"
 local SRC = debug.getinfo(1, "S").short_src
@@ -51,6 +52,9 @@ local CALLS = {
       srv:close()
       if not ok then error(err, 0) end
     end },
+  ["send_part(data, kind, fin, opts)"] = {
+    function(o) options.send_part_opts(o, 1) end },
+  ["receive(opts)"] = { function(o) options.receive_opts(o, 1) end },
   ["ws.reconnect.fixed(delay, opts)"] = {
     function(o) reconnect.fixed(1, o) end },
   ["ws.reconnect.exponential(opts)"] = {

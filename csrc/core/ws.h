@@ -362,7 +362,8 @@ typedef enum {
   WS_EV_MESSAGE,
   WS_EV_PING,
   WS_EV_PONG,
-  WS_EV_CLOSE
+  WS_EV_CLOSE,
+  WS_EV_PART /* a piece of a data message (ws_engine_stream) */
 } ws_event_type;
 
 typedef enum {
@@ -452,7 +453,8 @@ typedef struct {
   ws_event_type type;
   ws_opcode kind;      /* WS_OP_TEXT or WS_OP_BINARY for messages */
   unsigned rsv;        /* RSV bits of the message's first frame */
-  const uint8_t *data; /* message / ping / pong payload */
+  int fin;             /* WS_EV_PART: 1 on the message's last part */
+  const uint8_t *data; /* message / part / ping / pong payload */
   size_t len;
   /* WS_EV_CLOSE only: */
   int code;            /* 1000.., 1005 for no status, 1006 abnormal */
@@ -560,6 +562,7 @@ typedef struct {
   unsigned msg_rsv;
   int discard;      /* skipping a data frame received after our close */
   int inflating;    /* the current message is compressed (RSV1) */
+  int stream;       /* data messages come out as WS_EV_PART events */
   ws_utf8_state utf8;
   uint8_t hdr[WS_FRAME_MAX_HEADER];
   /* send side */
@@ -615,6 +618,31 @@ void ws_engine_free(ws_engine *e);
  *     code, empty reason, not clean, initiator WS_BY_LOCAL, error = the
  *     violation, sent = our close frame. Later input is ignored. */
 size_t ws_engine_recv(ws_engine *e, uint8_t *in, size_t len, ws_event *ev);
+
+/* Receive data messages in parts (on 1) rather than whole (0, the
+ * default). Set it before the first byte is fed: returns 0, or WS_ESTATE
+ * once input was fed.
+ *
+ * In part mode ws_engine_recv reports a data message as WS_EV_PART
+ * events as its payload arrives, without waiting for its frame to end:
+ * each part is the payload bytes of one frame that the input held (data
+ * pointing into the input, unmasked in place), or with permessage-deflate
+ * at most 16 KiB of inflated bytes (plus at most 258 held back by zlib,
+ * with the last part). Nothing of a message is buffered, so memory does
+ * not grow with the message, whatever its size or framing. Every part
+ * carries the message's kind and rsv; `fin` is 1 on the last part only.
+ * Empty frames inside a message give no part, but every message ends
+ * with a part with fin (an empty message is one empty part with fin).
+ * Text is validated as UTF-8 across parts: a part holding an invalid
+ * byte, or a last part that leaves a character cut off, is not reported;
+ * the violation (1007) is pending instead, as ws_engine_recv describes,
+ * and the parts reported before it stand. max_message_size,
+ * max_frame_size and max_fragments apply to the message as a whole, as
+ * they do in whole mode (1009), and control frames between a message's
+ * frames are reported between its parts. The parts of a message, joined,
+ * are exactly the message whole mode would report from the same input,
+ * with the same close event. */
+int ws_engine_stream(ws_engine *e, int on);
 
 /* The violation waiting to be acted on (see ws_engine_recv), or
  * WS_V_NONE. */
@@ -804,6 +832,18 @@ void ws_inflater_free(ws_inflater *f);
  * window is carried over to the next one when context takeover is on. */
 int ws_inflate_message(ws_inflater *f, const uint8_t *in, size_t len,
                        int fin, uint64_t max, ws_buf *out);
+
+/* Inflate the next piece of a compressed message like ws_inflate_message
+ * (fin 0), but append at most `room` (> 0) bytes to out: zlib stops there
+ * and *used says how many input bytes it took; call again with the rest
+ * (in + *used) to go on. Output zlib had decoded but could not write (at
+ * most one match, 258 bytes) comes out with the next call's input or the
+ * message's end, which is ws_inflate_message(f, NULL, 0, 1, max, out).
+ * So a message of any size inflates in pieces of at most `room` bytes
+ * (plus that little), none of them kept. Returns what ws_inflate_message
+ * does, and WS_EINVALID for room 0. */
+int ws_inflate_part(ws_inflater *f, const uint8_t *in, size_t len,
+                    uint64_t max, size_t room, ws_buf *out, size_t *used);
 
 /* Start over with an empty window and no error: 0 or WS_EINFLATE. */
 int ws_inflater_reset(ws_inflater *f);

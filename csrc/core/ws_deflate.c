@@ -286,10 +286,15 @@ int ws_inflater_reset(ws_inflater *f) {
 }
 
 /* Run inflate over in[len] into out, at most `max` bytes of output for the
- * message in total. 0 or a WS_E* code. */
+ * message in total, and stopping once `room` bytes were appended (the
+ * input zlib has not taken then is left: *used says how much it took).
+ * 0 or a WS_E* code. */
 static int inflate_some(ws_inflater *f, const uint8_t *in, size_t len,
-                        uint64_t max, ws_buf *out) {
+                        uint64_t max, size_t room_max, ws_buf *out,
+                        size_t *used) {
+  size_t len0 = len, produced = 0;
   f->z.next_in = in;
+  *used = 0;
   while (!f->ended) {
     uInt step = len > UINT_MAX ? UINT_MAX : (uInt)len;
     size_t room, before;
@@ -301,6 +306,8 @@ static int inflate_some(ws_inflater *f, const uint8_t *in, size_t len,
      * the buffer doubles (up to that), so a small message keeps a small
      * buffer. */
     size_t limit = left >= CHUNK ? CHUNK : (size_t)left + 1;
+    if (limit > room_max - produced) limit = room_max - produced;
+    if (limit == 0) break; /* the caller's room is full */
     room = out->cap - out->len;
     if (room < limit && room < MIN_ROOM) {
       size_t want = out->len < 256 ? 256 : out->len;
@@ -317,7 +324,9 @@ static int inflate_some(ws_inflater *f, const uint8_t *in, size_t len,
     rc = inflate(&f->z, Z_SYNC_FLUSH);
     out->len += room - f->z.avail_out;
     f->total += room - f->z.avail_out;
+    produced += room - f->z.avail_out;
     len -= before - f->z.avail_in;
+    *used = len0 - len;
     if (f->total > max) return WS_EINFLATE_LIMIT;
     switch (rc) {
       case Z_OK:
@@ -327,6 +336,7 @@ static int inflate_some(ws_inflater *f, const uint8_t *in, size_t len,
         /* The peer closed the DEFLATE stream with a BFINAL block (7.2.3.4
          * allows it); the rest of the message is ignored. */
         f->ended = 1;
+        *used = len0;
         return 0;
       case Z_MEM_ERROR:
         return WS_ENOMEM;
@@ -366,8 +376,10 @@ int ws_inflate_message(ws_inflater *f, const uint8_t *in, size_t len,
   int rc;
   if (f->failed) return f->failed;
   if (in == NULL && len > 0) return WS_EINVALID;
-  rc = inflate_some(f, in, len, max, out);
-  if (rc == 0 && fin) rc = inflate_some(f, flush_tail, 4, max, out);
+  size_t used;
+  rc = inflate_some(f, in, len, max, SIZE_MAX, out, &used);
+  if (rc == 0 && fin)
+    rc = inflate_some(f, flush_tail, 4, max, SIZE_MAX, out, &used);
   if (rc != 0) return f->failed = rc;
   if (!fin) return 0;
   f->total = 0;
@@ -379,5 +391,20 @@ int ws_inflate_message(ws_inflater *f, const uint8_t *in, size_t len,
     rc = restart_keeping_window(f);
     if (rc != 0) return f->failed = rc;
   }
+  return 0;
+}
+
+int ws_inflate_part(ws_inflater *f, const uint8_t *in, size_t len,
+                    uint64_t max, size_t room, ws_buf *out, size_t *used) {
+  int rc;
+  *used = 0;
+  if (f->failed) return f->failed;
+  if ((in == NULL && len > 0) || room == 0) return WS_EINVALID;
+  if (f->ended) { /* after BFINAL the rest of the message is ignored */
+    *used = len;
+    return 0;
+  }
+  rc = inflate_some(f, in, len, max, room, out, used);
+  if (rc != 0) return f->failed = rc;
   return 0;
 }

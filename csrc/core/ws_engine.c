@@ -783,6 +783,200 @@ static void data_frame_done(ws_engine *e, ws_event *ev) {
                 ev);
 }
 
+/* ------------------------------------------------------------ part mode */
+
+/* Part mode (ws_engine_stream) has its own receive loop, so that whole
+ * mode's keeps its fast path with no test of the mode per frame: the two
+ * share the frame checks (start_frame) and control frames, and differ in
+ * what happens to data payload. */
+
+static void part_event(ws_engine *e, const uint8_t *p, size_t len, int fin,
+                       ws_event *ev) {
+  *ev = no_event;
+  ev->type = WS_EV_PART;
+  ev->kind = e->msg_kind;
+  ev->rsv = e->msg_rsv;
+  ev->fin = fin;
+  ev->data = p ? p : (const uint8_t *)"";
+  ev->len = len;
+  if (fin) e->in_message = 0;
+}
+
+/* Inflated bytes a part carries at most (zlib may add up to one match
+ * held back, with the message's last part). */
+#define PART_INFLATE_ROOM ((size_t)16384)
+
+/* Inflate from p[n] into pmd->in (emptied first), at most
+ * PART_INFLATE_ROOM bytes; *used: input taken. The message's end (fin)
+ * is inflated too once all of p was taken. New text is checked as
+ * UTF-8 before an error of the stream is reported, as inflate_piece
+ * does, so the verdict is whole mode's. */
+static NOINLINE ws_violation inflate_part(ws_engine *e, const uint8_t *p,
+                                          size_t n, int fin, size_t *used) {
+  struct ws_engine_pmd *z = e->pmd;
+  int r;
+  z->in.len = z->in.off = 0;
+  *used = 0;
+  if (z->f == NULL && ws_inflater_new(&z->f, &z->icfg) != 0)
+    return WS_V_NOMEM;
+  r = ws_inflate_part(z->f, p ? p : (const uint8_t *)"", n,
+                      e->cfg.max_message_size, PART_INFLATE_ROOM, &z->in,
+                      used);
+  if (r == 0 && fin && *used == n)
+    r = ws_inflate_message(z->f, NULL, 0, 1, e->cfg.max_message_size,
+                           &z->in);
+  z->st.rx_wire += *used;
+  z->st.rx_raw += z->in.len;
+  if (e->msg_kind == WS_OP_TEXT &&
+      ws_utf8_validate(&e->utf8, z->in.p, z->in.len, NULL) != 0)
+    return WS_V_INVALID_UTF8;
+  if (r == WS_EINFLATE_LIMIT) return WS_V_MESSAGE_TOO_BIG;
+  if (r == WS_EINFLATE) return WS_V_BAD_DEFLATE;
+  if (r != 0) return WS_V_NOMEM;
+  if (e->msg_kind == WS_OP_TEXT && fin && *used == n &&
+      !ws_utf8_complete(e->utf8))
+    return WS_V_INVALID_UTF8;
+  return WS_V_NONE;
+}
+
+/* The payload bytes p[take] of the current data frame, just unmasked
+ * (the mask phase before them was phase0). Returns the bytes consumed
+ * (fewer than take when inflating stopped at a full part: the rest is
+ * masked again and left for the next call), with *ev a part when one is
+ * ready; a violation leaves e->pending set. */
+static size_t stream_payload(ws_engine *e, uint8_t *p, size_t take,
+                             unsigned phase0, ws_event *ev) {
+  int last = e->remaining == take && e->fh.fin;
+  if (e->inflating) {
+    size_t used;
+    ws_violation v = inflate_part(e, p, take, last, &used);
+    if (v != WS_V_NONE) {
+      (void)pend(e, v, 0);
+      return take;
+    }
+    if (used < take) {
+      if (e->fh.masked) {
+        e->mask_phase = (phase0 + (unsigned)used) & 3u;
+        (void)ws_mask(p + used, take - used, e->fh.key, e->mask_phase);
+      }
+      last = 0;
+    }
+    e->remaining -= used;
+    if (last || e->pmd->in.len > 0)
+      part_event(e, e->pmd->in.p, e->pmd->in.len, last, ev);
+    return used;
+  }
+  e->remaining -= take;
+  if (e->msg_kind == WS_OP_TEXT &&
+      (ws_utf8_validate(&e->utf8, p, take, NULL) != 0 ||
+       (last && !ws_utf8_complete(e->utf8)))) {
+    (void)pend(e, WS_V_INVALID_UTF8, 0);
+    return take;
+  }
+  if (take > 0 || last) part_event(e, p, take, last, ev);
+  return take;
+}
+
+static size_t recv_parts(ws_engine *e, uint8_t *in, size_t len,
+                         ws_event *ev) {
+  size_t pos = 0;
+  while (pos < len) {
+    if (!e->in_payload) {
+      ws_violation v;
+      int n;
+      /* The header, as in ws_engine_recv. */
+      if (e->hdr_len == 0) {
+        n = ws_frame_decode(in + pos, len - pos, &e->fh);
+        if (n == WS_EINCOMPLETE) {
+          memcpy(e->hdr, in + pos, len - pos);
+          e->hdr_len = (unsigned)(len - pos);
+          return len;
+        }
+        if (n > 0) pos += (size_t)n;
+      } else {
+        size_t k = sizeof e->hdr - e->hdr_len;
+        if (k > len - pos) k = len - pos;
+        memcpy(e->hdr + e->hdr_len, in + pos, k);
+        n = ws_frame_decode(e->hdr, e->hdr_len + k, &e->fh);
+        if (n == WS_EINCOMPLETE) {
+          e->hdr_len += (unsigned)k;
+          return len;
+        }
+        if (n > 0) {
+          pos += (size_t)n - e->hdr_len;
+          e->hdr_len = 0;
+        }
+      }
+      if (n < 0) return pend(e, WS_V_LENGTH_TOP_BIT, len);
+      if ((v = start_frame(e)) != WS_V_NONE) return pend(e, v, len);
+      e->rx_frames++;
+      if (e->fh.opcode & 0x8) {
+        if (e->remaining <= len - pos) { /* whole: handled in place */
+          uint8_t *p = in + pos;
+          size_t n2 = (size_t)e->remaining;
+          if (e->fh.masked) ws_mask(p, n2, e->fh.key, 0);
+          pos += n2;
+          e->remaining = 0;
+          e->in_payload = 0;
+          control_frame(e, p, n2, ev);
+          return e->pending != WS_V_NONE ? len : pos;
+        }
+        continue;
+      }
+      if (e->remaining > 0) continue;
+      /* An empty data frame: only the message's last one gives a part. */
+      e->in_payload = 0;
+      if (e->discard || !e->fh.fin) {
+        if (e->fh.fin) e->in_message = 0;
+        continue;
+      }
+      (void)stream_payload(e, in + pos, 0, 0, ev);
+      if (e->pending != WS_V_NONE) return len;
+      if (ev->type != WS_EV_NONE) return pos;
+      continue;
+    }
+    {
+      uint8_t *p = in + pos;
+      size_t take = len - pos;
+      unsigned phase0 = e->mask_phase;
+      if ((uint64_t)take > e->remaining) take = (size_t)e->remaining;
+      if (e->fh.masked && !e->discard)
+        e->mask_phase = ws_mask(p, take, e->fh.key, e->mask_phase);
+      if (e->fh.opcode & 0x8) {
+        if (need_cold(e) != 0) return pend(e, WS_V_NOMEM, len);
+        memcpy(e->cold->ctl + e->ctl_len, p, take);
+        e->ctl_len += take;
+        pos += take;
+        e->remaining -= take;
+        if (e->remaining > 0) return pos;
+        e->in_payload = 0;
+        control_frame(e, e->ctl_len ? e->cold->ctl : (const uint8_t *)"",
+                      e->ctl_len, ev);
+        return e->pending != WS_V_NONE ? len : pos;
+      }
+      if (e->discard) {
+        pos += take;
+        e->remaining -= take;
+      } else {
+        pos += stream_payload(e, p, take, phase0, ev);
+        if (e->pending != WS_V_NONE) return len;
+      }
+      if (e->remaining == 0) {
+        e->in_payload = 0;
+        if (e->discard && e->fh.fin) e->in_message = 0;
+      }
+      if (ev->type != WS_EV_NONE) return pos;
+    }
+  }
+  return pos;
+}
+
+int ws_engine_stream(ws_engine *e, int on) {
+  if (e->rx_frames != 0 || e->hdr_len != 0 || e->in_payload) return WS_ESTATE;
+  e->stream = on ? 1 : 0;
+  return 0;
+}
+
 size_t ws_engine_recv(ws_engine *e, uint8_t *in, size_t len, ws_event *ev) {
   size_t pos = 0;
   ev->type = WS_EV_NONE;
@@ -794,6 +988,7 @@ size_t ws_engine_recv(ws_engine *e, uint8_t *in, size_t len, ws_event *ev) {
     return len;
   }
   if (e->failed || e->state == WS_STATE_CLOSED) return len;
+  if (e->stream) return recv_parts(e, in, len, ev);
 
   while (pos < len) {
     if (!e->in_payload) {

@@ -7,6 +7,7 @@
  * be sent) raise; conditions of the data or the connection come back as
  * nil, message, name.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "ws.h"
@@ -24,7 +25,16 @@ typedef struct {
                     writes it); send & co. return the queued size */
   int has_queue; /* the user value is the queue table */
   int head, tail;
+  /* Part mode: input held back once a call has queued PART_BUDGET bytes
+   * of parts (a compressed read can inflate a thousandfold), run by
+   * engine:drain() when the host has room again. malloc'd; blen bytes. */
+  uint8_t *backlog;
+  size_t blen, bcap;
 } lengine;
+
+/* Bytes of parts one call queues before the rest of its input waits in
+ * the backlog: one read's worth. */
+#define PART_BUDGET ((size_t)WS_LUA_BUF_SIZE)
 
 /* The engine userdata at argument 1 (freed or not). Methods carry the
  * engine metatable as their first upvalue, so the check on every call is
@@ -97,7 +107,28 @@ static int l_engine_gc(lua_State *L) {
   lengine *le = (lengine *)luaL_checkudata(L, 1, ENGINE_MT);
   if (le->live) ws_engine_free(&le->e);
   le->live = 0;
+  free(le->backlog);
+  le->backlog = NULL;
+  le->blen = le->bcap = 0;
   return 0;
+}
+
+/* Keep p[n] after the backlog: 0, or raises on memory. */
+static void backlog_add(lua_State *L, lengine *le, const uint8_t *p,
+                        size_t n) {
+  if (n == 0) return;
+  if (le->blen + n > le->bcap) {
+    size_t cap = (le->blen + n) * 2;
+    uint8_t *b = realloc(le->backlog, cap);
+    if (b == NULL) {
+      luaL_error(L, "not enough memory");
+      return;
+    }
+    le->backlog = b;
+    le->bcap = cap;
+  }
+  memcpy(le->backlog + le->blen, p, n);
+  le->blen += n;
 }
 
 /* ------------------------------------------------------------- events */
@@ -142,6 +173,16 @@ void ws_lua_push_event(lua_State *L, const ws_event *ev) {
       set_val(L, "data", top + 1);
       if (ev->type == WS_EV_MESSAGE)
         set_lit(L, "kind", ev->kind == WS_OP_TEXT ? "text" : "binary");
+      lua_remove(L, top + 1);
+      return;
+    case WS_EV_PART:
+      lua_pushlstring(L, (const char *)ev->data, ev->len);
+      lua_createtable(L, 0, 4);
+      set_lit(L, "type", "part");
+      set_val(L, "data", top + 1);
+      set_lit(L, "kind", ev->kind == WS_OP_TEXT ? "text" : "binary");
+      lua_pushboolean(L, ev->fin);
+      lua_setfield(L, -2, "fin");
       lua_remove(L, top + 1);
       return;
     default:
@@ -207,12 +248,13 @@ static void queue_event(lua_State *L, int idx, lengine *le,
   lua_pop(L, 1);
 }
 
-int ws_lua_engine_deliver(lua_State *L, int idx, uint8_t *buf, size_t len) {
-  lengine *le = (lengine *)luaL_checkudata(L, idx, ENGINE_MT);
-  size_t pos = 0;
+/* Run buf[len] through the engine into the queue; returns the bytes
+ * used, fewer than len only when PART_BUDGET bytes of parts were
+ * queued. */
+static size_t run_input(lua_State *L, int idx, lengine *le, uint8_t *buf,
+                        size_t len) {
+  size_t pos = 0, parts = 0;
   int q;
-  if (!le->live) luaL_error(L, "attempt to use a freed protocol engine");
-  if (ws_engine_failing(&le->e) != WS_V_NONE) return 1;
   push_queue(L, idx, le);
   q = lua_gettop(L);
   /* le->live: a finalizer run by an allocation may have freed it */
@@ -222,8 +264,28 @@ int ws_lua_engine_deliver(lua_State *L, int idx, uint8_t *buf, size_t len) {
     if (ev.type == WS_EV_NONE) break;
     ws_lua_push_event(L, &ev);
     enqueue(L, q, le);
+    if (ev.type == WS_EV_PART && (parts += ev.len) >= PART_BUDGET &&
+        pos < len)
+      break;
   }
   lua_pop(L, 1);
+  return pos;
+}
+
+int ws_lua_engine_deliver(lua_State *L, int idx, uint8_t *buf, size_t len) {
+  lengine *le = (lengine *)luaL_checkudata(L, idx, ENGINE_MT);
+  size_t pos;
+  if (!le->live) luaL_error(L, "attempt to use a freed protocol engine");
+  if (ws_engine_failing(&le->e) != WS_V_NONE) return 1;
+  if (le->blen > 0) { /* after what waits, in order */
+    backlog_add(L, le, buf, len);
+    return 1;
+  }
+  pos = run_input(L, idx, le, buf, len);
+  if (le->live && pos < len) {
+    backlog_add(L, le, buf + pos, len - pos);
+    return 1;
+  }
   return le->live && ws_engine_failing(&le->e) != WS_V_NONE;
 }
 
@@ -240,6 +302,36 @@ ws_engine *ws_lua_check_engine(lua_State *L, int idx) {
   lengine *le = (lengine *)luaL_checkudata(L, idx, ENGINE_MT);
   if (!le->live) luaL_error(L, "attempt to use a freed protocol engine");
   return &le->e;
+}
+
+static lengine *le_of(lua_State *L) { return (lengine *)lua_touserdata(L, 1); }
+
+/* engine:drain() -> how many events are queued now: run input held back
+ * in part mode (see engine:backlog) through the engine, again at most
+ * one read's worth of parts. */
+static int l_drain(lua_State *L) {
+  lengine *le = check_engine(L);
+  lua_settop(L, 1);
+  if (le->blen > 0 && ws_engine_failing(&le->e) == WS_V_NONE) {
+    size_t used = run_input(L, 1, le, le->backlog, le->blen);
+    if (used < le->blen)
+      memmove(le->backlog, le->backlog + used, le->blen - used);
+    le->blen -= used;
+  } else if (ws_engine_failing(&le->e) != WS_V_NONE) {
+    le->blen = 0; /* the engine would ignore it */
+  }
+  lua_pushinteger(L, ws_lua_engine_settle(L, 1));
+  return 1;
+}
+
+/* engine:backlog() -> bytes of input held back (part mode): a call that
+ * queued a read's worth of parts keeps the rest of its input for
+ * engine:drain(), so a compressed read that inflates a thousandfold does
+ * not all land in the queue at once. */
+static int l_backlog(lua_State *L) {
+  lengine *le = check_engine(L);
+  lua_pushinteger(L, (lua_Integer)le->blen);
+  return 1;
 }
 
 /* engine:feed(bytes) -> how many events are queued now. The bytes go
@@ -262,6 +354,9 @@ static int l_feed(lua_State *L) {
       off += n;
     }
     ws_lua_buffer_give(L, 3);
+    /* held back (part mode): the rest waits too, in order */
+    if (off < len && le_of(L)->blen > 0)
+      backlog_add(L, le_of(L), (const uint8_t *)s + off, len - off);
   }
   lua_pushinteger(L, ws_lua_engine_settle(L, 1));
   return 1;
@@ -641,6 +736,16 @@ static int l_hold_output(lua_State *L) {
   return 0;
 }
 
+/* engine:stream(on): data messages come out of event() as parts,
+ * { type = "part", data =, kind =, fin = }, as their bytes arrive (see
+ * ws_engine_stream). Raises once bytes were fed. */
+static int l_stream(lua_State *L) {
+  lengine *le = check_engine(L);
+  if (ws_engine_stream(&le->e, lua_toboolean(L, 2)) != 0)
+    return luaL_error(L, "stream: the engine has been fed already");
+  return 0;
+}
+
 /* engine:written() -> output bytes the transport has taken so far */
 static int l_written(lua_State *L) {
   lengine *le = check_engine(L);
@@ -666,7 +771,8 @@ static const luaL_Reg engine_methods[] = {
     {"close", l_close}, {"take_output", l_take_output},
     {"state", l_state}, {"buffered_amount", l_buffered},
     {"hold_output", l_hold_output}, {"written", l_written},
-    {"close_end", l_close_end},
+    {"close_end", l_close_end}, {"stream", l_stream},
+    {"drain", l_drain}, {"backlog", l_backlog},
     {"deflate", l_deflate}, {"deflate_stats", l_deflate_stats},
     {"free", l_engine_gc}, {NULL, NULL}};
 

@@ -80,8 +80,10 @@ local function prune(self, done)
   local h, t = self._uh, self._ut
   if h > t then return end
   local up, ud, uk = self._up, self._ud, self._uk
+  local uf = self._uf
   while h <= t and up[h] <= done do
     up[h], ud[h], uk[h] = nil, nil, nil
+    if uf then uf[h] = nil end
     h = h + 1
   end
   if h > t then h, t = 1, 0 end
@@ -91,8 +93,15 @@ end
 local function unsent_list(self)
   prune(self, self._wpos or self._e:written())
   local out = {}
+  local uf = self._uf
   for i = self._uh, self._ut do
-    out[#out + 1] = { data = self._ud[i], kind = self._uk[i] }
+    local fin = uf and uf[i]
+    if fin == nil then
+      out[#out + 1] = { data = self._ud[i], kind = self._uk[i] }
+    else -- a part of a message sent with send_part
+      out[#out + 1] = { data = self._ud[i], kind = self._uk[i], part = true,
+        fin = fin }
+    end
   end
   prune(self, huge)
   return out
@@ -179,6 +188,30 @@ local function finish(self, ev)
   end
 end
 
+-- A message (or a part of one, on a `stream` connection) for the message
+-- handlers, which get whole messages: parts are joined first (the engine
+-- holds the message to max_message_size).
+local function to_handlers(self, list, ev)
+  if ev.type == "part" then
+    local asm = self._hasm
+    if not ev.fin then
+      if not asm then
+        asm = {}
+        self._hasm = asm
+      end
+      asm[#asm + 1] = ev.data
+      return
+    end
+    if asm then
+      asm[#asm + 1] = ev.data
+      self._hasm = nil
+      handlers.call(list, self._rep, self, table.concat(asm), ev.kind)
+      return
+    end
+  end
+  handlers.call(list, self._rep, self, ev.data, ev.kind)
+end
+
 -- Hand the engine's queued events out, in order. A protocol failure the
 -- engine found after a message waits while messages wait in the inbox, so
 -- the application can answer them before the close frame goes out.
@@ -195,10 +228,10 @@ local function dispatch(self)
     end
     local kind = ev.type
     local hs = self._h
-    if kind == "message" then
+    if kind == "message" or kind == "part" then
       local list = hs and hs.message
       if list then
-        handlers.call(list, self._rep, self, ev.data, ev.kind)
+        to_handlers(self, list, ev)
       else
         local n = self._it + 1
         self._it = n
@@ -358,6 +391,15 @@ local function pull(self, deadline)
     flush(self)
     return
   end
+  if o.stream and e:backlog() > 0 then
+    -- input a read left for later (a compressed read inflates to many
+    -- parts): it goes first, a read's worth at a time
+    e:drain()
+    dispatch(self)
+    flush(self)
+    t:wake()
+    return
+  end
   self._reading = true
   local n, err, msg
   if t.feed then
@@ -485,6 +527,7 @@ function Conn.new(t, role, o, extra)
   local e = core.engine(role, o.max_message_size, o.max_frame_size,
     o.max_fragments)
   e:hold_output(true)
+  if o.stream then e:stream(true) end
   local self = setmetatable({
     role = role, _t = t, _e = e, _o = o,
     _ih = 1, _it = 0, _ibytes = 0, _uh = 1, _ut = 0, -- _inbox: made at need
@@ -520,8 +563,86 @@ function Conn.new(t, role, o, extra)
   return self
 end
 
+local PARTS_OPEN = "a message is being sent in parts: end it with "
+  .. "send_part(data, kind, true) first"
+
+-- Wait (at most `timeout` seconds) for room in the send buffer, before
+-- anything is queued: on timeout the stream is as it was and the
+-- connection stays usable.
+local function room_by(self, timeout)
+  return has_room(self) or
+    run_blocking(self, wait_until, self, has_room, now() + timeout)
+end
+
+-- A message or part the engine accepted (at stream position pos): from
+-- here on it is written or listed in the close event's unsent, so it is
+-- recorded before the write that may find the connection dead. fin: nil
+-- for a whole message, else the part's.
+local function queued(self, data, kind, pos, fin, timeout)
+  local t = self._ut + 1
+  if t == 1 and not self._ud then self._ud, self._uk, self._up = {}, {}, {} end
+  self._ut = t
+  self._ud[t], self._uk[t], self._up[t] = data, kind, pos
+  if fin ~= nil then
+    local uf = self._uf
+    if not uf then
+      uf = {}
+      self._uf = uf
+    end
+    uf[t] = fin
+  elseif self._uf then
+    self._uf[t] = nil
+  end
+  -- (with a deadline the next send waits, bounded, for this one's room)
+  if not flush(self) and not has_room(self) and not timeout then
+    run_blocking(self, wait_until, self, has_room, nil)
+  end
+end
+
+local send_part_of -- Conn.send_part's body, defined below
+
+-- send(fn, kind, opts): the chunks fn returns, up to nil, as one message
+-- in parts (each part one frame; one chunk is read ahead so that the last
+-- carries fin).
+local function send_chunks(self, fn, kind, opts)
+  local fragment, compress, timeout = options.send_opts(opts, 3)
+  if fragment then
+    error("bad argument #3 to 'send' (option 'fragment' does not apply to "
+      .. "a function: each chunk is a frame)", 3)
+  end
+  if kind ~= nil and kind ~= "text" and kind ~= "binary" then
+    error(("bad argument #2 to 'send' (\"text\" or \"binary\" expected, "
+      .. "got %s)"):format(type(kind) == "string" and '"' .. kind .. '"'
+        or type(kind)), 3)
+  end
+  if self.close_event then return nil, "closed" end
+  if self._parts then return nil, PARTS_OPEN end
+  local function next_chunk()
+    local c = fn()
+    if c ~= nil and type(c) ~= "string" then
+      error("bad argument #1 to 'send' (the function returned a " .. type(c)
+        .. ": string or nil expected)", 4)
+    end
+    return c
+  end
+  local cur = next_chunk()
+  for _ = 1, huge do
+    local nxt = cur ~= nil and next_chunk() or nil
+    local ok, err = send_part_of(self, cur or "", kind, nxt == nil, compress,
+      timeout)
+    if not ok then return nil, err end
+    if nxt == nil then return true end
+    cur = nxt
+  end
+end
+
 --- Send a message.
--- @tparam string data
+-- @tparam string|function data the message, or a function returning its
+--   chunks one a call, then nil: the message is sent in parts as they come
+--   (as send_part does: a frame a chunk, `fragment` refused), so it never
+--   has to be held whole. A part that cannot be sent (nil, "closed" |
+--   "timeout" | ...) ends the call with that error and leaves the message
+--   open: end it with send_part(data, kind, true), or close.
 -- @tparam[opt="text"] string kind "text" or "binary"
 -- @tparam[opt] table opts `fragment`: send as frames of at most this many
 --   payload bytes; `compress`: false sends it uncompressed, true
@@ -530,42 +651,28 @@ end
 --   the send buffer (max_buffered) before queueing.
 -- @return true (accepted: written, or listed in the close event's
 --   `unsent` if the connection ends first) | nil, "closed" | "closing" |
---   "timeout" | "text is not valid UTF-8" (not accepted)
+--   "timeout" | "text is not valid UTF-8" | "a message is being sent in
+--   parts: ..." (while a send_part message is open) (not accepted)
 function Conn:send(data, kind, opts)
   check(self)
+  if type(data) == "function" then return send_chunks(self, data, kind, opts) end
   if type(data) ~= "string" then
-    error("bad argument #1 to 'send' (string expected, got " .. type(data)
-      .. ")", 2)
+    error("bad argument #1 to 'send' (string or function expected, got "
+      .. type(data) .. ")", 2)
   end
   local fragment, compress, timeout = options.send_opts(opts, 2)
   if self.close_event then return nil, "closed" end
+  if self._parts then return nil, PARTS_OPEN end
   timeout = timeout or self._o.send_wait
-  if timeout then
-    -- a deadline bounds the wait for room, before anything is queued: on
-    -- timeout the stream is as it was and the connection stays usable
-    if not has_room(self) and
-        not run_blocking(self, wait_until, self, has_room, now() + timeout)
-        then
-      return nil, "timeout"
-    end
-    if self.close_event then return nil, "closed" end
-  end
+  if timeout and not room_by(self, timeout) then return nil, "timeout" end
+  if self.close_event then return nil, "closed" end
+  if self._parts then return nil, PARTS_OPEN end
   local pos, err, name = self._e:send(data, kind, fragment, compress)
   if not pos then
     if name == "closing" or name == "closed" then return nil, name end
     return nil, err
   end
-  -- from here on the message is written or listed in the close event's
-  -- unsent, so it is recorded before the write that may find the
-  -- connection dead
-  local t = self._ut + 1
-  if t == 1 and not self._ud then self._ud, self._uk, self._up = {}, {}, {} end
-  self._ut = t
-  self._ud[t], self._uk[t], self._up[t] = data, kind or "text", pos
-  -- (with a deadline the next send waits, bounded, for this one's room)
-  if not flush(self) and not has_room(self) and not timeout then
-    run_blocking(self, wait_until, self, has_room, nil)
-  end
+  queued(self, data, kind or "text", pos, nil, timeout)
   return true
 end
 
@@ -585,35 +692,147 @@ function Conn:_send_framed(frame, data, kind, max_behind)
   if t == 1 and not self._ud then self._ud, self._uk, self._up = {}, {}, {} end
   self._ut = t
   self._ud[t], self._uk[t], self._up[t] = data, kind, pos
+  if self._uf then self._uf[t] = nil end -- a whole message, not a part
   flush(self)
   return true
 end
 
+local function check_kind(kind, fname)
+  if kind ~= nil and kind ~= "text" and kind ~= "binary" then
+    error(("bad argument #2 to '%s' (\"text\" or \"binary\" expected, "
+      .. "got %s)"):format(fname, type(kind) == "string"
+        and '"' .. kind .. '"' or type(kind)), 3)
+  end
+end
+
+--- Send one part of a message: the message is sent as it is produced, a
+-- frame a part, and ends with the part that has `fin`. Other messages
+-- wait (send returns nil and an error) until it ends; pings and close may
+-- come between its parts.
+-- @tparam string data this part's bytes (may be empty)
+-- @tparam[opt="text"] string kind "text" or "binary": the message's, given
+--   with its first part (a later part naming another kind raises)
+-- @tparam[opt=false] boolean fin true on the message's last part
+-- @tparam[opt] table opts `compress`: false sends the message uncompressed
+--   (first part only, with permessage-deflate agreed); `timeout` (default:
+--   the send_wait option): how long to wait for room in the send buffer
+-- @return true (accepted: written, or listed in the close event's
+--   `unsent` with `part = true` and its `fin` if the connection ends
+--   first) | nil, "closed" | "closing" | "timeout" |
+--   "text is not valid UTF-8" (not accepted: nothing was queued, and the
+--   message stays open)
+function Conn:send_part(data, kind, fin, opts)
+  check(self)
+  if type(data) ~= "string" then
+    error("bad argument #1 to 'send_part' (string expected, got "
+      .. type(data) .. ")", 2)
+  end
+  check_kind(kind, "send_part")
+  if fin ~= nil and type(fin) ~= "boolean" then
+    error("bad argument #3 to 'send_part' (boolean expected, got "
+      .. type(fin) .. ")", 2)
+  end
+  local compress, timeout = options.send_part_opts(opts, 2)
+  local open = self._parts
+  if open and kind and kind ~= open then
+    error(("bad argument #2 to 'send_part' (the message being sent is %s)")
+      :format(open), 2)
+  end
+  return send_part_of(self, data, kind, fin, compress, timeout)
+end
+
+function send_part_of(self, data, kind, fin, compress, timeout)
+  kind = self._parts or kind or "text"
+  if self.close_event then return nil, "closed" end
+  timeout = timeout or self._o.send_wait
+  if timeout and not room_by(self, timeout) then return nil, "timeout" end
+  if self.close_event then return nil, "closed" end
+  local pos, err, name = self._e:send_part(data, kind, fin, compress)
+  if not pos then
+    if name == "closing" or name == "closed" then return nil, name end
+    return nil, err
+  end
+  self._parts = not fin and kind or nil
+  queued(self, data, kind, pos, fin == true, timeout)
+  return true
+end
+
+-- Take the oldest inbox entry (a message, or a part on a `stream`
+-- connection).
+local function pop(self)
+  local i = self._ih
+  local ev = self._inbox[i]
+  self._inbox[i] = nil
+  self._ih = i + 1
+  self._ibytes = self._ibytes - #ev.data
+  if self._ih > self._it then self._ih, self._it = 1, 0 end
+  self._t:wake() -- room for the reader, or a failure may go out now
+  return ev
+end
+
+local function closed_result(self)
+  if not self._bg then teardown(self) end
+  return nil, "closed", self.close_event
+end
+
+-- The next whole message. On a `stream` connection its parts are joined
+-- as they come, out of the inbox (so a message larger than the inbox
+-- still flows); a timeout keeps what was joined for the next call.
 local function receive(self, timeout)
+  local deadline = timeout and now() + timeout
+  for _ = 1, huge do
+    if self._ih > self._it and not self.close_event then
+      wait_until(self, has_message, deadline)
+    end
+    if self._ih <= self._it then
+      local ev = pop(self)
+      if ev.type ~= "part" then return ev.data, ev.kind end
+      local asm = self._rasm
+      if ev.fin then
+        if not asm then return ev.data, ev.kind end
+        self._rasm = nil
+        asm[#asm + 1] = ev.data
+        return table.concat(asm), ev.kind
+      end
+      if not asm then
+        asm = {}
+        self._rasm, self._rkind = asm, ev.kind
+      end
+      asm[#asm + 1] = ev.data
+    elseif self.close_event then
+      self._rasm = nil
+      return closed_result(self)
+    else
+      return nil, "timeout"
+    end
+  end
+end
+
+-- The next part: data, kind, fin. What a timed-out receive() had joined
+-- comes first, as one part.
+local function receive_part(self, timeout)
+  local asm = self._rasm
+  if asm then
+    self._rasm = nil
+    self._half = true
+    return table.concat(asm), self._rkind, false
+  end
   if self._ih > self._it and not self.close_event then
     wait_until(self, has_message, timeout and now() + timeout)
   end
-  local i = self._ih
-  if i <= self._it then
-    local ev = self._inbox[i]
-    self._inbox[i] = nil
-    self._ih = i + 1
-    self._ibytes = self._ibytes - #ev.data
-    if self._ih > self._it then self._ih, self._it = 1, 0 end
-    self._t:wake() -- room for the reader, or a failure may go out now
-    return ev.data, ev.kind
+  if self._ih <= self._it then
+    local ev = pop(self)
+    local fin = ev.type ~= "part" or ev.fin
+    self._half = not fin
+    return ev.data, ev.kind, fin
   end
   if self.close_event then
-    if not self._bg then teardown(self) end
-    return nil, "closed", self.close_event
+    self._half = false
+    return closed_result(self)
   end
   return nil, "timeout"
 end
 
---- Receive the next message. Raises if the connection's messages go to
--- on("message") handlers.
--- @tparam[opt] number timeout seconds
--- @return data, kind | nil, "closed", close_event | nil, "timeout"
 -- Messages go either to `receive` or to on("message") handlers: raise
 -- when a caller mixes the two.
 local function not_handled(self, fname, level)
@@ -625,22 +844,46 @@ local function not_handled(self, fname, level)
   end
 end
 
-local function receive_waiting(self, timeout)
+local function receive_waiting(self, fn, timeout)
   self._rwait = self._rwait + 1
-  local a, b, c = receive(self, timeout)
+  local a, b, c = fn(self, timeout)
   self._rwait = self._rwait - 1
   return a, b, c
 end
 
-function Conn:receive(timeout)
+--- Receive the next message, or with `partial` the next part of one.
+-- Raises if the connection's messages go to on("message") handlers, and
+-- when a whole message is asked for while one is half read in parts.
+-- @tparam[opt] number|table opts the timeout in seconds, or a table:
+--   `partial` (boolean): return the next part of a message (on a
+--   connection without the `stream` option each whole message is one
+--   part with fin true); `timeout` (seconds)
+-- @return data, kind (and with `partial`, fin: true on a message's last
+--   part) | nil, "closed", close_event | nil, "timeout"
+function Conn:receive(opts)
   check(self)
-  if timeout ~= nil and type(timeout) ~= "number" then
-    error("bad argument #1 to 'receive' (number expected, got "
-      .. type(timeout) .. ")", 2)
+  local partial, timeout = false, opts
+  if type(opts) == "table" then
+    partial, timeout = options.receive_opts(opts, 2)
+  elseif opts ~= nil and type(opts) ~= "number" then
+    error("bad argument #1 to 'receive' (number or table expected, got "
+      .. type(opts) .. ")", 2)
   end
   if self._h then not_handled(self, "receive", 2) end
-  if self._ih <= self._it then return receive(self) end
-  return run_blocking(self, receive_waiting, self, timeout)
+  if partial then
+    if self._ih <= self._it and not self._rasm then
+      return receive_part(self)
+    end
+    return run_blocking(self, receive_waiting, self, receive_part, timeout)
+  end
+  if self._half then
+    error("cannot receive a whole message: one is half read in parts "
+      .. "(call receive{ partial = true } until its last part)", 2)
+  end
+  if self._ih <= self._it and self._inbox[self._ih].type ~= "part" then
+    return receive(self)
+  end
+  return run_blocking(self, receive_waiting, self, receive, timeout)
 end
 
 --- Iterate over messages until the connection closes.
@@ -780,6 +1023,10 @@ function Conn:on(event, fn)
     error("cannot add a message handler: a receive() is waiting on this "
       .. "connection", 2)
   end
+  if event == "message" and self._half then
+    error("cannot add a message handler: a message is half read with "
+      .. "receive{ partial = true }", 2)
+  end
   local lists = self._h
   if not lists then
     lists = {}
@@ -788,11 +1035,15 @@ function Conn:on(event, fn)
   end
   local list = handlers.add(lists, known_events, event, fn, 3)
   if event == "message" then
+    if self._rasm then
+      -- a receive() that timed out had joined the start of a message
+      self._hasm, self._rasm = self._rasm, nil
+    end
     while self._ih <= self._it do
       local ev = self._inbox[self._ih]
       self._inbox[self._ih] = nil
       self._ih = self._ih + 1
-      handlers.call(list, self._rep, self, ev.data, ev.kind)
+      to_handlers(self, list, ev)
     end
     self._ih, self._it, self._ibytes = 1, 0, 0
     self._t:wake()

@@ -67,6 +67,11 @@ options.CONNECTION = schema.fields(options.ENGINE, {
       .. "(TCP back-pressure)" },
   { name = "inbox_max_bytes", type = T.size, default = 1048576,
     doc = "... or while this many bytes of messages wait" },
+  { name = "stream", type = T.boolean, default = false,
+    doc = "receive messages in parts as their bytes arrive, so memory does "
+      .. "not grow with a message: receive{ partial = true } returns them; "
+      .. "receive(), messages() and handlers still get whole messages "
+      .. "(doc/streaming.md)" },
   { name = "heartbeat", type = T.table(options.HEARTBEAT),
     default_doc = "off",
     doc = "ping the peer when it is quiet; { interval = s, timeout = s }" },
@@ -457,6 +462,33 @@ options.broadcast = { fname = "broadcast", argn = 3, fields = {
     doc = "a connection left out (the sender, say)" },
 } }
 
+--- send_part(data, kind, fin, opts)'s options.
+options.send_part = { fname = "send_part", argn = 4, fields = {
+  { name = "compress", type = T.boolean,
+    default_doc = "compressed when agreed",
+    doc = "false on the first part: send this message uncompressed (only "
+      .. "with permessage-deflate agreed; ignored on later parts)" },
+  { name = "timeout", type = T.seconds, default_doc = "send_wait",
+    doc = "longest wait for room in the send buffer (max_buffered) before "
+      .. "the part is queued: nil, \"timeout\" after it, with nothing "
+      .. "queued" },
+} }
+
+-- Seconds to wait where 0 means "only what is there now" (a frame loop
+-- polling).
+local POLL_SECONDS = { expected = "number >= 0", doc = "seconds >= 0",
+  check = function(v) return schema.is_finite(v) and v >= 0 end }
+
+--- receive(opts)'s options (receive(timeout) is receive{ timeout = s }).
+options.receive = { fname = "receive", argn = 1, fields = {
+  { name = "partial", type = T.boolean, default = false,
+    doc = "return the next part of a message: data, kind, fin (on a "
+      .. "connection without `stream`, each whole message is one part)" },
+  { name = "timeout", type = POLL_SECONDS, default_doc = "no limit",
+    doc = "how long to wait (0: take only what is there): nil, "
+      .. "\"timeout\" after it" },
+} }
+
 --- The sections of doc/options.md, in order (.ci/options_doc.lua writes
 -- it from these): `title` (an entry point as it is called, or a shared
 -- part), `text` (a paragraph), `schema` (an entry point's) or `fields` (a
@@ -504,6 +536,13 @@ options.DOC = {
   { title = "server:broadcast(data, kind, opts)", schema = options.broadcast,
     text = "The options of a server's `broadcast`: one message framed once "
       .. "and queued on every open connection without waiting." },
+  { title = "send_part(data, kind, fin, opts)", schema = options.send_part,
+    text = "The options of a connection's `send_part` "
+      .. "([streaming.md](streaming.md))." },
+  { title = "receive(opts)", schema = options.receive,
+    text = "A connection's `receive` with a table "
+      .. "([streaming.md](streaming.md)); `receive(timeout)` is "
+      .. "`receive{ timeout = timeout }`." },
   { title = "ws.reconnect.fixed(delay, opts)", schema = options.fixed,
     text = "The same delay every time (`delay`: seconds, finite and "
       .. ">= 0)." },
@@ -543,6 +582,20 @@ function options.send_opts(opts, level)
   if opts == nil then return nil, nil, nil end
   schema.check(options.send, opts, level + 1)
   return opts.fragment, opts.compress, opts.timeout
+end
+
+--- Validate send_part's options table; returns the compress flag and the
+-- timeout (or nils).
+function options.send_part_opts(opts, level)
+  if opts == nil then return nil, nil end
+  schema.check(options.send_part, opts, level + 1)
+  return opts.compress, opts.timeout
+end
+
+--- Validate receive's options table; returns partial and timeout.
+function options.receive_opts(opts, level)
+  schema.check(options.receive, opts, level + 1)
+  return opts.partial == true, opts.timeout
 end
 
 --- Check the arguments of a `close(code, reason)` call before anything
