@@ -362,8 +362,9 @@ int ws_net_unix_listen(const char *path, int backlog, int mode, int *fd,
     return err;
   }
   /* The file is ours from here: remove it again on any failure. */
-  if (mode >= 0 && chmod(path, (mode_t)mode) != 0) err = errno;
-  else if (listen(s, backlog) != 0) err = errno;
+  if ((mode >= 0 && chmod(path, (mode_t)mode) != 0) ||
+      listen(s, backlog) != 0)
+    err = errno;
   if (err != 0) {
     ws_net_unix_id mine;
     mine.dev = (uint64_t)st.st_dev;
