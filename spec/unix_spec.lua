@@ -72,7 +72,8 @@ end
 -- Leave a stale socket file at p: a socket bound there by a process that
 -- has exited.
 local function stale_socket(p)
-  sh("/usr/bin/python3 -c " .. quote("import socket, sys; "
+  sh("env -u LD_PRELOAD -u ASAN_OPTIONS -u UBSAN_OPTIONS /usr/bin/python3 -c "
+    .. quote("import socket, sys; "
     .. "socket.socket(socket.AF_UNIX).bind(sys.argv[1])") .. " " .. quote(p))
   assert(file_type(p) == "socket", "no stale socket made at " .. p)
 end
