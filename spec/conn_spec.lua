@@ -465,7 +465,7 @@ describe("connection failures", function()
 
   it("raises for a URL that is not ws or wss", function()
     assert.has_error(function() ws.connect("http://x/") end,
-      "bad argument #1 to 'connect' (unsupported scheme 'http' (ws or wss expected))")
+      "bad argument #1 to 'connect' (unsupported scheme 'http' (ws, wss, ws+unix or wss+unix expected))")
   end)
 end)
 

@@ -371,8 +371,8 @@ describe("ws.resty in nginx", function()
     local at = "^[^\n]*/spec/support/resty_app%.lua:%d+: "
     local want = {
       "bad argument #1 to 'connect' (string expected, got number)",
-      "bad argument #1 to 'connect' (unsupported scheme 'http' (ws or wss "
-        .. "expected))",
+      "bad argument #1 to 'connect' (unsupported scheme 'http' (ws, wss, "
+        .. "ws+unix or wss+unix expected))",
       "bad argument #2 to 'connect' (unknown option 'bogus')",
       "bad argument #2 to 'connect' (option 'timeout': positive number "
         .. "expected, got -1)",
@@ -616,6 +616,18 @@ describe("ws.resty in nginx", function()
         expect_echo(lines, "nil", "resty bye")
       end)
     end
+
+    it("talks to a node server on a Unix socket (ws+unix:)", function()
+      local dir = os.tmpname()
+      os.remove(dir)
+      assert(os.execute("mkdir -m 755 " .. dir))
+      local peer = peers.server("node", { unix = dir .. "/node.sock" })
+      local ok, lines = pcall(run_client, peer.url("/"), "echo")
+      peer:stop()
+      os.execute("rm -rf " .. dir)
+      assert(ok, lines)
+      expect_echo(lines, "nil", "resty bye")
+    end)
 
     it("connects over IPv6", function()
       local lines = run_client(("ws://[::1]:%d/echo/v6"):format(

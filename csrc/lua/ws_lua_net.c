@@ -33,9 +33,15 @@ typedef struct {
   ws_net_addr peer;
 } lsock;
 
+/* Room for any system's sun_path (Linux 108, the BSDs and macOS 104). */
+#define UNIX_PATH_ROOM 128
+
 typedef struct {
   int fd;
   int port;
+  int is_unix;       /* a Unix socket: path and id name its file */
+  ws_net_unix_id id;
+  char path[UNIX_PATH_ROOM];
 } llistener;
 
 typedef struct {
@@ -164,6 +170,46 @@ static int l_tcp_connect(lua_State *L) {
   s->peer.family = strchr(addr, ':') ? WS_NET_INET6 : WS_NET_INET;
   strncpy(s->peer.addr, addr, sizeof s->peer.addr - 1);
   s->peer.port = port;
+  return 1;
+}
+
+/* A Unix socket path argument: a string without NUL bytes, not empty.
+ * Its length is checked by the net layer (ENAMETOOLONG). */
+static const char *check_unix_path(lua_State *L, int idx, size_t *len) {
+  const char *path = luaL_checklstring(L, idx, len);
+  if (*len == 0) luaL_argerror(L, idx, "empty path");
+  if (strlen(path) != *len) luaL_argerror(L, idx, "path contains a NUL byte");
+  return path;
+}
+
+static int push_too_long(lua_State *L, const char *path, size_t len) {
+  return ws_lua_push_fail(L, "toolong",
+      lua_pushfstring(L, "Unix socket path is %d bytes, longer than the %d "
+                      "this system allows: %s", (int)len,
+                      (int)ws_net_unix_max(), path));
+}
+
+/* core.unix_max() -> the longest Unix socket path, in bytes */
+static int l_unix_max(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)ws_net_unix_max());
+  return 1;
+}
+
+/* core.unix_connect(path) -> sock | nil, errname, message. "wouldblock"
+ * when the listener's queue is full: try again a little later. */
+static int l_unix_connect(lua_State *L) {
+  size_t len;
+  const char *path = check_unix_path(L, 1, &len);
+  lsock *s = new_sock(L);
+  int err = ws_net_unix_connect(path, &s->fd);
+  if (err == ENAMETOOLONG) return push_too_long(L, path, len);
+  if (err != 0)
+    return ws_lua_push_fail(L, ws_net_errname(err),
+        lua_pushfstring(L, "%s (%s)", ws_net_strerror(err), path));
+  s->connecting = 1;
+  s->peer.family = WS_NET_UNIX;
+  strncpy(s->peer.addr, path, sizeof s->peer.addr - 1);
+  s->peer.port = 0;
   return 1;
 }
 
@@ -472,8 +518,8 @@ static int l_tcp_listen(lua_State *L) {
   const char *msg;
   llistener *ls = (llistener *)ws_newuserdata(L, sizeof *ls);
   int err;
+  memset(ls, 0, sizeof *ls);
   ls->fd = -1;
-  ls->port = 0;
   ws_setmetatable(L, LISTENER_MT);
   if (backlog < 0 || backlog > 65535)
     return luaL_argerror(L, 3, "backlog out of range");
@@ -481,6 +527,49 @@ static int l_tcp_listen(lua_State *L) {
                          &msg);
   if (err == ENOENT && msg) return ws_lua_push_fail(L, "dns", msg);
   if (err != 0) return push_errno(L, err);
+  return 1;
+}
+
+/* core.unix_listen(path[, backlog[, mode]]) -> listener | nil, errname,
+ * message. mode (0 to 0777) is given to the socket file before anyone can
+ * connect; nil leaves the umask's. A stale socket file is replaced; a live
+ * one is "addrinuse", a file that is not a socket "notsock" (left alone).
+ * Closing the listener removes the file if it is still the one it made. */
+static int l_unix_listen(lua_State *L) {
+  size_t len;
+  const char *path = check_unix_path(L, 1, &len);
+  lua_Integer backlog = luaL_optinteger(L, 2, 0);
+  lua_Integer mode = luaL_optinteger(L, 3, -1);
+  llistener *ls;
+  int err;
+  if (backlog < 0 || backlog > 65535)
+    return luaL_argerror(L, 2, "backlog out of range");
+  if (mode < -1 || mode > 0777) return luaL_argerror(L, 3, "mode out of range");
+  ls = (llistener *)ws_newuserdata(L, sizeof *ls);
+  memset(ls, 0, sizeof *ls);
+  ls->fd = -1;
+  ws_setmetatable(L, LISTENER_MT);
+  if (len >= sizeof ls->path) return push_too_long(L, path, len);
+  err = ws_net_unix_listen(path, (int)backlog, (int)mode, &ls->fd, &ls->id);
+  switch (err) {
+    case 0:
+      break;
+    case ENAMETOOLONG:
+      return push_too_long(L, path, len);
+    case EADDRINUSE:
+      return ws_lua_push_fail(L, "addrinuse",
+          lua_pushfstring(L, "address in use: a server is listening on %s",
+                          path));
+    case ENOTSOCK:
+      return ws_lua_push_fail(L, "notsock",
+          lua_pushfstring(L, "%s exists and is not a socket (left as it "
+                          "is)", path));
+    default:
+      return ws_lua_push_fail(L, ws_net_errname(err),
+          lua_pushfstring(L, "%s (%s)", ws_net_strerror(err), path));
+  }
+  ls->is_unix = 1;
+  memcpy(ls->path, path, len + 1);
   return 1;
 }
 
@@ -510,9 +599,22 @@ static int l_listener_port(lua_State *L) {
   return 1;
 }
 
+/* listener:path() -> the Unix socket path | nil (TCP) */
+static int l_listener_path(lua_State *L) {
+  llistener *ls = check_listener(L);
+  if (ls->is_unix) lua_pushstring(L, ls->path);
+  else lua_pushnil(L);
+  return 1;
+}
+
+/* Also removes a Unix listener's socket file, if it is still the one it
+ * made (another server may have replaced it since). */
 static int l_listener_close(lua_State *L) {
   llistener *ls = check_listener(L);
-  if (ls->fd >= 0) ws_net_close(ls->fd);
+  if (ls->fd >= 0) {
+    ws_net_close(ls->fd);
+    if (ls->is_unix) (void)ws_net_unix_unlink(ls->path, &ls->id);
+  }
   ls->fd = -1;
   lua_pushboolean(L, 1);
   return 1;
@@ -787,7 +889,7 @@ static const luaL_Reg sock_methods[] = {
 
 static const luaL_Reg listener_methods[] = {
     {"accept", l_accept}, {"fd", l_listener_fd}, {"port", l_listener_port},
-    {"close", l_listener_close}, {NULL, NULL}};
+    {"path", l_listener_path}, {"close", l_listener_close}, {NULL, NULL}};
 
 static const luaL_Reg tlsctx_methods[] = {{"mode", l_tlsctx_mode},
                                           {NULL, NULL}};
@@ -802,6 +904,8 @@ static const luaL_Reg poller_methods[] = {
 static const luaL_Reg net_functions[] = {
     {"now", l_now}, {"tcp_connect", l_tcp_connect},
     {"tcp_listen", l_tcp_listen}, {"tls_context", l_tls_context},
+    {"unix_connect", l_unix_connect}, {"unix_listen", l_unix_listen},
+    {"unix_max", l_unix_max},
     {"poller", l_poller}, {NULL, NULL}};
 
 void ws_lua_new_class(lua_State *L, const char *name, const luaL_Reg *methods,

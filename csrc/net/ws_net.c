@@ -14,11 +14,14 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -59,7 +62,7 @@ static const errname_entry errnames[] = {
     {EEXIST, "exists"},           {ENOENT, "notfound"},
     {EINVAL, "invalid"},          {ENOTCONN, "notconn"},
     {EINPROGRESS, "inprogress"},  {EAGAIN, "wouldblock"},
-    {ENOTSOCK, "notsock"}};
+    {ENOTSOCK, "notsock"},        {ENAMETOOLONG, "toolong"}};
 
 const char *ws_net_errname(int err) {
   size_t i;
@@ -81,6 +84,21 @@ double ws_net_now(void) {
 static void addr_from_sockaddr(const struct sockaddr *sa, socklen_t len,
                                ws_net_addr *out) {
   memset(out, 0, sizeof *out);
+  if (sa->sa_family == AF_UNIX) {
+    const struct sockaddr_un *un = (const struct sockaddr_un *)(const void *)sa;
+    size_t off = offsetof(struct sockaddr_un, sun_path), n = 0;
+    out->family = WS_NET_UNIX;
+    /* An unnamed peer has no path at all; an abstract one starts with a
+     * NUL byte and is not text: both read as "". */
+    if ((size_t)len > off && un->sun_path[0] != '\0') {
+      size_t max = (size_t)len - off;
+      while (n < max && n < sizeof out->addr - 1 && un->sun_path[n] != '\0')
+        n++;
+      memcpy(out->addr, un->sun_path, n);
+    }
+    out->addr[n] = '\0';
+    return;
+  }
   if (sa->sa_family == AF_INET6) {
     out->family = WS_NET_INET6;
     out->port = ntohs(((const struct sockaddr_in6 *)(const void *)sa)->sin6_port);
@@ -272,6 +290,120 @@ int ws_net_listen_ex(const char *host, int port, int backlog, unsigned flags,
   }
   freeaddrinfo(res);
   return err;
+}
+
+/* ------------------------------------------------------ Unix sockets */
+
+size_t ws_net_unix_max(void) {
+  struct sockaddr_un un;
+  return sizeof un.sun_path - 1;
+}
+
+static int unix_addr(const char *path, struct sockaddr_un *un,
+                     socklen_t *len) {
+  size_t n = strlen(path);
+  if (n == 0) return ENOENT;
+  if (n > ws_net_unix_max()) return ENAMETOOLONG;
+  memset(un, 0, sizeof *un);
+  un->sun_family = AF_UNIX;
+  memcpy(un->sun_path, path, n + 1);
+  *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+  return 0;
+}
+
+int ws_net_unix_connect(const char *path, int *fd) {
+  struct sockaddr_un un;
+  socklen_t len;
+  int err = unix_addr(path, &un, &len), s;
+  *fd = -1;
+  if (err != 0) return err;
+  if ((err = new_socket(AF_UNIX, &s)) != 0) return err;
+  if (connect(s, (struct sockaddr *)&un, len) == 0 || errno == EINPROGRESS ||
+      errno == EINTR) {
+    *fd = s;
+    return 0;
+  }
+  err = errno == EWOULDBLOCK ? EAGAIN : errno;
+  ws_net_close(s);
+  return err;
+}
+
+/* Whether something accepts connections on the socket file at un: a
+ * refused (or vanished) connection says the file is stale. A full queue
+ * (EAGAIN) is a live server too. */
+static int unix_alive(const struct sockaddr_un *un, socklen_t len) {
+  int s, alive;
+  if (new_socket(AF_UNIX, &s) != 0) return 1; /* cannot tell: keep it */
+  alive = connect(s, (const struct sockaddr *)un, len) == 0 ||
+          (errno != ECONNREFUSED && errno != ENOENT);
+  ws_net_close(s);
+  return alive;
+}
+
+static int unix_bind(int s, const char *path, const struct sockaddr_un *un,
+                     socklen_t len) {
+  struct stat st;
+  int tries;
+  /* Twice at most: once as things are, once after removing a stale file
+   * (someone else may have bound it meanwhile; then it is theirs). */
+  for (tries = 0; tries < 2; tries++) {
+    if (bind(s, (const struct sockaddr *)un, len) == 0) return 0;
+    if (errno != EADDRINUSE) return errno;
+    if (lstat(path, &st) != 0) {
+      if (errno == ENOENT) continue; /* gone meanwhile: bind again */
+      return errno;
+    }
+    if (!S_ISSOCK(st.st_mode)) return ENOTSOCK;
+    if (tries > 0 || unix_alive(un, len)) return EADDRINUSE;
+    if (unlink(path) != 0 && errno != ENOENT) return errno;
+  }
+  return EADDRINUSE;
+}
+
+int ws_net_unix_listen(const char *path, int backlog, int mode, int *fd,
+                       ws_net_unix_id *id) {
+  struct sockaddr_un un;
+  struct stat st;
+  socklen_t len;
+  int err = unix_addr(path, &un, &len), s;
+  *fd = -1;
+  if (err != 0) return err;
+  if (backlog <= 0) backlog = SOMAXCONN;
+  if ((err = new_socket(AF_UNIX, &s)) != 0) return err;
+  if ((err = unix_bind(s, path, &un, len)) != 0) {
+    ws_net_close(s);
+    return err;
+  }
+  if (lstat(path, &st) != 0) {
+    err = errno;
+    ws_net_close(s);
+    return err;
+  }
+  /* The file is ours from here: remove it again on any failure. */
+  if ((mode >= 0 && chmod(path, (mode_t)mode) != 0) ||
+      listen(s, backlog) != 0)
+    err = errno;
+  if (err != 0) {
+    ws_net_unix_id mine;
+    mine.dev = (uint64_t)st.st_dev;
+    mine.ino = (uint64_t)st.st_ino;
+    (void)ws_net_unix_unlink(path, &mine);
+    ws_net_close(s);
+    return err;
+  }
+  id->dev = (uint64_t)st.st_dev;
+  id->ino = (uint64_t)st.st_ino;
+  *fd = s;
+  return 0;
+}
+
+int ws_net_unix_unlink(const char *path, const ws_net_unix_id *id) {
+  struct stat st;
+  if (lstat(path, &st) != 0) return errno;
+  if (!S_ISSOCK(st.st_mode) || (uint64_t)st.st_dev != id->dev ||
+      (uint64_t)st.st_ino != id->ino)
+    return ENOENT;
+  return unlink(path) == 0 ? 0 : errno;
 }
 
 /* Errors Linux passes up from accept for a connection that died while

@@ -25,11 +25,14 @@ extern "C" {
 
 typedef enum {
   WS_NET_ANY = 0,  /* resolve: both families */
+  WS_NET_UNIX = 1, /* a peer address only: Unix domain */
   WS_NET_INET = 4,
   WS_NET_INET6 = 6
 } ws_net_family;
 
-/* A resolved or peer address in text form. */
+/* A resolved or peer address in text form. A Unix domain peer has port 0
+ * and its bound path as addr, or "" when it is unnamed (a client's
+ * usually is; a longer path is cut). */
 typedef struct {
   ws_net_family family;
   char addr[WS_NET_ADDRSTRLEN];
@@ -140,6 +143,43 @@ int ws_net_abort(int fd);
 
 /* close(2), ignoring EINTR (the descriptor is gone either way). */
 void ws_net_close(int fd);
+
+/* ------------------------------------------------------ Unix sockets */
+
+/* The longest Unix socket path, in bytes (sun_path less its NUL). */
+size_t ws_net_unix_max(void);
+
+/* Start a connection to the Unix stream socket at path. Returns 0 with *fd
+ * the new socket (treat it like ws_net_connect's: connected, or still in
+ * progress on systems that do that), ENAMETOOLONG for a path longer than
+ * ws_net_unix_max(), EAGAIN when the listener's queue is full (Linux: try
+ * again later; nothing is left open), or another errno value (ENOENT no
+ * such file, ECONNREFUSED nothing listening there, ...). */
+int ws_net_unix_connect(const char *path, int *fd);
+
+/* Which file a listener created: compared before removing it, so that a
+ * server never removes a socket file another one has put there since. */
+typedef struct {
+  uint64_t dev;
+  uint64_t ino;
+} ws_net_unix_id;
+
+/* Listen on a Unix stream socket at path. A socket file already at path
+ * is taken over when nothing accepts connections on it (a stale file: it
+ * is removed and bound again); a live one fails with EADDRINUSE; a file
+ * that is not a socket fails with ENOTSOCK and is never removed. mode >= 0
+ * is given to the file (chmod) after bind and before listen, so nobody
+ * can connect before it applies; -1 leaves the umask's. backlog <= 0 means
+ * SOMAXCONN. Returns 0 with *fd and *id (for ws_net_unix_unlink) set, or
+ * an errno value (ENAMETOOLONG for too long a path); no socket and no
+ * file of ours is left on failure. */
+int ws_net_unix_listen(const char *path, int backlog, int mode, int *fd,
+                       ws_net_unix_id *id);
+
+/* Remove the socket file at path if it is still the one `id` describes.
+ * Returns 0 when removed, ENOENT when gone or replaced (left alone), or
+ * an errno value. */
+int ws_net_unix_unlink(const char *path, const ws_net_unix_id *id);
 
 /* ---------------------------------------------------------- the poller */
 

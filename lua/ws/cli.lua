@@ -243,6 +243,9 @@ COMMANDS.connect = {
       help = "connect through this HTTP CONNECT proxy" },
     { "--no-proxy", nil, "no_proxy",
       help = "use no proxy, whatever the environment says" },
+    { "--unix", nil, "unix", arg = "PATH",
+      help = "connect a ws:// or wss:// URL over the Unix socket at PATH "
+        .. "(a ws+unix:///PATH:/resource URL needs no flag)" },
     { "--execute", "-x", "execute", arg = "MESSAGE", list = true,
       help = "send MESSAGE (repeatable, in order), then wait -w seconds and "
         .. "close; stdin is not read" },
@@ -262,7 +265,7 @@ COMMANDS.connect = {
 }
 
 COMMANDS.listen = {
-  usage = "lua-ws listen [PORT] [options]",
+  usage = "lua-ws listen [PORT | --unix PATH] [options]",
   about = "Run a WebSocket server for testing clients (PORT 8080 by "
     .. "default; 0 picks a free one, printed at start). Each connection's "
     .. "open and close event go to stderr; lines typed (stdin) are sent "
@@ -271,6 +274,11 @@ COMMANDS.listen = {
   options = {
     { "--host", nil, "host", arg = "ADDRESS",
       help = "address to listen on (default 127.0.0.1)" },
+    { "--unix", nil, "unix", arg = "PATH",
+      help = "listen on a Unix socket at PATH instead (no PORT or --host); "
+        .. "a file left by an interrupted run is replaced" },
+    { "--unix-mode", nil, "unix_mode", arg = "MODE",
+      help = "permissions of the --unix socket file, octal (e.g. 0660)" },
     { "--echo", "-e", "echo",
       help = "send each message back to its sender (the default)" },
     { "--broadcast", "-B", "broadcast",
@@ -458,6 +466,7 @@ function cli.connect_options(r)
   end
   if r.proxy then opts.proxy = r.proxy
   elseif r.no_proxy then opts.proxy = false end
+  opts.unix = r.unix
   local err
   opts.timeout, err = seconds(r, "timeout", "--timeout", nil)
   if err then return nil, err end
@@ -602,7 +611,17 @@ end
 
 local function run_listen(r)
   local port = tonumber(r.port or 8080)
-  if not port or port < 0 or port > 65535 or port ~= floor(port) then
+  if r.unix then
+    if r.port or r.host then
+      return 2, "listen: --unix excludes PORT and --host"
+    end
+    if r.unix_mode and not r.unix_mode:match("^0?[0-7][0-7][0-7]$") then
+      return 2, "listen: --unix-mode needs an octal mode such as 0660, got "
+        .. r.unix_mode
+    end
+  elseif r.unix_mode then
+    return 2, "listen: --unix-mode needs --unix"
+  elseif not port or port < 0 or port > 65535 or port ~= floor(port) then
     return 2, "listen: PORT must be 0-65535, got " .. tostring(r.port)
   end
   local modes = (r.echo and 1 or 0) + (r.broadcast and 1 or 0)
@@ -623,7 +642,8 @@ local function run_listen(r)
     end
   end
   local function handler(conn, req)
-    local peer = req.peer and (req.peer.addr .. ":" .. req.peer.port) or "-"
+    local peer = req.peer and (req.peer.unix and "unix"
+      or (req.peer.addr .. ":" .. req.peer.port)) or "-"
     clients[conn] = peer
     order[#order + 1] = conn
     if json then
@@ -649,21 +669,35 @@ local function run_listen(r)
   end
   local lopts = { host = r.host or "127.0.0.1", port = port,
     handler = handler, protocols = r.protocols }
+  if r.unix then
+    lopts.host, lopts.port = nil, nil
+    lopts.unix, lopts.unix_mode = r.unix, r.unix_mode
+  end
   if r.tls_cert then
     lopts.tls = { cert_file = r.tls_cert, key_file = r.tls_key }
   end
   local ok, server, e1, e2 = pcall(ws.listen, lopts)
   if not ok then return 2, "listen: " .. tostring(server) end
   if not server then
+    if r.unix then
+      return 1, ("listen: cannot listen on %s: %s"):format(r.unix,
+        tostring(e2 or e1))
+    end
     return 1, ("listen: cannot listen on %s port %d: %s"):format(lopts.host,
       port, tostring(e2 or e1))
   end
-  local url = ("%s://%s:%d/"):format(r.tls_cert and "wss" or "ws",
-    lopts.host:find(":", 1, true) and ("[" .. lopts.host .. "]")
-      or lopts.host, server.port)
+  local url
+  if r.unix then
+    url = ("%s+unix://%s:/"):format(r.tls_cert and "wss" or "ws", r.unix)
+  else
+    url = ("%s://%s:%d/"):format(r.tls_cert and "wss" or "ws",
+      lopts.host:find(":", 1, true) and ("[" .. lopts.host .. "]")
+        or lopts.host, server.port)
+  end
   if json then
-    out(cli.json({ "type", "url", "port", "mode" }, { type = "listening",
-      url = url, port = server.port, mode = mode }))
+    out(cli.json({ "type", "url", "port", "unix", "mode" }, {
+      type = "listening", url = url, port = server.port, unix = server.unix,
+      mode = mode }))
   else
     note(("listening: %s (%s)"):format(url, mode))
   end

@@ -63,10 +63,13 @@ local function tunnel(p, u, deadline, family)
   return nil, message, resp and resp.status, resp and resp.headers
 end
 
-local function do_connect(u, opts, o, ctx, request, key, via)
+local function do_connect(u, opts, o, ctx, request, key, via, path)
   local deadline = now() + (opts.timeout or DEFAULT_TIMEOUT)
   local sock, err, msg, status, headers
-  if via then
+  if path then
+    sock, err, msg = Socket.connect_unix(path, deadline)
+    if not sock then return failed(err, msg) end
+  elseif via then
     sock, msg, status, headers = tunnel(via, u, deadline, opts.family)
     if not sock then return failed("proxy", msg, status, headers) end
   else
@@ -103,16 +106,20 @@ end
 
 --- Open a client connection. Blocks (yields inside a task) until the
 -- connection is open or failed.
--- @tparam string url ws://host[:port]/path or wss://...
+-- @tparam string url ws://host[:port]/path or wss://..., or
+--   ws+unix:///path/to.sock:/resource (wss+unix: with TLS) for a Unix
+--   domain socket (doc/unix-sockets.md)
 -- @tparam[opt] table opts protocols, headers, origin, timeout (30 s for
 --   TCP + proxy + TLS + handshake), tls = {verify, ca_file, ca_path,
 --   cert_file, key_file, ...}, family, proxy (an http:// URL, or false;
---   nil: the environment, doc/proxies.md), and the connection options
+--   nil: the environment, doc/proxies.md; never for a Unix socket), unix
+--   (a socket path to connect a ws:// or wss:// URL over), and the
+--   connection options
 --   (max_message_size, close_timeout, max_buffered, ...): the schema
 --   ws.options.connect, documented in doc/options.md
 -- @return conn | nil, message, close_event (code 1006, or 1015 for TLS;
 --   error "dns" | "refused" | "timeout" | "tls" | "http" | "handshake" |
---   "proxy")
+--   "proxy", or for a Unix socket "notfound" | "access" | ...)
 local function connect(url, opts)
   if type(url) ~= "string" then
     error("bad argument #1 to 'connect' (string expected, got " .. type(url)
@@ -123,15 +130,31 @@ local function connect(url, opts)
   opts = options.check(options.connect, opts, 2)
   local o = options.connection(opts)
   local request, key = opening.request(u, opts, "connect", 2, 2)
-  local via, why = proxy.select(u, opts.proxy)
-  if why and not via then return failed("proxy", why) end
+  local path = u.unix
+  if opts.unix then
+    if path then
+      error("bad argument #2 to 'connect' (option 'unix': the URL names a "
+        .. "socket already)", 2)
+    end
+    path = opts.unix
+  elseif path and #path > core.unix_max() then
+    error(("bad argument #1 to 'connect' (socket path of at most %d bytes "
+      .. "expected, got %d: %s)"):format(core.unix_max(), #path, path), 2)
+  end
+  -- no proxy, from the option or the environment, for a Unix socket
+  local via, why
+  if not path then
+    via, why = proxy.select(u, opts.proxy)
+    if why and not via then return failed("proxy", why) end
+  end
   local ctx
   if u.secure then
     local err, msg
     ctx, err, msg = Socket.tls_context("client", opts.tls, 2)
     if not ctx then return failed("tls", msg) end
   end
-  return loop.blocking(do_connect, u, opts, o, ctx, request, key, via)
+  return loop.blocking(do_connect, u, opts, o, ctx, request, key, via,
+    path)
 end
 
 return { connect = connect }

@@ -10,8 +10,8 @@ local core = require "ws.core"
 local schema = require "ws.schema"
 local proxy = require "ws.proxy"
 
-local type, error, ipairs, pairs, select, getmetatable =
-  type, error, ipairs, pairs, select, getmetatable
+local type, error, ipairs, pairs, select, getmetatable, tonumber =
+  type, error, ipairs, pairs, select, getmetatable, tonumber
 
 local options = {}
 
@@ -234,6 +234,37 @@ local PROXY = { name = "proxy", type = {
     .. "directly; nil reads wss_proxy/ws_proxy, https_proxy, http_proxy, "
     .. "all_proxy and no_proxy (doc/proxies.md)" }
 
+--- A Unix socket path: not empty, no NUL byte, within the system's
+-- sun_path (ws.core.unix_max(): 107 bytes on Linux, 103 on macOS).
+local UNIX_MAX = core.unix_max()
+options.UNIX_PATH = {
+  expected = ("socket path of 1 to %d bytes"):format(UNIX_MAX),
+  doc = "string",
+  check = function(v)
+    return type(v) == "string" and #v >= 1 and #v <= UNIX_MAX
+      and not v:find("\0", 1, true)
+  end,
+}
+
+--- A file mode for `unix_mode`: an octal string as chmod takes it
+-- ("0660", "660") or the number itself (432 is 0660); at most 0777.
+options.UNIX_MODE = {
+  expected = "octal string such as \"0660\" or integer from 0 to 511",
+  doc = "string | integer",
+  check = function(v)
+    if type(v) == "string" then
+      return v:match("^0?[0-7][0-7][0-7]$") ~= nil
+    end
+    return T.integer(0, 511).check(v)
+  end,
+}
+
+--- The mode number of a checked `unix_mode`, or nil.
+function options.unix_mode(v)
+  if type(v) == "string" then return tonumber(v, 8) end
+  return v
+end
+
 --- ws.connect(url, opts)
 options.connect = { fname = "connect", argn = 2,
   fields = schema.fields({
@@ -247,6 +278,12 @@ options.connect = { fname = "connect", argn = 2,
       default_doc = "both", doc = "only IPv4 or only IPv6 addresses (of "
         .. "the proxy, with one)" },
     PROXY, DEFLATE_CLIENT_OPT,
+    { name = "unix", type = options.UNIX_PATH,
+      default_doc = "TCP (or the ws+unix: URL's)",
+      doc = "connect over the Unix socket at this path instead of TCP; the "
+        .. "URL still gives the Host header, the request target and, for "
+        .. "wss://, the name TLS verifies; no proxy applies "
+        .. "(doc/unix-sockets.md)" },
   }, options.CONNECTION) }
 
 --- ws.client(url, opts): its own options, then ws.connect's.
@@ -294,8 +331,17 @@ options.listen = { fname = "listen", argn = 1, required = true,
   fields = schema.fields({
     { name = "host", type = T.string, default = "127.0.0.1",
       doc = "address to listen on (\"::\" or \"0.0.0.0\": everywhere)" },
-    { name = "port", type = T.integer(0, 65535), required = true,
+    { name = "port", type = T.integer(0, 65535),
+      default_doc = "required without unix",
       doc = "port; 0 picks a free one (server.port)" },
+    { name = "unix", type = options.UNIX_PATH,
+      doc = "listen on a Unix socket at this path instead of TCP (not "
+        .. "with host or port): a stale socket file is replaced, a live "
+        .. "one or any other file refused; server:close() removes it "
+        .. "(doc/unix-sockets.md)" },
+    { name = "unix_mode", type = options.UNIX_MODE, default_doc = "umask",
+      doc = "permissions of the socket file, set before it accepts "
+        .. "connections: \"0660\" lets the owner and the group connect" },
     { name = "handler", type = T.func,
       required = function(o) return o.routes == nil end,
       required_doc = "required unless `routes`",

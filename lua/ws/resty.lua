@@ -168,11 +168,20 @@ function M.connect(url, opts)
   local sock = ngx.socket.tcp()
   sock:settimeouts(timeout_ms, timeout_ms, timeout_ms)
   local host = u.host:find(":", 1, true) and "[" .. u.host .. "]" or u.host
-  local ok, err = sock:connect(host, u.port)
-  if not ok then
-    return failed(err == "timeout" and "timeout" or "connect",
-      ("cannot connect to %s port %d: %s"):format(u.host, u.port,
-        tostring(err)))
+  local ok, err
+  if u.unix then -- a ws+unix: URL: nginx's own "unix:" form
+    ok, err = sock:connect("unix:" .. u.unix)
+    if not ok then
+      return failed(err == "timeout" and "timeout" or "connect",
+        ("cannot connect to %s: %s"):format(u.unix, tostring(err)))
+    end
+  else
+    ok, err = sock:connect(host, u.port)
+    if not ok then
+      return failed(err == "timeout" and "timeout" or "connect",
+        ("cannot connect to %s port %d: %s"):format(u.host, u.port,
+          tostring(err)))
+    end
   end
   if u.secure then
     ok, err = sock:sslhandshake(nil, tls.server_name or u.host,

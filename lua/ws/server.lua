@@ -83,7 +83,7 @@ local function serve(self, sock, peer_addr, peer_port)
   end, deadline)
   local answer, deflate
   if req then
-    req.peer = { addr = peer_addr, port = peer_port }
+    req.peer = { addr = peer_addr, port = peer_port, unix = self.unix }
     answer, deflate, status, refusal = opening.answer(req, self._gate,
       self._report)
   end
@@ -136,8 +136,10 @@ local function acceptor(self)
   end
 end
 
---- Start a server.
--- @tparam table opts host ("127.0.0.1"), port (0 picks one), handler
+--- Start a server, on TCP or on a Unix domain socket.
+-- @tparam table opts host ("127.0.0.1") and port (0 picks one), or unix
+--   (a socket path; unix_mode, "0660" or a number, the file's
+--   permissions: doc/unix-sockets.md), handler
 --   (required: function(conn, request)), protocols (list, server
 --   preference), authorize (function(request) -> true | false, status,
 --   headers), tls = {cert_file, key_file, ca_file, verify_client, ...},
@@ -145,10 +147,27 @@ end
 --   max_headers, headers (extra response headers), and the connection
 --   options (max_message_size, close_timeout, ...): the schema
 --   ws.options.listen, documented in doc/options.md
--- @return server | nil, errname, message
+-- @return server (server.port, or server.unix: the socket path) | nil,
+--   errname, message ("addrinuse" when a server answers on the socket
+--   path, "notsock" when a file that is not a socket is there)
 local function listen(opts)
   opts = options.check(options.listen, opts, 2)
   local conn_opts = options.connection(opts)
+  if opts.unix then
+    if opts.host ~= nil or opts.port ~= nil then
+      error("bad argument #1 to 'listen' (option 'unix' excludes 'host' and "
+        .. "'port')", 2)
+    end
+    if opts.reuse_port then
+      error("bad argument #1 to 'listen' (option 'reuse_port' is for TCP, "
+        .. "not with 'unix')", 2)
+    end
+  elseif opts.unix_mode ~= nil then
+    error("bad argument #1 to 'listen' (option 'unix_mode' needs 'unix')", 2)
+  elseif opts.port == nil then
+    error("bad argument #1 to 'listen' (option 'port': integer from 0 to "
+      .. "65535 expected, got nil)", 2)
+  end
   local o = schema.with_defaults(options.listen.fields, opts)
   local tls
   if o.tls then
@@ -156,10 +175,17 @@ local function listen(opts)
     tls, err, msg = Socket.tls_context("server", o.tls, 2)
     if not tls then return nil, err, msg end
   end
-  local l, err, msg = core.tcp_listen(o.host, o.port, o.backlog, o.reuse_port)
+  local l, err, msg
+  if o.unix then
+    l, err, msg = core.unix_listen(o.unix, o.backlog,
+      options.unix_mode(o.unix_mode))
+  else
+    l, err, msg = core.tcp_listen(o.host, o.port, o.backlog, o.reuse_port)
+  end
   if not l then return nil, err, msg end
   local self = setmetatable({
-    host = o.host, port = l:port(), closed = false, tls_failures = 0,
+    host = not o.unix and o.host or nil, port = not o.unix and l:port() or nil,
+    unix = o.unix, closed = false, tls_failures = 0,
     _listener = l, _opts = o, _tls = tls, _active = 0,
     -- the connections whose handler runs: a list, and each one's index
     _list = {}, _conns = {},
@@ -315,8 +341,9 @@ function Server:broadcast(data, kind, opts)
   return sent, skipped
 end
 
-
---- Stop accepting and close every connection with 1001 going_away.
+--- Stop accepting and close every connection with 1001 going_away. A
+-- Unix socket file is removed at once (if it is still the one this server
+-- made).
 -- Blocks (yields in a task) until they are closed or `timeout` passes.
 function Server:close(timeout)
   if self.closed then return end

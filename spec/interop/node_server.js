@@ -2,10 +2,11 @@
 // Interop peer: a WebSocket server on Node `ws`, driven by the Lua specs.
 //
 //   node spec/interop/node_server.js [--cert FILE --key FILE]
-//        [--max-payload BYTES] [--deflate JSON]
+//        [--max-payload BYTES] [--deflate JSON] [--unix PATH]
 //
 // Listens on 127.0.0.1, any free port, and prints "PORT <n>" once
-// listening (wss:// when --cert and --key are given). Every message is
+// listening (wss:// when --cert and --key are given); with --unix, on a
+// Unix socket at PATH instead, and prints "UNIX PATH". Every message is
 // echoed with its kind, except text messages starting with "cmd:", which
 // are commands:
 //   cmd:close [CODE [REASON...]]  close (no CODE: a close frame with no code)
@@ -131,6 +132,8 @@ wss.on('connection', (ws, req) => {
 });
 
 listener.on('tlsClientError', (err) => log(`tls-error ${err.code || err.message}`));
-listener.listen(0, '127.0.0.1', () => log(`PORT ${listener.address().port}`));
+const unixPath = option('--unix');
+if (unixPath) listener.listen(unixPath, () => log(`UNIX ${unixPath}`));
+else listener.listen(0, '127.0.0.1', () => log(`PORT ${listener.address().port}`));
 for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => process.exit(0));
 setTimeout(() => process.exit(0), 300 * 1000).unref();

@@ -252,9 +252,10 @@ end
 --- Start a server peer ("node" or "python"), plain or with TLS
 -- (`opts.cert`, `opts.key`), with a message size limit when
 -- `opts.max_payload` is given (else 64 MiB), with permessage-deflate when
--- `opts.deflate` is given (a JSON string, see the peer's --deflate), and
--- wait until it listens. The result has `port` and `url(path)`, and the
--- Process methods.
+-- `opts.deflate` is given (a JSON string, see the peer's --deflate), on a
+-- Unix socket at `opts.unix` instead of TCP, and wait until it listens.
+-- The result has `port` (0 on a Unix socket) and `url(path)` (a ws+unix:
+-- URL on a Unix socket), and the Process methods.
 function peers.server(impl, opts)
   opts = opts or {}
   local argv = peer_argv(impl, "server")
@@ -272,10 +273,17 @@ function peers.server(impl, opts)
     argv[#argv + 1] = "--deflate"
     argv[#argv + 1] = opts.deflate
   end
+  if opts.unix then
+    argv[#argv + 1] = "--unix"
+    argv[#argv + 1] = opts.unix
+  end
   local p = start(argv)
   local n = 0
   local ok, err = pcall(peers.drive, impl .. " server to listen", function()
     local first = p:lines()[1]
+    if first and opts.unix and first == "UNIX " .. opts.unix then
+      return 0
+    end
     if first then return assert(tonumber(first:match("^PORT (%d+)$")),
       "unexpected first line " .. first) end
     n = n + 1
@@ -289,6 +297,9 @@ function peers.server(impl, opts)
   local scheme = opts.cert and "wss" or "ws"
   local host = opts.host or "127.0.0.1"
   function p.url(path)
+    if opts.unix then
+      return ("%s+unix://%s:%s"):format(scheme, opts.unix, path or "/")
+    end
     return ("%s://%s:%d%s"):format(scheme, host, p.port, path or "/")
   end
   return p

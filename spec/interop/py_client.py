@@ -61,9 +61,21 @@ class LoggingProtocol(WebSocketClientProtocol):
 
 def connect(url):
     context = None
-    if url.startswith("wss:"):
+    if url.startswith("wss:") or url.startswith("wss+unix:"):
         context = ssl.create_default_context(cafile=option("--ca"))
     protocol = option("--protocol")
+    if url.startswith("ws+unix://") or url.startswith("wss+unix://"):
+        # Node ws's form, ws+unix:///socket/path:/resource, through
+        # websockets.unix_connect (which takes the socket path apart)
+        scheme, rest = url.split("://", 1)
+        rest = rest[rest.index("/"):]
+        path, _, target = rest.partition(":")
+        uri = "%s://localhost%s" % (scheme[:-5], target or "/")
+        return websockets.unix_connect(
+            path, uri, ssl=context, create_protocol=LoggingProtocol,
+            subprotocols=[protocol] if protocol else None,
+            ping_interval=None, max_size=64 * 1024 * 1024, open_timeout=10,
+            **py_deflate.options(option("--deflate"), "client"))
     return websockets.connect(
         url, ssl=context, create_protocol=LoggingProtocol,
         subprotocols=[protocol] if protocol else None,

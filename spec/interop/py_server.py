@@ -2,10 +2,11 @@
 Lua specs.
 
     /usr/bin/python3 spec/interop/py_server.py [--cert FILE --key FILE]
-        [--max-payload BYTES] [--deflate JSON]
+        [--max-payload BYTES] [--deflate JSON] [--unix PATH]
 
 Listens on 127.0.0.1, any free port, and prints "PORT <n>" once listening
-(wss:// when --cert and --key are given). Every message is echoed with its
+(wss:// when --cert and --key are given); with --unix, on a Unix socket at
+PATH instead (websockets.unix_serve), and prints "UNIX PATH". Every message is echoed with its
 kind, except text messages starting with "cmd:", which are commands:
   cmd:close CODE [REASON...]   close with CODE and REASON
   cmd:terminate                drop TCP with no close frame
@@ -115,13 +116,19 @@ async def main():
     if option("--cert"):
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(option("--cert"), option("--key"))
-    async with websockets.serve(
-        handler, "127.0.0.1", 0, ssl=context, create_protocol=LoggingProtocol,
+    kwargs = dict(
+        ssl=context, create_protocol=LoggingProtocol,
         subprotocols=["chat"], ping_interval=None,
         **py_deflate.options(option("--deflate"), "server"),
         # above the 16 MiB case unless a limit is asked for
-        max_size=int(option("--max-payload") or 64 * 1024 * 1024),
-    ) as server:
+        max_size=int(option("--max-payload") or 64 * 1024 * 1024))
+    unix_path = option("--unix")
+    if unix_path:
+        async with websockets.unix_serve(handler, unix_path, **kwargs):
+            log("UNIX %s" % unix_path)
+            await stop
+        return
+    async with websockets.serve(handler, "127.0.0.1", 0, **kwargs) as server:
         log("PORT %d" % server.sockets[0].getsockname()[1])
         await stop
 

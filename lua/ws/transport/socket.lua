@@ -1,5 +1,6 @@
 --- The event loop's transport: a ws.core TCP or TLS socket whose waits
--- yield to ws.loop. Also dials (resolve, connect, TLS) and builds TLS
+-- yield to ws.loop (or a Unix stream socket). Also dials (resolve, TCP or
+-- Unix connect, TLS) and builds TLS
 -- contexts for ws.connect and ws.listen.
 -- @module ws.transport.socket
 local core = require "ws.core"
@@ -192,6 +193,22 @@ local function resolve(host, port, family, deadline)
   return addrs, err, msg
 end
 
+-- Wait for a connection started by core.*_connect to finish.
+-- @return true | nil, errname, message
+local function finish_connect(sock, deadline)
+  local ok, err, msg
+  for _ = 1, huge do
+    ok, err, msg = sock:connected()
+    if ok or err ~= "wantwrite" then break end
+    if not wait_fd(sock:fd(), "w", deadline, sock) then
+      err, msg = "timeout", "connect timed out"
+      break
+    end
+  end
+  forget_fd(sock:fd())
+  return ok, err, msg
+end
+
 --- Open TCP to url `u` (ws.url) before the deadline: each resolved
 -- address in turn.
 -- @return a connected ws.core socket | nil, errname, message
@@ -207,15 +224,7 @@ function Socket.connect_tcp(u, deadline, family)
     local sock, cerr, emsg = core.tcp_connect(a.addr, a.port)
     if sock then
       local ok
-      for _ = 1, huge do
-        ok, cerr, emsg = sock:connected()
-        if ok or cerr ~= "wantwrite" then break end
-        if not wait_fd(sock:fd(), "w", deadline, sock) then
-          cerr, emsg = "timeout", "connect timed out"
-          break
-        end
-      end
-      forget_fd(sock:fd())
+      ok, cerr, emsg = finish_connect(sock, deadline)
       if ok then return sock end
       sock:close()
     end
@@ -225,6 +234,27 @@ function Socket.connect_tcp(u, deadline, family)
     if cerr == "timeout" then break end
   end
   return nil, last_err, last_msg
+end
+
+--- Connect to the Unix stream socket at `path` before the deadline. A
+-- listener whose queue is full is tried again every 10 ms until then.
+-- @return a connected ws.core socket | nil, errname, message
+function Socket.connect_unix(path, deadline)
+  for _ = 1, huge do
+    local sock, err, msg = core.unix_connect(path)
+    if sock then
+      local ok
+      ok, err, msg = finish_connect(sock, deadline)
+      if ok then return sock end
+      sock:close()
+      return nil, err, msg
+    end
+    if err ~= "wouldblock" then return nil, err, msg end
+    if deadline and now() >= deadline then
+      return nil, "timeout", "connect timed out (" .. path .. ")"
+    end
+    loop.sleep(0.01)
+  end
 end
 
 --- Start TLS on a socket and run the handshake before the deadline
