@@ -71,7 +71,7 @@ local function run_blocking(self, fn, ...)
   return fn(...)
 end
 
------------------------------------------------------------------ unsent
+-- -------------------------------------------------------------- unsent
 
 -- Messages accepted by send whose bytes the transport has not all taken:
 -- three arrays (data, kind, end position in the output stream), so a send
@@ -107,7 +107,7 @@ local function unsent_list(self)
   return out
 end
 
------------------------------------------------------------------ events
+-- -------------------------------------------------------------- events
 
 -- A background task of a connection raised (a bug): the error goes where
 -- its handlers' errors go (its "error" handlers, else the transport's
@@ -265,7 +265,7 @@ local function dispatch(self)
   end
 end
 
------------------------------------------------------------- moving bytes
+-- --------------------------------------------------------- moving bytes
 
 -- Drop the transport now (after abort, a dead peer or a failed write).
 -- Nothing more can cross, so a close event waiting for its close frame is
@@ -511,7 +511,7 @@ function Conn:parked()
   self._bg = spawn(self, reader)
 end
 
------------------------------------------------------------------- API
+-- --------------------------------------------------------------- API
 
 --- A connection over transport `t` whose opening handshake is done.
 -- Internal: made by ws.connect, ws.listen and ws.resty.

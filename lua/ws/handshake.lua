@@ -419,6 +419,7 @@ end
 -- client_no_context_takeover (booleans), server_max_window_bits,
 -- client_max_window_bits (8..15; for an offer, client_max_window_bits
 -- nil offers the parameter without a value and false leaves it out).
+-- @section deflate
 
 --- A client's offer: the Sec-WebSocket-Extensions value to send.
 function M.deflate_offer(cfg)

@@ -15,7 +15,7 @@ local type, error, ipairs, pairs, select, getmetatable =
 
 local options = {}
 
---------------------------------------------------------------- the schemas
+-- ------------------------------------------------------------ the schemas
 -- One schema per entry point, composed from the shared lists below; the
 -- validator is ws.schema.check. doc/options.md is generated from these
 -- tables (.ci/options_doc.lua), and spec/options_spec.lua checks the two
@@ -578,6 +578,7 @@ end
 --- Validate send's options table; returns the fragment size (or nil) and
 -- the compress flag (or nil).
 -- @param opts nil or { fragment = n, compress = bool }
+-- @tparam integer level error level, as for `error`
 function options.send_opts(opts, level)
   if opts == nil then return nil, nil, nil end
   schema.check(options.send, opts, level + 1)
