@@ -2,7 +2,8 @@
 # Install the Debian packages a make target needs, only those missing.
 # Usage: .ci/deps.sh build|test|demo|fuzz|bench|rock|versions|lint|valgrind|
 #                    nginx|love|doc
-# Other systems: see README ("Requirements") for the equivalent packages.
+# Other systems: README ("Requirements") names the equivalents of the main
+# lists; the lists below are complete.
 set -euo pipefail
 
 build=(gcc make libssl-dev zlib1g-dev lua5.4 liblua5.4-dev)
