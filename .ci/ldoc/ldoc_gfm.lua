@@ -62,6 +62,14 @@ local function emphasis(s)
   return s
 end
 
+-- Tags passed through as HTML; anything else in angle brackets
+-- ("close:<name>") is text.
+local INLINE_TAGS = {}
+for t in ("a abbr b br code del em i img ins kbd mark q s small span "
+    .. "strong sub sup tt u"):gmatch("%a+") do
+  INLINE_TAGS[t] = true
+end
+
 inline = function(s)
   local store = {}
   -- code spans: `x`, ``x``
@@ -75,8 +83,9 @@ inline = function(s)
   end)
   -- raw HTML tags and comments, entities
   s = s:gsub("<!%-%-.-%-%->", function(t) return protect(store, t) end)
-  s = s:gsub("</?%a[%w-]*[^<>]*>", function(t)
-    return protect(store, t)
+  s = s:gsub("<(/?)(%a[%w-]*)([^<>]*)>", function(slash, tag, rest)
+    if not INLINE_TAGS[tag:lower()] then return nil end
+    return protect(store, "<" .. slash .. tag .. rest .. ">")
   end)
   s = s:gsub("&(#?%w+;)", "\3%1")
   s = escape_html(s):gsub("\3", "&")
@@ -144,8 +153,24 @@ local function split_row(line)
   return cells
 end
 
+-- A line of block-level HTML: LDoc's <pre> and section anchors, tables
+-- and the like. Inline tags at the start of a line (LDoc turns `x` into
+-- <code> or a link before we see it) belong to the paragraph.
+local BLOCK_TAGS = {}
+for t in ("blockquote div dl h1 h2 h3 h4 h5 h6 hr ol p pre table ul")
+    :gmatch("%w+") do
+  BLOCK_TAGS[t] = true
+end
+
+local function is_html_block(line)
+  local tag = line:match("^</?(%a%w*)")
+  if tag and BLOCK_TAGS[tag:lower()] then return true end
+  return line:match("^<a name=\"[^\"]*\"></a>%s*$") ~= nil
+end
+
 local function starts_block(line, nextline)
-  return line:match("^#+%s") or line:match("^```") or line:match("^<")
+  return line:match("^ ? ? ?#+%s") or line:match("^ ? ? ?```")
+    or is_html_block(line) or line:match("^<!%-%-")
     or list_marker(line) or line:match("^%s*>")
     or (line:match("^%s*|") and is_table_sep(nextline))
 end
@@ -168,20 +193,20 @@ blocks = function(lines, out, tight)
         out[#out + 1] = lines[i]
         i = i + 1
       until i > n or lines[i - 1]:match("%-%->")
-    elseif line:match("^<%a") or line:match("^</%a") then
+    elseif is_html_block(line) then
       out[#out + 1] = line
       i = i + 1
-    elseif line:match("^```") then
+    elseif line:match("^ ? ? ?```") then
       local code = {}
       i = i + 1
-      while i <= n and not lines[i]:match("^```") do
+      while i <= n and not lines[i]:match("^ ? ? ?```") do
         code[#code + 1] = escape_html(lines[i])
         i = i + 1
       end
       i = i + 1
       out[#out + 1] = "<pre>" .. concat(code, "\n") .. "</pre>"
-    elseif line:match("^#+%s") then
-      local hashes, text = line:match("^(#+)%s+(.-)%s*#*%s*$")
+    elseif line:match("^ ? ? ?#+%s") then
+      local hashes, text = line:match("^ ? ? ?(#+)%s+(.-)%s*#*%s*$")
       local level = math.min(#hashes, 6)
       local html = inline(text)
       out[#out + 1] = ('<h%d id="%s">%s</h%d>')

@@ -229,13 +229,13 @@ end
 --
 -- | event | handler |
 -- | --- | --- |
--- | "open" | `fn(conn)` after each successful connect |
--- | "message" | `fn(conn, data, kind)` |
--- | "ping", "pong" | `fn(conn, data)` |
--- | "close", "close:<name>", "close:<code>" | `fn(conn, event)` for every attempt's close event (@{closing.md.The_close_event|fields}); conn is nil for an attempt that never opened |
--- | "reconnecting" | `fn(conn, event, delay, attempt)`: the policy chose to wait `delay` seconds before attempt number `attempt` |
--- | "give_up" | `fn(conn, event, unsent)`: the policy stopped; `unsent` holds every message that did not go out |
--- | "error" | `fn(conn, message)`: a handler, the policy or the client's task raised; without one these go to `ws.loop.on_error` |
+-- | `"open"` | `fn(conn)` after each successful connect |
+-- | `"message"` | `fn(conn, data, kind)` |
+-- | `"ping"`, `"pong"` | `fn(conn, data)` |
+-- | `"close"`, `"close:<name>"`, `"close:<code>"` | `fn(conn, event)` for every attempt's close event (@{closing.md.The_close_event|fields}); conn is nil for an attempt that never opened |
+-- | `"reconnecting"` | `fn(conn, event, delay, attempt)`: the policy chose to wait `delay` seconds before attempt number `attempt` |
+-- | `"give_up"` | `fn(conn, event, unsent)`: the policy stopped; `unsent` holds every message that did not go out |
+-- | `"error"` | `fn(conn, message)`: a handler, the policy or the client's task raised; without one these go to `ws.loop.on_error` |
 -- @tparam string event the event's name, as above
 -- @tparam function fn the handler
 -- @return the client

@@ -52,16 +52,16 @@
 --     t:wake()                 wake every waiter
 --     t:close(deadline, passive)  end TCP after the closing handshake. The
 --                              server (passive false) sends FIN at once, then
---                              waits for the peer's FIN or the deadline; a
---                              client (passive true) waits for the server's
---                              FIN or the deadline and only then closes, so
+--                              waits for the peer to send FIN or the deadline; a
+--                              client (passive true) waits for the server to
+--                              send FIN or the deadline and only then closes, so
 --                              the server holds TIME_WAIT (RFC 6455 7.1.1)
 --     t:abort()                drop the connection now
 --     t.report(message)        an error raised by a handler
 --     -- and optionally
 --     t.spawn(fn, ...)         run fn in the background: the connection then
 --                              reads and writes in background tasks
---     t.blocking(fn, ...)      run fn where it may wait (the loop's main thread)
+--     t.blocking(fn, ...)      run fn where it may wait (the main thread of the loop)
 --     t.current()              the running task (owner bookkeeping)
 --     t.yield()                let the other ready tasks run first
 --     t:feed(engine, deadline) / t:flush(engine, deadline)  faster read and
@@ -921,8 +921,8 @@ function Conn:receive(opts)
   return run_blocking(self, receive_waiting, self, receive, timeout)
 end
 
---- Iterate over messages until the connection closes:
--- `for data, kind in conn:messages() do ... end`.
+--- Iterate over messages until the connection closes.
+-- `for data, kind in conn:messages() do ... end`
 -- @return iterator yielding data, kind
 function Conn:messages()
   check(self)
@@ -1055,12 +1055,12 @@ end
 --
 -- | event | handler |
 -- | --- | --- |
--- | "message" | `fn(conn, data, kind)`, kind "text" or "binary" |
--- | "ping", "pong" | `fn(conn, data)` (pings are answered already) |
--- | "close" | `fn(conn, event)`: every close, with the close event |
--- | "close:<name>" | `fn(conn, event)` for that code only: "close:protocol_error" |
--- | "close:<code>" | `fn(conn, event)`: "close:1002", "close:4001" (any 1000-1015, 3000-4999) |
--- | "error" | `fn(conn, message)`: another handler of this connection raised |
+-- | `"message"` | `fn(conn, data, kind)`, kind "text" or "binary" |
+-- | `"ping"`, `"pong"` | `fn(conn, data)` (pings are answered already) |
+-- | `"close"` | `fn(conn, event)`: every close, with the close event |
+-- | `"close:<name>"` | `fn(conn, event)` for that code only: "close:protocol_error" |
+-- | `"close:<code>"` | `fn(conn, event)`: "close:1002", "close:4001" (any 1000-1015, 3000-4999) |
+-- | `"error"` | `fn(conn, message)`: another handler of this connection raised |
 --
 -- Unknown names ("close:bogus") and codes outside those ranges raise, so
 -- a typo fails at once; name an application code with `ws.codes.define`
