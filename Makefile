@@ -237,7 +237,8 @@ doc-check:
 # goes through .ci/ldoc/ldoc_gfm.lua (Debian's LDoc has no Markdown
 # processor of its own). LDoc 1.4.6 exits 0 after most warnings, so its
 # output is the check: any line but its two progress lines is a warning,
-# and fails the target.
+# and fails the target. Then every relative link of the pages must
+# resolve, anchors included (.ci/ldoc/check_links.lua).
 LDOC_INFO = ^(reading configuration from config\.ld|output written to .*/build/doc)$$
 doc:
 	@.ci/deps.sh doc
@@ -249,6 +250,7 @@ doc:
 	    cat build/ldoc.log >&2; \
 	    echo "make doc: LDoc failed (exit $$rc) or warned (above)" >&2; exit 1; \
 	  fi
+	@$(LUA) .ci/ldoc/check_links.lua build/doc
 	@echo "API reference: build/doc/index.html"
 
 # doc/options.md, the reference of every option, from the schemas.

@@ -22,8 +22,9 @@ lint=(clang-tidy cppcheck liblua5.4-dev libluajit2-5.1-dev libssl-dev
 # LÖVE 11 under a virtual X server, rendering with Mesa's software GL
 love=(love xvfb xauth libgl1-mesa-dri luajit2 libluajit2-5.1-dev)
 valgrind=(valgrind "${build[@]}" lua-busted)
-# make doc: LDoc (it runs on Lua 5.1 or 5.2, which it pulls in)
-doc=(lua-ldoc)
+# make doc: LDoc (it runs on Lua 5.1 or 5.2, which it pulls in); the link
+# check runs on lua5.4
+doc=(lua-ldoc lua5.4)
 
 case "${1:-build}" in
   build|demo|bench) want=("${build[@]}") ;;
