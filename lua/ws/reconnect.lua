@@ -3,8 +3,8 @@
 -- A policy is any function `(event, attempt, ctx) -> seconds | nil`:
 -- a number is the delay before the next attempt, nil stops reconnecting.
 --
--- * `event` is the close event of the connection that just ended (see
---   `ws.connection`): `code`, `name`, `initiator` ("local", "remote" or
+-- * `event` is the close event of the connection that just ended
+--   (@{closing.md.The_close_event|its fields}): `code`, `name`, `initiator` ("local", "remote" or
 --   "transport"), `error` ("refused", "dns", "timeout", "tls", "http",
 --   "heartbeat_timeout", ...), `http_status` and `clean`.
 -- * `attempt` counts the attempts of this outage: 1 for the first retry
