@@ -4,6 +4,9 @@
 -- and the checks of `send`'s options and `close`'s arguments. Errors name
 -- the function and the option or argument and blame the caller (`level`
 -- as for `error`, counted from the function that calls these).
+--
+-- To look an option up, read @{options.md|the options guide}: it is
+-- generated from these schemas (`make options-doc`).
 -- @module ws.options
 local codes = require "ws.codes"
 local core = require "ws.core"
