@@ -24,6 +24,8 @@
 --   `ws.handshake.parse_request` returns it (`path`, `headers`, ...).
 -- * `conn.response` (client side): the server's answer, as
 --   `ws.handshake.parse_response` returns it (`status`, `headers`).
+-- * `conn.data`: a table of your own for per-connection state, made at
+--   first use.
 --
 -- The connection options (`max_message_size`, `close_timeout`, `linger`,
 -- `max_buffered`, `send_wait`, `inbox_max`, `inbox_max_bytes`,
@@ -672,22 +674,24 @@ local function send_chunks(self, fn, kind, opts)
 end
 
 --- Send a message.
--- @tparam string|function data the message, or a function returning its
---   chunks one a call, then nil: the message is sent in parts as they come
---   (as send_part does: a frame a chunk, `fragment` refused), so it never
---   has to be held whole. A part that cannot be sent (nil, "closed" |
---   "timeout" | ...) ends the call with that error and leaves the message
---   open: end it with send_part(data, kind, true), or close.
+-- @tparam string|function data the message; or a function returning its
+--   chunks one a call, then nil: the message goes out in parts as they
+--   come (a frame a chunk, as `send_part` sends them; `fragment` is
+--   refused), so it never has to be held whole. A part that cannot be
+--   sent ends the call with that error and leaves the message open: end
+--   it with `send_part(data, kind, true)`, or close.
 -- @tparam[opt="text"] string kind "text" or "binary"
--- @tparam[opt] table opts `fragment`: send as frames of at most this many
---   payload bytes; `compress`: false sends it uncompressed, true
---   compresses it whatever its size (with permessage-deflate agreed)
--- `timeout` (default: the send_wait option): how long to wait for room in
---   the send buffer (max_buffered) before queueing.
--- @return true (accepted: written, or listed in the close event's
---   `unsent` if the connection ends first) | nil, "closed" | "closing" |
---   "timeout" | "text is not valid UTF-8" | "a message is being sent in
---   parts: ..." (while a send_part message is open) (not accepted)
+-- @tparam[opt] table opts `fragment`: send it as frames of at most this
+--   many payload bytes; `compress`: false sends it uncompressed, true
+--   compresses it whatever its size (when permessage-deflate was
+--   agreed); `timeout`: seconds to wait for room in the send buffer
+--   (`max_buffered`), default the `send_wait` option
+--   (@{options.md.send_data__kind__opts_|send's options})
+-- @return true: accepted, and written, or listed in the close event's
+--   `unsent` if the connection ends first
+-- @return nil, "closed" | "closing" | "timeout" (nothing was queued; the
+--   connection stays usable) | "text is not valid UTF-8" | "a message is
+--   being sent in parts: ..." (while a `send_part` message is open)
 function Conn:send(data, kind, opts)
   check(self)
   if type(data) == "function" then return send_chunks(self, data, kind, opts) end
@@ -893,8 +897,11 @@ end
 --   `partial` (boolean): return the next part of a message (on a
 --   connection without the `stream` option each whole message is one
 --   part with fin true); `timeout` (seconds)
--- @return data, kind (and with `partial`, fin: true on a message's last
---   part) | nil, "closed", close_event | nil, "timeout"
+--   (@{streaming.md|streaming})
+-- @return data, kind ("text" or "binary"); with `partial`, also fin: true
+--   on a message's last part
+-- @return nil, "closed", the close event
+-- @return nil, "timeout"
 function Conn:receive(opts)
   check(self)
   local partial, timeout = false, opts

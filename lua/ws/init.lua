@@ -75,6 +75,12 @@
 -- @function sleep
 -- @tparam number s
 
+--- Run this program in `n` processes, so a server uses every core
+-- (`ws.loop.workers`; @{scaling.md}).
+-- @function workers
+-- @tparam integer n workers in all
+-- @return this process's worker number (1 in the first)
+
 --- The monotonic clock, in seconds, that every deadline uses.
 -- @function now
 -- @treturn number
