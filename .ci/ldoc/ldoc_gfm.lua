@@ -213,12 +213,15 @@ blocks = function(lines, out, tight)
         :format(level, slug(html), html, level)
       i = i + 1
     elseif indent_of(line) >= 4 and not tight then
-      local code = {}
+      local raw, cut = {}, math.huge
       while i <= n and (indent_of(lines[i]) >= 4 or is_blank(lines[i])) do
-        code[#code + 1] = escape_html(lines[i]:sub(5))
+        raw[#raw + 1] = lines[i]
+        if not is_blank(lines[i]) then cut = math.min(cut, indent_of(lines[i])) end
         i = i + 1
       end
-      while #code > 0 and is_blank(code[#code]) do code[#code] = nil end
+      while #raw > 0 and is_blank(raw[#raw]) do raw[#raw] = nil end
+      local code = {}
+      for k, l in ipairs(raw) do code[k] = escape_html(l:sub(cut + 1)) end
       out[#out + 1] = "<pre>" .. concat(code, "\n") .. "</pre>"
     elseif line:match("^%s*|") and is_table_sep(lines[i + 1]) then
       local head = split_row(line)

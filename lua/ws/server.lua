@@ -155,7 +155,8 @@ end
 -- useful with port 0), `server.closed`, and the methods below.
 -- @function listen
 -- @tparam table opts `host` ("127.0.0.1"; "::" or "0.0.0.0" for every
--- address), `port` (0 picks a free one), `handler` (required),
+-- address), `port` (0 picks a free one), `handler` (required unless
+-- `routes`), `routes` (`{ [path] = handler }`), `reuse_port`,
 -- `protocols` (the server's preference order), `authorize`, `tls`
 -- (`cert_file`, `key_file`, `ca_file`, `verify_client`, ...),
 -- `handshake_timeout` (10 s), `max_connections` (10000; more are answered
