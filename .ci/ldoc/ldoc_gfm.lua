@@ -70,12 +70,69 @@ for t in ("a abbr b br code del em i img ins kbd mark q s small span "
   INLINE_TAGS[t] = true
 end
 
+-- Code spans that name a module of the reference or one of its documented
+-- members (`ws.connect`, `ws.reconnect.default`, `ws.run()`) link to it.
+-- config.ld's `file` list says which modules there are (config.ld turns
+-- LDoc's own backtick references off: LDoc applies them a line at a time,
+-- which pairs the backticks of a span broken over two lines wrongly). The
+-- href starts with "@@/", which config.ld's postprocess_html replaces by
+-- the way from the page to the root of the reference.
+local modules -- name -> set of documented member names
+local function load_modules()
+  modules = {}
+  local f = io.open("config.ld", "r")
+  if not f then return end
+  local cfg = f:read("*a")
+  f:close()
+  for path, base in cfg:gmatch('"(lua/ws/([%w_]+)%.lua)"') do
+    local name = base == "init" and "ws" or "ws." .. base
+    local members = {}
+    local src = io.open(path, "r")
+    if src then
+      local text = src:read("*a")
+      src:close()
+      -- the module's table: what the file returns (`return M`)
+      local mt = text:match("\nreturn%s+([%w_]+)%s*$") or ""
+      for line in text:gmatch("[^\n]+") do
+        local m = line:match("^%-%-%s*@function%s+([%w_]+)%s*$")
+          or line:match("^%-%-%s*@field%s+([%w_]+)")
+        if m then members[m] = m end
+        local t, f = line:match("^function%s+([%w_]+)%.([%w_]+)%s*%(")
+        if not t then t, f = line:match("^([%w_]+)%.([%w_]+)%s*=") end
+        if t then
+          -- another table's function (Protocol.new) keeps its table in
+          -- LDoc's anchor
+          members[f] = (t == mt or t:match("^%l")) and f or t .. "." .. f
+        end
+      end
+    end
+    modules[name] = members
+  end
+end
+
+local function code_link(code)
+  if not code:match("^ws[%w_.]*$") and not code:match("^ws[%w_.]*%(%)$") then
+    return nil
+  end
+  if not modules then load_modules() end
+  local name = code:gsub("%(%)$", "")
+  if modules[name] then return "@@/modules/" .. name .. ".html" end
+  local mod, member = name:match("^(.*)%.([%w_]+)$")
+  if mod and modules[mod] and modules[mod][member] then
+    return "@@/modules/" .. mod .. ".html#" .. modules[mod][member]
+  end
+  return nil
+end
+
 inline = function(s)
   local store = {}
   -- code spans: `x`, ``x``
   s = s:gsub("(`+)(.-[^`])%1%f[^`]", function(_, code)
-    code = code:gsub("^ (.*) $", "%1")
-    return protect(store, "<code>" .. escape_html(code) .. "</code>")
+    code = code:gsub("^ (.*) $", "%1"):gsub("\n", " ")
+    local html = "<code>" .. escape_html(code) .. "</code>"
+    local href = code_link(code)
+    if href then html = ('<a href="%s">%s</a>'):format(href, html) end
+    return protect(store, html)
   end)
   -- backslash escapes
   s = s:gsub("\\([\\`%*_{}%[%]()#%+%-%.!|<>])", function(c)
