@@ -3,6 +3,8 @@ SHELL := /bin/bash
 #   make test   sanitized (ASan+UBSan) C tests (spec/c) and Lua 5.4 specs,
 #               then LuaJIT specs
 #   make demo   the in-memory client/server demo
+#   make doc    the API reference with the guides, build/doc/index.html
+#               (LDoc, config.ld); fails on any LDoc warning
 #   make doc-check  every code block of README.md and doc/*.md, run
 #   make options-doc  regenerate doc/options.md from lua/ws/options.lua
 #                   (spec/options_spec.lua fails when it is stale)
@@ -58,7 +60,7 @@ ALL_INC  = -Icsrc/core -Icsrc/net -Icsrc/lua
 SAN      = -fsanitize=address,undefined -fno-sanitize-recover=undefined \
            -fno-omit-frame-pointer
 
-.PHONY: all luajit test demo bench echo-bench fuzz clean deps rock rock-build doc-check options-doc codes-doc lint valgrind test-versions soak \
+.PHONY: all luajit test demo bench echo-bench fuzz clean deps rock rock-build doc doc-check options-doc codes-doc lint valgrind test-versions soak \
         rock-versions love-demo nginx-bench idle-bench
 
 all: $(BUILD)/ws/core.so
@@ -229,6 +231,27 @@ doc-check:
 	@$(MAKE) --no-print-directory all
 	LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH='./$(BUILD)/?.so;;' \
 	  $(LUA) .ci/doc_blocks.lua README.md doc/*.md
+
+# The API reference: LDoc reads the modules listed in config.ld and the
+# guides in doc/ (its topics) and writes build/doc/index.html. Markdown
+# goes through .ci/ldoc/ldoc_gfm.lua (Debian's LDoc has no Markdown
+# processor of its own). LDoc 1.4.6 exits 0 after most warnings, so its
+# output is the check: any line but its two progress lines is a warning,
+# and fails the target. Then every relative link of the pages must
+# resolve, anchors included (.ci/ldoc/check_links.lua).
+LDOC_INFO = ^(reading configuration from config\.ld|output written to .*/build/doc)$$
+doc:
+	@.ci/deps.sh doc
+	@rm -rf build/doc && mkdir -p build
+	@env -u LUA_PATH_5_1 -u LUA_PATH_5_2 LUA_PATH='./.ci/ldoc/?.lua;;' \
+	  ldoc --fatalwarnings . > build/ldoc.log 2>&1; rc=$$?; \
+	  warnings=$$(grep -Ev '$(LDOC_INFO)' build/ldoc.log); \
+	  if [ $$rc -ne 0 ] || [ -n "$$warnings" ]; then \
+	    cat build/ldoc.log >&2; \
+	    echo "make doc: LDoc failed (exit $$rc) or warned (above)" >&2; exit 1; \
+	  fi
+	@$(LUA) .ci/ldoc/check_links.lua build/doc
+	@echo "API reference: build/doc/index.html"
 
 # doc/options.md, the reference of every option, from the schemas.
 options-doc: all

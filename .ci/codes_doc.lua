@@ -22,8 +22,8 @@ local out = {
     .. "about it, as `ws.codes.explain(code_or_name)` returns it (also "
     .. "`lua-ws explain CODE`). Codes 1005, 1006 and 1015 are never sent "
     .. "in a close frame: endpoints report them. The reconnect class is "
-    .. "how `ws.reconnect.default` treats a close with that code (README, "
-    .. "\"Reconnecting clients\").",
+    .. "how `ws.reconnect.default` treats a close with that code "
+    .. "([reconnect.md](reconnect.md#reconnect-policies)).",
   "",
   "| code | name | class | meaning | usual causes | what to do |",
   "| --- | --- | --- | --- | --- | --- |",

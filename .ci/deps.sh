@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install the Debian packages a make target needs, only those missing.
 # Usage: .ci/deps.sh build|test|demo|fuzz|bench|rock|versions|lint|valgrind|
-#                    nginx|love
-# Other systems: see README ("Requirements") for the equivalent packages.
+#                    nginx|love|doc
+# Other systems: README ("Requirements") names the equivalents of the main
+# lists; the lists below are complete.
 set -euo pipefail
 
 build=(gcc make libssl-dev zlib1g-dev lua5.4 liblua5.4-dev)
@@ -21,6 +22,9 @@ lint=(clang-tidy cppcheck liblua5.4-dev libluajit2-5.1-dev libssl-dev
 # LÖVE 11 under a virtual X server, rendering with Mesa's software GL
 love=(love xvfb xauth libgl1-mesa-dri luajit2 libluajit2-5.1-dev)
 valgrind=(valgrind "${build[@]}" lua-busted)
+# make doc: LDoc (it runs on Lua 5.1 or 5.2, which it pulls in); the link
+# check runs on lua5.4
+doc=(lua-ldoc lua5.4)
 
 case "${1:-build}" in
   build|demo|bench) want=("${build[@]}") ;;
@@ -32,7 +36,8 @@ case "${1:-build}" in
   valgrind) want=("${valgrind[@]}") ;;
   nginx) want=("${nginx[@]}") ;;
   love) want=("${love[@]}") ;;
-  *) echo "usage: $0 build|test|demo|fuzz|bench|rock|versions|lint|valgrind|nginx|love" >&2
+  doc) want=("${doc[@]}") ;;
+  *) echo "usage: $0 build|test|demo|fuzz|bench|rock|versions|lint|valgrind|nginx|love|doc" >&2
      exit 2 ;;
 esac
 

@@ -5,6 +5,13 @@
 -- to wait before the next attempt (nil: give up). The attempt counter
 -- resets only after a connection stayed open `stable_after` seconds, so a
 -- server that accepts and closes at once cannot make the client spin.
+--
+-- `client.state` is "connecting", "open", "reconnecting" or "closed";
+-- `client.conn` is the current connection (nil between attempts).
+-- Queued messages (`queue = { max = N }`) go out in order after a
+-- reconnect, and a dropped connection's `unsent` messages go back to the
+-- front of the queue. Policies and the close classes they go by:
+-- `ws.reconnect` and @{reconnect.md}.
 -- @module ws.client
 local core = require "ws.core"
 local loop = require "ws.loop"
@@ -218,13 +225,19 @@ local function failed(self, err, trace)
   loop.signal(self._done_cond)
 end
 
---- Register a handler: "open" (conn), "message" (conn, data, kind),
--- "ping"/"pong" (conn, data), "close", "close:<name>" and "close:<code>"
--- (conn, event;
--- conn is nil for an attempt that never opened), "reconnecting" (conn,
--- event, delay, attempt), "give_up" (conn, event, unsent), "error" (conn,
--- message: an error raised by a handler, the policy or the client's task;
--- without one these go to ws.loop.on_error).
+--- Register a handler; several may be added for one event.
+--
+-- | event | handler |
+-- | --- | --- |
+-- | `"open"` | `fn(conn)` after each successful connect |
+-- | `"message"` | `fn(conn, data, kind)` |
+-- | `"ping"`, `"pong"` | `fn(conn, data)` |
+-- | `"close"`, `"close:<name>"`, `"close:<code>"` | `fn(conn, event)` for every attempt's close event (@{closing.md.The_close_event|fields}); conn is nil for an attempt that never opened |
+-- | `"reconnecting"` | `fn(conn, event, delay, attempt)`: the policy chose to wait `delay` seconds before attempt number `attempt` |
+-- | `"give_up"` | `fn(conn, event, unsent)`: the policy stopped; `unsent` holds every message that did not go out |
+-- | `"error"` | `fn(conn, message)`: a handler, the policy or the client's task raised; without one these go to `ws.loop.on_error` |
+-- @tparam string event the event's name, as above
+-- @tparam function fn the handler
 -- @return the client
 function Client:on(event, fn)
   handlers.add(self._handlers, known_events, event, fn, 3)
@@ -239,7 +252,12 @@ end
 --- Send a message on the current connection. While disconnected it
 -- queues when `queue = { max = N }` was given. `opts` as a connection's
 -- send takes them (`fragment`, `compress`).
--- @return true | nil, "not_connected" | "queue_full" | "closed" | error
+-- @tparam string data the payload
+-- @tparam[opt="text"] string kind "text" or "binary"
+-- @tparam[opt] table opts as `conn:send` takes them
+-- @return true: sent or queued
+-- @return nil, "not_connected" (no queue) | "queue_full" | "closed" | the
+-- connection's refusal
 function Client:send(data, kind, opts)
   if type(data) ~= "string" then
     error("bad argument #1 to 'send' (string expected, got " .. type(data)
@@ -266,6 +284,7 @@ function Client:send(data, kind, opts)
 end
 
 --- Messages queued while disconnected.
+-- @treturn integer
 function Client:queued()
   local out = {}
   for i, m in ipairs(self._queue) do out[i] = m end
@@ -278,6 +297,8 @@ end
 -- (connecting, or waiting to reconnect) the client reports a close event
 -- of its own (`error = "not_connected"`, conn nil) whose `unsent` holds
 -- the queue, to the close handlers and as the result.
+-- @param[opt="normal"] code a number or a name from `ws.codes`
+-- @tparam[opt=""] string reason
 -- @return the close event
 function Client:close(code, reason)
   local n = options.close_args(code == nil and "normal" or code, reason, 2)
@@ -334,15 +355,17 @@ end
 
 mt.__index = Client
 
---- Create a reconnecting client and start connecting (in a task).
--- @tparam string url
--- @tparam[opt] table opts ws.connect options plus `reconnect` (a policy:
---   function(event, attempt, ctx) -> seconds | nil; default
---   ws.reconnect.default), `queue = { max = N }`, `stable_after` (10 s),
---   `retry_initial` (true: a failed first attempt follows the policy),
---   `random` and `clock` (injectable, for tests): the schema
---   ws.options.client, documented in doc/options.md
--- @return client
+--- Create a reconnecting client and start connecting (in a task):
+-- `ws.client(url, opts)`.
+-- @function client
+-- @tparam string url ws://host[:port]/path or wss://...
+-- @tparam[opt] table opts every `ws.connect` option (used for each
+-- attempt) plus `reconnect` (a policy: `function(event, attempt, ctx) ->
+-- seconds | nil`; default `ws.reconnect.default`), `queue = { max = N }`,
+-- `stable_after` (10 s), `retry_initial` (true: a failed first attempt
+-- follows the policy), `random` and `clock` (injectable, for tests):
+-- @{options.md.ws_client_url__opts_|ws.client's options}
+-- @return the client
 local function new(url, opts)
   if type(url) ~= "string" then
     error("bad argument #1 to 'client' (string expected, got " .. type(url)

@@ -21,8 +21,8 @@ local reserved_names = {
   check = true, close_check = true, explain = true,
 }
 
--- How a close with this code is treated by default (see README, "Close
--- codes and reconnects").
+-- How a close with this code is treated by default (doc/reconnect.md,
+-- "Reconnect policies").
 local classes = {
   [1000] = "normal",
   [1001] = "retry", [1005] = "retry", [1006] = "retry", [1011] = "retry",

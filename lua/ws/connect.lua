@@ -1,4 +1,13 @@
 --- Opening client connections on the event loop: `ws.connect(url, opts)`.
+--
+--     local conn, err, ev = ws.connect("wss://example.com/feed", {
+--       protocols = { "chat" }, timeout = 10,
+--       heartbeat = { interval = 20, timeout = 10 },
+--     })
+--     if not conn then print(err, ev.code, ev.error, ev.http_status) end
+--
+-- For a connection that comes back by itself after a drop, use
+-- `ws.client`. Through an HTTP proxy: @{proxies.md}. TLS: @{tls.md}.
 -- @module ws.connect
 local core = require "ws.core"
 local loop = require "ws.loop"
@@ -105,21 +114,28 @@ local function do_connect(u, opts, o, ctx, request, key, via, path)
 end
 
 --- Open a client connection. Blocks (yields inside a task) until the
--- connection is open or failed.
+-- connection is open or failed. Options are checked at the call: an
+-- unknown name or a bad value raises an error naming `connect` and the
+-- option.
+-- @function connect
 -- @tparam string url ws://host[:port]/path or wss://..., or
---   ws+unix:///path/to.sock:/resource (wss+unix: with TLS) for a Unix
---   domain socket (doc/unix-sockets.md)
--- @tparam[opt] table opts protocols, headers, origin, timeout (30 s for
---   TCP + proxy + TLS + handshake), tls = {verify, ca_file, ca_path,
---   cert_file, key_file, ...}, family, proxy (an http:// URL, or false;
---   nil: the environment, doc/proxies.md; never for a Unix socket), unix
---   (a socket path to connect a ws:// or wss:// URL over), and the
---   connection options
---   (max_message_size, close_timeout, max_buffered, ...): the schema
---   ws.options.connect, documented in doc/options.md
--- @return conn | nil, message, close_event (code 1006, or 1015 for TLS;
---   error "dns" | "refused" | "timeout" | "tls" | "http" | "handshake" |
---   "proxy", or for a Unix socket "notfound" | "access" | ...)
+-- ws+unix:///path/to.sock:/resource (wss+unix: with TLS) for a Unix
+-- domain socket (@{unix-sockets.md|Unix sockets})
+-- @tparam[opt] table opts `protocols`, `headers`, `origin`, `timeout` (30 s
+-- for DNS, TCP, proxy, TLS and handshake together), `tls` (`verify`,
+-- `ca_file`, `ca_path`, `cert_file`, `key_file`, ...), `family`, `proxy`
+-- (an http:// URL, or false; nil reads the environment; never for a Unix
+-- socket), `unix` (a socket path to connect a ws:// or wss:// URL over),
+-- `deflate`, and
+-- the connection options (`max_message_size`, `close_timeout`, `linger`,
+-- `max_buffered`, `send_wait`, `inbox_max`, `inbox_max_bytes`,
+-- `heartbeat`, ...): every one, with its default, in
+-- @{options.md.ws_connect_url__opts_|ws.connect's options}
+-- @return conn, an open `ws.connection`
+-- @return nil, message, close event: code 1006 (1015 when TLS failed),
+-- `error` "dns", "refused", "timeout", "tls", "http" (with `http_status`
+-- and `http_headers`), "handshake", "extension", "proxy", for a Unix
+-- socket "notfound" or "access", or another name of the network layer (@{closing.md.The_close_event|the close event})
 local function connect(url, opts)
   if type(url) ~= "string" then
     error("bad argument #1 to 'connect' (string expected, got " .. type(url)

@@ -1,39 +1,75 @@
---- The one WebSocket connection class: the C engine, a transport, and the
--- application's view of them (send, receive, ping, close, abort, handlers
--- and close events). Written once for every host: the event loop's
--- sockets, nginx cosockets and in-memory pipes are transports.
+--- A WebSocket connection, `conn` below: what `ws.connect` returns, what
+-- a `ws.listen` handler and `ws.client`'s handlers get, and what
+-- `ws.resty` makes inside nginx. One class, whatever carries the bytes: it
+-- sends and receives messages, pings, closes, and calls handlers.
+--
+-- Every connection ends with exactly one close event, the same table
+-- wherever it shows up: `conn.close_event`, what `close` and `abort`
+-- return, the third value of `receive` after the close, and the argument
+-- of `close` handlers. Its fields (`code`, `name`, `reason`, `clean`,
+-- `initiator`, `error`, `message`, `sent`, `received`, `unsent`,
+-- `http_status`, `http_headers`) are listed in
+-- @{closing.md.The_close_event|The close event}; the same page says what
+-- it holds for each way a connection ends.
+--
+-- Fields of a connection:
+--
+-- * `conn.state`: "open", "closing" (our or the peer's close frame is
+--   out, the reply is awaited) or "closed".
+-- * `conn.protocol`: the subprotocol both sides agreed on, or nil.
+-- * `conn.extensions`: `["permessage-deflate"]` holds the agreed
+--   compression parameters (@{compression.md}); empty when none.
+-- * `conn.close_event`: nil until the connection has ended.
+-- * `conn.request` (server side): the opening request, as
+--   `ws.handshake.parse_request` returns it (`path`, `headers`, ...).
+-- * `conn.response` (client side): the server's answer, as
+--   `ws.handshake.parse_response` returns it (`status`, `headers`).
+-- * `conn.data`: a table of your own for per-connection state, made at
+--   first use.
+--
+-- The connection options (`max_message_size`, `close_timeout`, `linger`,
+-- `max_buffered`, `send_wait`, `inbox_max`, `inbox_max_bytes`,
+-- `heartbeat`, ...) are given where the connection is made (`ws.connect`,
+-- `ws.client`, `ws.listen`, `ws.resty`): see
+-- @{options.md.Connection_options|Connection options}.
+--
+-- Calls that wait (`receive`, `messages`, `ping`, `close`, `wait`, and
+-- `send` while the send buffer is full) yield when they run inside a task
+-- (`ws.spawn`, a server handler, a handler) and drive the loop themselves
+-- from the main thread, so the same code serves a script and a server.
+--
+-- ## For transport authors
 --
 -- The engine decides everything about the protocol, including every close
--- event (its code, cleanliness, initiator and error name); this file only
--- moves bytes between the engine and the transport, waits, and tells the
--- application.
+-- event (its code, cleanliness, initiator and error name); this class only
+-- moves bytes between the engine and a transport, waits, and tells the
+-- application. The event loop's sockets, nginx cosockets and in-memory
+-- pipes (ws.transport.memory, one page) are transports: tables with these
+-- methods.
 --
--- A transport is a table with these methods (see ws.transport.memory for
--- one in a page):
---
---   t:read(deadline)         -> bytes | nil, "timeout" | nil, "eof" |
---                               nil, errname, message
---   t:write(bytes, deadline) -> true | nil, errname, message
---   t:wait(deadline)         wait for t:wake() (true) or the deadline (false)
---   t:wake()                 wake every waiter
---   t:close(deadline, passive)  end TCP after the closing handshake. The
---                            server (passive false) sends FIN at once, then
---                            waits for the peer's FIN or the deadline; a
---                            client (passive true) waits for the server's
---                            FIN or the deadline and only then closes, so
---                            the server holds TIME_WAIT (RFC 6455 7.1.1)
---   t:abort()                drop the connection now
---   t.report(message)        an error raised by a handler
--- and optionally
---   t.spawn(fn, ...)         run fn in the background: the connection then
---                            reads and writes in background tasks
---   t.blocking(fn, ...)      run fn where it may wait (the loop's main thread)
---   t.current()              the running task (owner bookkeeping)
---   t.yield()                let the other ready tasks run first
---   t:feed(engine, deadline) / t:flush(engine, deadline)  faster read and
---                            write straight between the socket and the
---                            engine (flush: true | nil, "timeout" with the
---                            rest left in the engine | nil, errname, msg)
+--     t:read(deadline)         -> bytes | nil, "timeout" | nil, "eof" |
+--                                 nil, errname, message
+--     t:write(bytes, deadline) -> true | nil, errname, message
+--     t:wait(deadline)         wait for t:wake() (true) or the deadline (false)
+--     t:wake()                 wake every waiter
+--     t:close(deadline, passive)  end TCP after the closing handshake. The
+--                              server (passive false) sends FIN at once, then
+--                              waits for the peer to send FIN or the deadline; a
+--                              client (passive true) waits for the server to
+--                              send FIN or the deadline and only then closes, so
+--                              the server holds TIME_WAIT (RFC 6455 7.1.1)
+--     t:abort()                drop the connection now
+--     t.report(message)        an error raised by a handler
+--     -- and optionally
+--     t.spawn(fn, ...)         run fn in the background: the connection then
+--                              reads and writes in background tasks
+--     t.blocking(fn, ...)      run fn where it may wait (the main thread of the loop)
+--     t.current()              the running task (owner bookkeeping)
+--     t.yield()                let the other ready tasks run first
+--     t:feed(engine, deadline) / t:flush(engine, deadline)  faster read and
+--                              write straight between the socket and the
+--                              engine (flush: true | nil, "timeout" with the
+--                              rest left in the engine | nil, errname, msg)
 --
 -- Whoever waits reads: a task in receive, ping or close reads the transport
 -- itself when nobody else is reading, otherwise waits for the reader's
@@ -71,7 +107,7 @@ local function run_blocking(self, fn, ...)
   return fn(...)
 end
 
------------------------------------------------------------------ unsent
+-- -------------------------------------------------------------- unsent
 
 -- Messages accepted by send whose bytes the transport has not all taken:
 -- three arrays (data, kind, end position in the output stream), so a send
@@ -107,7 +143,7 @@ local function unsent_list(self)
   return out
 end
 
------------------------------------------------------------------ events
+-- -------------------------------------------------------------- events
 
 -- A background task of a connection raised (a bug): the error goes where
 -- its handlers' errors go (its "error" handlers, else the transport's
@@ -265,7 +301,7 @@ local function dispatch(self)
   end
 end
 
------------------------------------------------------------- moving bytes
+-- --------------------------------------------------------- moving bytes
 
 -- Drop the transport now (after abort, a dead peer or a failed write).
 -- Nothing more can cross, so a close event waiting for its close frame is
@@ -511,10 +547,11 @@ function Conn:parked()
   self._bg = spawn(self, reader)
 end
 
------------------------------------------------------------------- API
+-- --------------------------------------------------------------- API
 
 --- A connection over transport `t` whose opening handshake is done.
 -- Internal: made by ws.connect, ws.listen and ws.resty.
+-- @local
 -- @param t the transport
 -- @tparam string role "client" or "server"
 -- @tparam table o connection options (ws.options.connection)
@@ -637,22 +674,24 @@ local function send_chunks(self, fn, kind, opts)
 end
 
 --- Send a message.
--- @tparam string|function data the message, or a function returning its
---   chunks one a call, then nil: the message is sent in parts as they come
---   (as send_part does: a frame a chunk, `fragment` refused), so it never
---   has to be held whole. A part that cannot be sent (nil, "closed" |
---   "timeout" | ...) ends the call with that error and leaves the message
---   open: end it with send_part(data, kind, true), or close.
+-- @tparam string|function data the message; or a function returning its
+--   chunks one a call, then nil: the message goes out in parts as they
+--   come (a frame a chunk, as `send_part` sends them; `fragment` is
+--   refused), so it never has to be held whole. A part that cannot be
+--   sent ends the call with that error and leaves the message open: end
+--   it with `send_part(data, kind, true)`, or close.
 -- @tparam[opt="text"] string kind "text" or "binary"
--- @tparam[opt] table opts `fragment`: send as frames of at most this many
---   payload bytes; `compress`: false sends it uncompressed, true
---   compresses it whatever its size (with permessage-deflate agreed)
--- `timeout` (default: the send_wait option): how long to wait for room in
---   the send buffer (max_buffered) before queueing.
--- @return true (accepted: written, or listed in the close event's
---   `unsent` if the connection ends first) | nil, "closed" | "closing" |
---   "timeout" | "text is not valid UTF-8" | "a message is being sent in
---   parts: ..." (while a send_part message is open) (not accepted)
+-- @tparam[opt] table opts `fragment`: send it as frames of at most this
+--   many payload bytes; `compress`: false sends it uncompressed, true
+--   compresses it whatever its size (when permessage-deflate was
+--   agreed); `timeout`: seconds to wait for room in the send buffer
+--   (`max_buffered`), default the `send_wait` option
+--   (@{options.md.send_data__kind__opts_|send's options})
+-- @return true: accepted, and written, or listed in the close event's
+--   `unsent` if the connection ends first
+-- @return nil, "closed" | "closing" | "timeout" (nothing was queued; the
+--   connection stays usable) | "text is not valid UTF-8" | "a message is
+--   being sent in parts: ..." (while a `send_part` message is open)
 function Conn:send(data, kind, opts)
   check(self)
   if type(data) == "function" then return send_chunks(self, data, kind, opts) end
@@ -858,8 +897,11 @@ end
 --   `partial` (boolean): return the next part of a message (on a
 --   connection without the `stream` option each whole message is one
 --   part with fin true); `timeout` (seconds)
--- @return data, kind (and with `partial`, fin: true on a message's last
---   part) | nil, "closed", close_event | nil, "timeout"
+--   (@{streaming.md|streaming})
+-- @return data, kind ("text" or "binary"); with `partial`, also fin: true
+--   on a message's last part
+-- @return nil, "closed", the close event
+-- @return nil, "timeout"
 function Conn:receive(opts)
   check(self)
   local partial, timeout = false, opts
@@ -887,6 +929,7 @@ function Conn:receive(opts)
 end
 
 --- Iterate over messages until the connection closes.
+-- `for data, kind in conn:messages() do ... end`
 -- @return iterator yielding data, kind
 function Conn:messages()
   check(self)
@@ -925,7 +968,8 @@ end
 --- Send a ping and wait for its pong.
 -- @tparam[opt] string data payload (a unique one is made if nil)
 -- @tparam[opt=10] number timeout seconds
--- @return round-trip seconds | nil, "timeout" | "closed"
+-- @return the round-trip time in seconds
+-- @return nil, "timeout" | "closed"
 function Conn:ping(data, timeout)
   check(self)
   if data ~= nil and type(data) ~= "string" then
@@ -956,10 +1000,12 @@ end
 --- Close the connection with the closing handshake: send a close frame,
 -- wait for the peer's (at most `timeout`, default `close_timeout`), end
 -- TCP.
--- @param[opt="normal"] code number or name
--- @tparam[opt=""] string reason at most 123 bytes
+-- A code that may not be sent, or a reason over 123 bytes or not UTF-8,
+-- raises and sends nothing (@{closing.md.Close_arguments|Close arguments}).
+-- @param[opt="normal"] code a number or a name from `ws.codes`
+-- @tparam[opt=""] string reason at most 123 bytes of UTF-8
 -- @tparam[opt] number timeout seconds to wait for the peer's reply
--- @return the close event
+-- @return the close event (@{closing.md.The_close_event|fields})
 function Conn:close(code, reason, timeout)
   check(self)
   local n = options.close_args(code == nil and "normal" or code, reason, 2)
@@ -981,7 +1027,7 @@ function Conn:close(code, reason, timeout)
 end
 
 --- Drop the connection without a close frame; the peer sees 1006.
--- @return the close event
+-- @return the close event: 1006, `error = "aborted"`, initiator "local"
 function Conn:abort()
   check(self)
   if not self._ending then
@@ -1009,13 +1055,29 @@ local function reporter(self)
   end
 end
 
---- Call fn for an event: "message" (conn, data, kind), "ping" and
--- "pong" (conn, data), "close", "close:<name>" and "close:<code>" (conn,
--- event), "error" (conn, message: an error raised by another handler).
--- Once a message handler is set, every message goes to the handlers
--- (those already waiting first): `receive` and `messages` then raise, and
--- `wait` waits for the close. Handlers run where the connection is read:
--- they may send and close; one that blocks delays the reading.
+--- Add a handler for an event; several may be added for one event. An
+-- error raised by a handler is reported without stopping the others: to
+-- the "error" handlers when there are any, else to `ws.loop.on_error`
+-- (stderr; in nginx, the error log).
+--
+-- | event | handler |
+-- | --- | --- |
+-- | `"message"` | `fn(conn, data, kind)`, kind "text" or "binary" |
+-- | `"ping"`, `"pong"` | `fn(conn, data)` (pings are answered already) |
+-- | `"close"` | `fn(conn, event)`: every close, with the close event |
+-- | `"close:<name>"` | `fn(conn, event)` for that code only: "close:protocol_error" |
+-- | `"close:<code>"` | `fn(conn, event)`: "close:1002", "close:4001" (any 1000-1015, 3000-4999) |
+-- | `"error"` | `fn(conn, message)`: another handler of this connection raised |
+--
+-- Unknown names ("close:bogus") and codes outside those ranges raise, so
+-- a typo fails at once; name an application code with `ws.codes.define`
+-- before using its name. Once a message handler is set, every message
+-- goes to the handlers (those already waiting first): `receive` and
+-- `messages` then raise, and `wait` waits for the close. Handlers run
+-- where the connection is read: they may send and close; one that blocks
+-- delays the reading.
+-- @tparam string event the event's name, as above
+-- @tparam function fn the handler
 -- @return the connection
 function Conn:on(event, fn)
   check(self)
@@ -1080,16 +1142,18 @@ function Conn:wait(timeout)
   return run_blocking(self, wait_closed, self, timeout)
 end
 
---- Bytes accepted by `send` and not yet written to the transport.
 --- Byte counts of permessage-deflate so far: `tx_raw` and `tx_wire`
 -- (payload bytes of the compressed messages we sent, before and after
 -- compression), `rx_wire` and `rx_raw` (those we received); all 0 when
 -- nothing was agreed.
+-- @treturn table `{ tx_raw =, tx_wire =, rx_wire =, rx_raw = }`
 function Conn:deflate_stats()
   check(self)
   return self._e:deflate_stats()
 end
 
+--- Bytes accepted by `send` and not yet written to the transport.
+-- @treturn integer
 function Conn:buffered_amount()
   check(self)
   return self._e:buffered_amount()

@@ -413,12 +413,13 @@ function M.parse_response(bytes, opts)
   return response_table(r), consumed
 end
 
---- permessage-deflate negotiation (RFC 7692), for hosts that run the
--- handshake themselves (ws.connect, ws.listen and ws.resty do it for
--- you). `cfg` fields: server_no_context_takeover,
+--- permessage-deflate negotiation (RFC 7692).
+-- For hosts that run the handshake themselves (ws.connect, ws.listen and
+-- ws.resty do it for you). `cfg` fields: server_no_context_takeover,
 -- client_no_context_takeover (booleans), server_max_window_bits,
 -- client_max_window_bits (8..15; for an offer, client_max_window_bits
 -- nil offers the parameter without a value and false leaves it out).
+-- @section deflate
 
 --- A client's offer: the Sec-WebSocket-Extensions value to send.
 function M.deflate_offer(cfg)

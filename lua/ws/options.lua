@@ -4,6 +4,9 @@
 -- and the checks of `send`'s options and `close`'s arguments. Errors name
 -- the function and the option or argument and blame the caller (`level`
 -- as for `error`, counted from the function that calls these).
+--
+-- To look an option up, read @{options.md|the options guide}: it is
+-- generated from these schemas (`make options-doc`).
 -- @module ws.options
 local codes = require "ws.codes"
 local core = require "ws.core"
@@ -15,7 +18,7 @@ local type, error, ipairs, pairs, select, getmetatable, tonumber =
 
 local options = {}
 
---------------------------------------------------------------- the schemas
+-- ------------------------------------------------------------ the schemas
 -- One schema per entry point, composed from the shared lists below; the
 -- validator is ws.schema.check. doc/options.md is generated from these
 -- tables (.ci/options_doc.lua), and spec/options_spec.lua checks the two
@@ -624,6 +627,7 @@ end
 --- Validate send's options table; returns the fragment size (or nil) and
 -- the compress flag (or nil).
 -- @param opts nil or { fragment = n, compress = bool }
+-- @tparam integer level error level, as for `error`
 function options.send_opts(opts, level)
   if opts == nil then return nil, nil, nil end
   schema.check(options.send, opts, level + 1)

@@ -30,9 +30,10 @@ end
 --- Create an engine.
 -- @tparam[opt] table opts `role` ("client" default, or "server"),
 --   `max_message_size` (16 MiB), `max_frame_size` (= max_message_size),
---   `max_fragments` (65536), `auto_pong` (true): the schema
---   ws.options.protocol, documented in doc/options.md
--- @return a protocol object
+--   `max_fragments` (65536), `auto_pong` (true), `deflate` (the
+--   permessage-deflate parameters a handshake agreed):
+--   @{options.md.ws_protocol_new_opts_|ws.protocol.new's options}
+-- @return a protocol object; `p.state` is "open", "closing" or "closed"
 function Protocol.new(opts)
   opts = options.check(options.protocol, opts, 2)
   local role = opts.role or "client"
@@ -75,6 +76,12 @@ end
 -- violation found after other events is acted on (its close frame queued,
 -- its close event returned) only once those were taken, so replies made
 -- to them in the loop's body go out before the close frame.
+--
+-- | `type` | other fields |
+-- | --- | --- |
+-- | `"message"` | `data`, `kind` ("text" or "binary") |
+-- | `"ping"`, `"pong"` | `data` (pings are answered by `take_output` unless `auto_pong = false`) |
+-- | `"close"` | the close event: `code`, `name`, `reason`, `clean`, `initiator`, `error`, `sent`, `received` (@{closing.md.The_close_event|fields}); exactly one per connection |
 -- @return iterator yielding event tables
 function Protocol:events()
   local e = check(self)

@@ -3,8 +3,8 @@
 -- A policy is any function `(event, attempt, ctx) -> seconds | nil`:
 -- a number is the delay before the next attempt, nil stops reconnecting.
 --
--- * `event` is the close event of the connection that just ended (see
---   `ws.connection`): `code`, `name`, `initiator` ("local", "remote" or
+-- * `event` is the close event of the connection that just ended
+--   (@{closing.md.The_close_event|its fields}): `code`, `name`, `initiator` ("local", "remote" or
 --   "transport"), `error` ("refused", "dns", "timeout", "tls", "http",
 --   "heartbeat_timeout", ...), `http_status` and `clean`.
 -- * `attempt` counts the attempts of this outage: 1 for the first retry
@@ -134,9 +134,9 @@ local function backoff_base(initial, max, factor, clamp, attempt)
   return math_min(max, initial * factor ^ n)
 end
 
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 -- Classification
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 
 --- The reconnect class of a close event, by the table in the module
 -- description.
@@ -174,9 +174,9 @@ function reconnect.classify(event)
   return class
 end
 
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 -- Calling a policy
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 
 --- Ask a policy for the next delay, safely: this is what a reconnecting
 -- client calls. Fills `ctx.class` with `classify(event)` when it is nil.
@@ -212,9 +212,9 @@ function reconnect.call(policy, event, attempt, ctx)
   return delay
 end
 
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 -- Built-in policies
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 
 -- Classes another attempt would fail the same way: the built-in delay
 -- policies stop on them unless made with `retry_fatal = true`.
@@ -382,9 +382,9 @@ function reconnect.by_class(policies)
   end
 end
 
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 -- The default policy
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 
 local overload_backoff = reconnect.exponential{ initial = 5, max = 300,
   jitter = "full" }
@@ -424,9 +424,9 @@ function reconnect.default(event, attempt, ctx)
   return delay
 end
 
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 -- Retry-After
----------------------------------------------------------------------------
+-- ------------------------------------------------------------------------
 
 local MONTHS = { jan = 1, feb = 2, mar = 3, apr = 4, may = 5, jun = 6,
   jul = 7, aug = 8, sep = 9, oct = 10, nov = 11, dec = 12 }

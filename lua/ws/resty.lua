@@ -47,7 +47,7 @@ local function check_options(s, opts, level)
   return opts, options.connection(opts)
 end
 
-------------------------------------------------------------------- server
+-- ---------------------------------------------------------------- server
 
 -- Answer a refused upgrade with the refusal bytes on the raw socket
 -- (nginx's own error page when the raw socket is not available).
@@ -136,7 +136,7 @@ function M.serve(opts)
   return conn.close_event
 end
 
-------------------------------------------------------------------- client
+-- ---------------------------------------------------------------- client
 
 local failed = opening.failed
 local DEFAULT_TIMEOUT = schema.field(options.resty_connect.fields,

@@ -136,20 +136,43 @@ local function acceptor(self)
   end
 end
 
---- Start a server, on TCP or on a Unix domain socket.
--- @tparam table opts host ("127.0.0.1") and port (0 picks one), or unix
---   (a socket path; unix_mode, "0660" or a number, the file's
---   permissions: doc/unix-sockets.md), handler
---   (required: function(conn, request)), protocols (list, server
---   preference), authorize (function(request) -> true | false, status,
---   headers), tls = {cert_file, key_file, ca_file, verify_client, ...},
---   handshake_timeout (10 s), max_connections (10000), max_header_bytes,
---   max_headers, headers (extra response headers), and the connection
---   options (max_message_size, close_timeout, ...): the schema
---   ws.options.listen, documented in doc/options.md
--- @return server (server.port, or server.unix: the socket path) | nil,
---   errname, message ("addrinuse" when a server answers on the socket
---   path, "notsock" when a file that is not a socket is there)
+--- Start a server, on TCP or on a Unix domain socket: `ws.listen(opts)`. It accepts in a task of its own;
+-- `ws.run()` (or `ws.step` in a frame loop) drives it.
+--
+--     local server = assert(ws.listen{ port = 8080,
+--       handler = function(conn, request)
+--         for data, kind in conn:messages() do conn:send(data, kind) end
+--       end })
+--     print(server.port)
+--
+-- `handler(conn, request)` runs in a task per connection, with an open
+-- `ws.connection` and the parsed opening request (`path`, `headers`,
+-- `protocols`, ...). `authorize(request)` runs before the upgrade and
+-- returns true to accept, or `false, status[, headers]` to refuse with
+-- that HTTP answer. Options are checked at the call.
+--
+-- The server table has `server.host`, `server.port` (the one bound,
+-- useful with port 0) or `server.unix` (the socket path), `server.closed`,
+-- and the methods below.
+-- @function listen
+-- @tparam table opts `host` ("127.0.0.1"; "::" or "0.0.0.0" for every
+-- address), `port` (0 picks a free one), or `unix` (a socket path) and
+-- `unix_mode` (the file's permissions, "0660" or a number:
+-- @{unix-sockets.md|Unix sockets}), `handler` (required unless
+-- `routes`), `routes` (`{ [path] = handler }`), `reuse_port`,
+-- `protocols` (the server's preference order), `authorize`, `tls`
+-- (`cert_file`, `key_file`, `ca_file`, `verify_client`, ...),
+-- `handshake_timeout` (10 s), `max_connections` (10000; more are answered
+-- 503), `max_header_bytes`, `max_headers`, `headers` (extra response
+-- headers), `backlog` (511), `deflate` (off by default), and the
+-- connection options (`max_message_size`, `close_timeout`, `linger`,
+-- `max_buffered`, `send_wait`, `inbox_max`, `inbox_max_bytes`,
+-- `heartbeat`, ...): every one in @{options.md.ws_listen_opts_|ws.listen's options}
+-- @return the server
+-- @return nil, errname, message: the address could not be bound
+-- ("addrinuse" also when a server answers on the socket path, "notsock"
+-- when a file that is not a socket is there) or a TLS file could not be
+-- loaded
 local function listen(opts)
   opts = options.check(options.listen, opts, 2)
   local conn_opts = options.connection(opts)
@@ -222,11 +245,13 @@ local function listen(opts)
   return self
 end
 
---- Register a handler. The only event is "error": fn(server, message,
--- conn) for an error raised by the handler, `authorize`, a connection's
+--- Register a handler. The only event is "error": `fn(server, message,
+-- conn)` for an error raised by the handler, `authorize`, a connection's
 -- handlers (unless that connection has error handlers of its own) or a
 -- connection's task; conn is nil when there is none. Without an error
--- handler these go to ws.loop.on_error, which writes them to stderr.
+-- handler these go to `ws.loop.on_error`, which writes them to stderr.
+-- @tparam string event "error"
+-- @tparam function fn `fn(server, message, conn)`
 -- @return the server
 function Server:on(event, fn)
   if event ~= "error" then
@@ -345,6 +370,7 @@ end
 -- Unix socket file is removed at once (if it is still the one this server
 -- made).
 -- Blocks (yields in a task) until they are closed or `timeout` passes.
+-- @tparam[opt=5] number timeout seconds
 function Server:close(timeout)
   if self.closed then return end
   self.closed = true
