@@ -44,15 +44,16 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 \
   -addext subjectAltName=IP:127.0.0.1 -keyout "$TMP/key.pem" \
   -out "$TMP/cert.pem" 2>/dev/null
 
-# start NAME CMD...: a server printing "PORT <n>"; echoes the port
+# start NAME CMD...: a server printing "PORT <n>"; sets PORT to its port
+# (not run in a subshell: PIDS must keep the pid for the cleanup)
 start() {
-  local name=$1 port i
+  local name=$1 i
   shift
   "${SPIN[@]}" "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" &
   PIDS+=($!)
   for i in $(seq 100); do
-    port=$(awk '/^PORT /{print $2; exit}' "$TMP/$name.out")
-    [[ -n $port ]] && { echo "$port"; return; }
+    PORT=$(awk '/^PORT /{print $2; exit}' "$TMP/$name.out")
+    [[ -n $PORT ]] && return
     sleep 0.1
   done
   cat "$TMP/$name.err" >&2
@@ -78,9 +79,12 @@ rate() {
     print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
 }
 
-floor=$(start floor build/bench/floor_echo 0)
-ours_tls=$(start ours_tls "$LUA" bench/echo_server_tls.lua 0 "$TMP/cert.pem" "$TMP/key.pem")
-node_tls=$(TLS_CERT="$TMP/cert.pem" TLS_KEY="$TMP/key.pem" start node_tls node bench/node_echo.js 0)
+start floor build/bench/floor_echo 0
+floor=$PORT
+start ours_tls "$LUA" bench/echo_server_tls.lua 0 "$TMP/cert.pem" "$TMP/key.pem"
+ours_tls=$PORT
+TLS_CERT="$TMP/cert.pem" TLS_KEY="$TMP/key.pem" start node_tls node bench/node_echo.js 0
+node_tls=$PORT
 
 echo "client and TLS benchmark: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(nproc) cores," \
   "${DURATION} s per run, median of $REPEAT, node $(node --version)"
