@@ -92,27 +92,21 @@ row() { # title a b
   printf '%-12s %12s %12s %8s\n' "$1" "$2" "$3" \
     "$(awk -v a="$2" -v b="$3" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')"
 }
-echo
-echo "1. clients against the C floor server (ws://), echoes/s"
-printf '%-12s %12s %12s %8s\n' "conns x size" "lua-ws" "node ws" "ratio"
-for c in "${CASES[@]}"; do
-  read -r conns size <<<"$c"
-  row "$conns x $size" "$(rate ours "ws://127.0.0.1:$floor/" "$conns" "$size")" \
-    "$(rate node "ws://127.0.0.1:$floor/" "$conns" "$size")"
-done
-echo
-echo "2. wss:// servers under Node ws's client, echoes/s"
-printf '%-12s %12s %12s %8s\n' "conns x size" "lua-ws" "node ws" "ratio"
-for c in "${CASES[@]}"; do
-  read -r conns size <<<"$c"
-  row "$conns x $size" "$(rate node "wss://127.0.0.1:$ours_tls/" "$conns" "$size")" \
-    "$(rate node "wss://127.0.0.1:$node_tls/" "$conns" "$size")"
-done
-echo
-echo "3. wss:// clients against Node ws's TLS server, echoes/s"
-printf '%-12s %12s %12s %8s\n' "conns x size" "lua-ws" "node ws" "ratio"
-for c in "${CASES[@]}"; do
-  read -r conns size <<<"$c"
-  row "$conns x $size" "$(rate ours "wss://127.0.0.1:$node_tls/" "$conns" "$size")" \
-    "$(rate node "wss://127.0.0.1:$node_tls/" "$conns" "$size")"
-done
+# table TITLE OURS_CLIENT OURS_URL NODE_CLIENT NODE_URL: one row per case
+table() {
+  local c conns size
+  echo
+  echo "$1"
+  printf '%-12s %12s %12s %8s\n' "conns x size" "lua-ws" "node ws" "ratio"
+  for c in "${CASES[@]}"; do
+    read -r conns size <<<"$c"
+    row "$conns x $size" "$(rate "$2" "$3" "$conns" "$size")" \
+      "$(rate "$4" "$5" "$conns" "$size")"
+  done
+}
+table "1. clients against the C floor server (ws://), echoes/s" \
+  ours "ws://127.0.0.1:$floor/" node "ws://127.0.0.1:$floor/"
+table "2. wss:// servers under Node ws's client, echoes/s" \
+  node "wss://127.0.0.1:$ours_tls/" node "wss://127.0.0.1:$node_tls/"
+table "3. wss:// clients against Node ws's TLS server, echoes/s" \
+  ours "wss://127.0.0.1:$node_tls/" node "wss://127.0.0.1:$node_tls/"

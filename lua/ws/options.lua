@@ -13,8 +13,8 @@ local core = require "ws.core"
 local schema = require "ws.schema"
 local proxy = require "ws.proxy"
 
-local type, error, ipairs, pairs, select, getmetatable, tonumber =
-  type, error, ipairs, pairs, select, getmetatable, tonumber
+local type, error, ipairs, select, getmetatable, tonumber =
+  type, error, ipairs, select, getmetatable, tonumber
 
 local options = {}
 
@@ -315,19 +315,10 @@ options.client = { fname = "client", argn = 2,
   fields = schema.fields(options.CLIENT, options.connect.fields) }
 
 -- `routes` of ws.listen: request paths ("/chat") to handlers.
-local ROUTES = {
-  expected = "table of [\"/path\"] = function", doc = "{ [path] = function }",
-  check = function(v)
-    if type(v) ~= "table" then return false end
-    for k, f in pairs(v) do
-      if type(k) ~= "string" or k:sub(1, 1) ~= "/" or type(f) ~= "function"
-          then
-        return false
-      end
-    end
-    return true
-  end,
-}
+local ROUTES = schema.map("table of [\"/path\"] = function",
+  "{ [path] = function }",
+  function(k) return type(k) == "string" and k:sub(1, 1) == "/" end,
+  function(f) return type(f) == "function" end)
 
 --- ws.listen(opts)
 options.listen = { fname = "listen", argn = 1, required = true,

@@ -177,19 +177,23 @@ schema.strings = {
 --- Header fields: a table of name = value, names strings, values
 -- strings or numbers (ws.handshake checks the characters when it builds
 -- the head).
-schema.headers = {
-  expected = "table of name = value strings", doc = "{ [name] = value }",
-  check = function(v)
-    if type(v) ~= "table" then return false end
-    for k, s in pairs(v) do
-      if type(k) ~= "string" or (type(s) ~= "string" and type(s) ~= "number")
-          then
-        return false
+--- A table whose every key satisfies key_ok(k) and every value
+-- value_ok(v).
+function schema.map(expected, doc, key_ok, value_ok)
+  return { expected = expected, doc = doc,
+    check = function(v)
+      if type(v) ~= "table" then return false end
+      for k, x in pairs(v) do
+        if not key_ok(k) or not value_ok(x) then return false end
       end
-    end
-    return true
-  end,
-}
+      return true
+    end }
+end
+
+schema.headers = schema.map("table of name = value strings",
+  "{ [name] = value }",
+  function(k) return type(k) == "string" end,
+  function(x) return type(x) == "string" or type(x) == "number" end)
 
 --- A table of options described by a schema of its own (its fields).
 function schema.table(sub)
