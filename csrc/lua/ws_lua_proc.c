@@ -35,7 +35,7 @@ static int push_errno(lua_State *L, int err) {
 
 static int l_fork(lua_State *L) {
   pid_t parent = getpid(), pid;
-  fflush(NULL); /* nothing buffered is written twice */
+  (void)fflush(NULL); /* nothing buffered is written twice */
   pid = fork();
   if (pid < 0) return push_errno(L, errno);
 #ifdef __linux__
