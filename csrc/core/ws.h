@@ -623,7 +623,8 @@ size_t ws_engine_recv(ws_engine *e, uint8_t *in, size_t len, ws_event *ev);
  * they do in whole mode (1009), and control frames between a message's
  * frames are reported between its parts. The parts of a message, joined,
  * are exactly the message whole mode would report from the same input,
- * with the same close event. */
+ * with the same close event (one caveat: an invalid compressed stream
+ * that refers past a small agreed window, see ws_inflate_part). */
 int ws_engine_stream(ws_engine *e, int on);
 
 /* The violation waiting to be acted on (see ws_engine_recv), or
