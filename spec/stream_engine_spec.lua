@@ -93,3 +93,25 @@ describe("engine part mode (core.engine)", function()
     assert.is_true(data[#data - 1].fin)
   end)
 end)
+
+describe("ws.protocol with stream", function()
+  local protocol = require "ws.protocol"
+
+  it("gives parts from events(), running held-back input as they are taken", function()
+    local agreed = { server_max_window_bits = 15, client_max_window_bits = 15 }
+    local c = protocol.new{ role = "client", deflate = agreed }
+    local s = protocol.new{ role = "server", deflate = agreed, stream = true,
+      max_message_size = 2 ^ 22 }
+    local msg = ("\0"):rep(2 ^ 22)
+    s:feed(c:send(msg, "binary") .. c:send("next", "text"))
+    local bytes, fins, last = 0, 0, nil
+    for ev in s:events() do
+      assert.are.equal("part", ev.type)
+      bytes = bytes + #ev.data
+      if ev.fin then fins = fins + 1 end
+      last = ev
+    end
+    assert.are.same({ 2 ^ 22 + 4, 2 }, { bytes, fins })
+    assert.are.same({ "next", "text", true }, { last.data, last.kind, last.fin })
+  end)
+end)
