@@ -214,7 +214,8 @@ rock-build:
 CORE_SPECS = spec/core_spec.lua spec/protocol_spec.lua spec/split_spec.lua \
              spec/codes_spec.lua spec/handshake_spec.lua spec/url_spec.lua \
              spec/rockspec_spec.lua spec/reconnect_spec.lua \
-             spec/options_spec.lua spec/pmd_spec.lua spec/deflate_spec.lua
+             spec/options_spec.lua spec/pmd_spec.lua spec/deflate_spec.lua \
+             spec/stream_engine_spec.lua
 
 test-versions:
 	@.ci/deps.sh versions

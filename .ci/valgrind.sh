@@ -31,7 +31,7 @@ mkdir -p "$OUT/ws"
 # check, and a leak report should still name our lines.
 specs=(spec/core_spec.lua spec/protocol_spec.lua spec/split_spec.lua
        spec/codes_spec.lua spec/handshake_spec.lua spec/url_spec.lua
-       spec/pmd_spec.lua spec/deflate_spec.lua)
+       spec/pmd_spec.lua spec/deflate_spec.lua spec/stream_engine_spec.lua)
 if [ -n "${VALGRIND_SPECS:-}" ]; then
   read -r -a specs <<< "$VALGRIND_SPECS"
 fi

@@ -385,11 +385,11 @@ describe("ws.resty in nginx", function()
       "bad argument #1 to 'upgrade' (option 'authorize': function expected, "
         .. "got number)",
       "bad argument #1 to 'upgrade' (table expected, got string)",
-      "bad argument #1 to 'send' (string expected, got number)",
+      "bad argument #1 to 'send' (string or function expected, got number)",
       "bad argument #3 to 'send' (option 'fragment': positive integer "
         .. "expected, got 0)",
       false, -- a return, below
-      "bad argument #1 to 'receive' (number expected, got string)",
+      "bad argument #1 to 'receive' (number or table expected, got string)",
       "bad argument #1 to 'close' (close code 999 may not be sent)",
       "bad argument #2 to 'close' (string expected, got number)",
       "bad argument #2 to 'close' (close reason is not valid UTF-8)",

@@ -627,8 +627,9 @@ size_t ws_engine_recv(ws_engine *e, uint8_t *in, size_t len, ws_event *ev);
  * events as its payload arrives, without waiting for its frame to end:
  * each part is the payload bytes of one frame that the input held (data
  * pointing into the input, unmasked in place), or with permessage-deflate
- * at most 16 KiB of inflated bytes (plus at most 258 held back by zlib,
- * with the last part). Nothing of a message is buffered, so memory does
+ * at most 16 KiB of inflated bytes (the last part adds what the
+ * message's end decodes to: at most 258 bytes zlib held back, a few KiB
+ * from a hostile stream). Nothing of a message is buffered, so memory does
  * not grow with the message, whatever its size or framing. Every part
  * carries the message's kind and rsv; `fin` is 1 on the last part only.
  * Empty frames inside a message give no part, but every message ends
@@ -641,7 +642,8 @@ size_t ws_engine_recv(ws_engine *e, uint8_t *in, size_t len, ws_event *ev);
  * they do in whole mode (1009), and control frames between a message's
  * frames are reported between its parts. The parts of a message, joined,
  * are exactly the message whole mode would report from the same input,
- * with the same close event. */
+ * with the same close event (one caveat: an invalid compressed stream
+ * that refers past a small agreed window, see ws_inflate_part). */
 int ws_engine_stream(ws_engine *e, int on);
 
 /* The violation waiting to be acted on (see ws_engine_recv), or
@@ -838,10 +840,15 @@ int ws_inflate_message(ws_inflater *f, const uint8_t *in, size_t len,
  * and *used says how many input bytes it took; call again with the rest
  * (in + *used) to go on. Output zlib had decoded but could not write (at
  * most one match, 258 bytes) comes out with the next call's input or the
- * message's end, which is ws_inflate_message(f, NULL, 0, 1, max, out).
- * So a message of any size inflates in pieces of at most `room` bytes
- * (plus that little), none of them kept. Returns what ws_inflate_message
- * does, and WS_EINVALID for room 0. */
+ * message's end, which is ws_inflate_message(f, NULL, 0, 1, max, out)
+ * (for a hostile stream that end may decode to a few KiB more: 32 bits of
+ * codes). So a message of any size inflates in pieces of at most `room`
+ * bytes (plus that little), none of them kept. A stream that refers
+ * further back than the agreed window is invalid; zlib catches it only
+ * where the distance reaches past its window and the output of the
+ * current call, so calls with little room may fail (WS_EINFLATE) on a
+ * stream that one call with room for all of it accepts. Returns what
+ * ws_inflate_message does, and WS_EINVALID for room 0. */
 int ws_inflate_part(ws_inflater *f, const uint8_t *in, size_t len,
                     uint64_t max, size_t room, ws_buf *out, size_t *used);
 

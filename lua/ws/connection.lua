@@ -267,7 +267,11 @@ local function dispatch(self)
     if kind == "message" or kind == "part" then
       local list = hs and hs.message
       if list then
-        to_handlers(self, list, ev)
+        if kind == "message" then
+          handlers.call(list, self._rep, self, ev.data, ev.kind)
+        else
+          to_handlers(self, list, ev)
+        end
       else
         local n = self._it + 1
         self._it = n
@@ -711,7 +715,15 @@ function Conn:send(data, kind, opts)
     if name == "closing" or name == "closed" then return nil, name end
     return nil, err
   end
-  queued(self, data, kind or "text", pos, nil, timeout)
+  -- queued(self, data, kind, pos, nil, timeout), inline: the hot path
+  local t = self._ut + 1
+  if t == 1 and not self._ud then self._ud, self._uk, self._up = {}, {}, {} end
+  self._ut = t
+  self._ud[t], self._uk[t], self._up[t] = data, kind or "text", pos
+  if self._uf then self._uf[t] = nil end
+  if not flush(self) and not has_room(self) and not timeout then
+    run_blocking(self, wait_until, self, has_room, nil)
+  end
   return true
 end
 
@@ -823,9 +835,18 @@ local function receive(self, timeout)
     if self._ih > self._it and not self.close_event then
       wait_until(self, has_message, deadline)
     end
-    if self._ih <= self._it then
-      local ev = pop(self)
-      if ev.type ~= "part" then return ev.data, ev.kind end
+    local i = self._ih
+    if i <= self._it then
+      local ev = self._inbox[i]
+      if ev.type == "message" then -- pop(self), inline: the hot path
+        self._inbox[i] = nil
+        self._ih = i + 1
+        self._ibytes = self._ibytes - #ev.data
+        if self._ih > self._it then self._ih, self._it = 1, 0 end
+        self._t:wake()
+        return ev.data, ev.kind
+      end
+      pop(self)
       local asm = self._rasm
       if ev.fin then
         if not asm then return ev.data, ev.kind end
@@ -918,12 +939,21 @@ function Conn:receive(opts)
     end
     return run_blocking(self, receive_waiting, self, receive_part, timeout)
   end
-  if self._half then
+  if self._half and (self._ih <= self._it or not self.close_event) then
     error("cannot receive a whole message: one is half read in parts "
       .. "(call receive{ partial = true } until its last part)", 2)
   end
-  if self._ih <= self._it and self._inbox[self._ih].type ~= "part" then
-    return receive(self)
+  local i = self._ih
+  if i <= self._it then
+    local ev = self._inbox[i]
+    if ev.type == "message" then -- a message waits: no need to block
+      self._inbox[i] = nil
+      self._ih = i + 1
+      self._ibytes = self._ibytes - #ev.data
+      if self._ih > self._it then self._ih, self._it = 1, 0 end
+      self._t:wake()
+      return ev.data, ev.kind
+    end
   end
   return run_blocking(self, receive_waiting, self, receive, timeout)
 end

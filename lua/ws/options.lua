@@ -402,6 +402,9 @@ options.protocol = { fname = "new", argn = 1,
   }, options.ENGINE, {
     { name = "auto_pong", type = T.boolean, default = true,
       doc = "answer pings by itself (the pong is in take_output())" },
+    { name = "stream", type = T.boolean, default = false,
+      doc = "events() gives data messages in parts as their bytes arrive: "
+        .. "{ type = \"part\", data =, kind =, fin = } (doc/streaming.md)" },
     { name = "deflate", type = T.table(options.DEFLATE_AGREED),
       default_doc = "off",
       doc = "turn on permessage-deflate with what your handshake agreed "

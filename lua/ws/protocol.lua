@@ -31,7 +31,8 @@ end
 -- @tparam[opt] table opts `role` ("client" default, or "server"),
 --   `max_message_size` (16 MiB), `max_frame_size` (= max_message_size),
 --   `max_fragments` (65536), `auto_pong` (true), `deflate` (the
---   permessage-deflate parameters a handshake agreed):
+--   permessage-deflate parameters a handshake agreed), `stream` (false:
+--   events give data messages in parts):
 --   @{options.md.ws_protocol_new_opts_|ws.protocol.new's options}
 -- @return a protocol object; `p.state` is "open", "closing" or "closed"
 function Protocol.new(opts)
@@ -39,6 +40,7 @@ function Protocol.new(opts)
   local role = opts.role or "client"
   local e = core.engine(role, opts.max_message_size, opts.max_frame_size,
     opts.max_fragments, opts.auto_pong)
+  if opts.stream then e:stream(true) end
   local self = setmetatable({ _e = e, role = role, extensions = {} }, mt)
   local d = opts.deflate
   if d then
@@ -87,6 +89,14 @@ function Protocol:events()
   local e = check(self)
   return function()
     local ev = e:event()
+    -- With `stream`, input a feed held back (a compressed read that
+    -- inflates to many parts) is run a read's worth at a time, as the
+    -- events are taken.
+    for _ = 1, 1e9 do
+      if ev or e:backlog() == 0 then break end
+      e:drain()
+      ev = e:event()
+    end
     -- Application codes named with ws.codes.define get their names here.
     if ev and ev.type == "close" and ev.name == nil then
       ev.name = codes[ev.code]
