@@ -87,7 +87,7 @@ describe("UTF-8 validation on every implementation", function()
 
   it("has the scalar one, and the vector ones on x86", function()
     assert.are.equal("scalar", impls[1])
-    local arch = io.popen("uname -m"):read("*l")
+    local arch = io.popen("env -u LD_PRELOAD uname -m"):read("*l")
     if arch == "x86_64" then assert.is_true(#impls >= 2) end
     assert.are.equal(impls[#impls], core.utf8_impl())
     assert.are.same({ nil, "no UTF-8 validator \"neon\" on this CPU" },
