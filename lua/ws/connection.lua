@@ -66,10 +66,16 @@
 --     t.blocking(fn, ...)      run fn where it may wait (the main thread of the loop)
 --     t.current()              the running task (owner bookkeeping)
 --     t.yield()                let the other ready tasks run first
+--     t.defer(fn, arg)         call fn(arg) once the tasks ready now have
+--                              run (needs t:flush): what a task sends is
+--                              written there, a write per connection per
+--                              turn, after the turn's reads
 --     t:feed(engine, deadline) / t:flush(engine, deadline)  faster read and
 --                              write straight between the socket and the
---                              engine (flush: true | nil, "timeout" with the
---                              rest left in the engine | nil, errname, msg)
+--                              engine (feed: bytes, and whether more may be
+--                              readable at once; flush: true | nil,
+--                              "timeout" with the rest left in the engine |
+--                              nil, errname, msg)
 --
 -- Whoever waits reads: a task in receive, ping or close reads the transport
 -- itself when nobody else is reading, otherwise waits for the reader's
@@ -131,7 +137,8 @@ local function unsent_list(self)
   local out = {}
   local uf = self._uf
   for i = self._uh, self._ut do
-    local fin = uf and uf[i]
+    local fin
+    if uf then fin = uf[i] end
     if fin == nil then
       out[#out + 1] = { data = self._ud[i], kind = self._uk[i] }
     else -- a part of a message sent with send_part
@@ -179,12 +186,13 @@ end
 -- from it (`sent` nil, not clean): the event tells only what crossed.
 local function publish(self)
   local ev = self._ending
-  if not ev or self.close_event then return end
+  if not ev or self._closed then return end
   if ev.sent and not close_written(self) then
     ev.sent, ev.clean = nil, false
   end
   ev.unsent = unsent_list(self)
   self.close_event = ev
+  self._closed = true
   local t = self._t
   if not self._bg and t.spawn then
     -- nobody reads in the background to end TCP: a task of its own does,
@@ -200,11 +208,11 @@ end
 -- settles when it is done (or teardown gives up on it after `linger`).
 local function settle(self)
   local ev = self._ending
-  if not ev or self.close_event then return end
+  if not ev or self._closed then return end
   if ev.sent and not self._dropped and not close_written(self) then
     if self._writing then return end
     flush(self)
-    if self.close_event or self._writing then return end
+    if self._closed or self._writing then return end
   end
   publish(self)
 end
@@ -215,9 +223,9 @@ local function finish(self, ev)
   ev.type = nil
   if ev.name == nil then ev.name = codes[ev.code] end
   self._ending = ev
-  self._failing = nil
+  self._failing = false
   settle(self)
-  if not self.close_event then
+  if not self._closed then
     local t = self._t
     if not self._bg and t.spawn then self._bg = spawn(self, teardown) end
     t:wake()
@@ -384,6 +392,40 @@ function flush(self)
   return false
 end
 
+-- After a send from a task: the bytes are written once the tasks ready
+-- in this turn of the loop have run (t.defer), so that a turn reads every
+-- ready socket before it answers, and what a task sends in one turn goes
+-- out in one write. Up to `_dmax` bytes wait so (never more than
+-- max_buffered); past that, and outside tasks, they are written now.
+local function deferred_flush(self)
+  self._deferred = false
+  if self._writing or self._dropped then return end
+  local e = self._e
+  if e:buffered_amount() == 0 then return end
+  if not self._ending then
+    local ok = self._t:flush(e, 0)
+    if ok then
+      prune(self, huge)
+      return
+    end
+  end
+  -- the rest (a partial write, a failure, a close frame to settle) as
+  -- flush does it, in a task of its own
+  spawn(self, flush)
+end
+
+local function flush_soon(self)
+  local t = self._t
+  if t.defer and self._e:buffered_amount() <= self._dmax and t.current() then
+    if not self._deferred then
+      self._deferred = true
+      t.defer(deferred_flush, self)
+    end
+    return true
+  end
+  return flush(self)
+end
+
 local function heartbeat_due(self)
   local hb = self._o.heartbeat
   if not hb then return nil end
@@ -441,9 +483,10 @@ local function pull(self, deadline)
     return
   end
   self._reading = true
-  local n, err, msg
+  local n, err, msg, more
   if t.feed then
     n, err, msg = t:feed(e, d)
+    more = err -- (a successful feed's second value)
   else
     n, err, msg = t:read(d)
     if n then
@@ -453,18 +496,18 @@ local function pull(self, deadline)
   end
   self._reading = false
   if n then
-    if n > 0 then
+    if n > 0 and o.heartbeat then
       self._last_rx = now()
       self._hb_deadline = nil
     end
     local before = self._it
     dispatch(self)
     flush(self)
-    -- A message for the inbox: let the other tasks that woke with this
-    -- one read first, so a turn of the loop reads everything ready and
-    -- then writes the answers (fewer round trips between the cores than
-    -- reading and answering one connection at a time).
-    if self._it > before and t.yield then t.yield() end
+    -- A message for the inbox while the socket may hold more: let the
+    -- other ready tasks run first, so a peer that keeps sending cannot
+    -- hold the loop. (Answers wait for the end of the turn anyway:
+    -- see flush_soon.)
+    if more and self._it > before and t.yield then t.yield() end
   elseif err == "timeout" then
     heartbeat_tick(self)
   elseif not self._ending then
@@ -496,14 +539,14 @@ local function wait_until(self, pred, deadline, arg)
   return res and true or false
 end
 
-local function is_closed(self) return self._ending ~= nil end
+local function is_closed(self) return self._ending ~= false end
 local function is_torn(self) return self._torn == true end
 local function has_message(self)
-  return self._ih <= self._it or self.close_event ~= nil
+  return self._ih <= self._it or self._closed
 end
-local function ponged(self, w) return w.rtt ~= nil or self.close_event ~= nil end
+local function ponged(self, w) return w.rtt ~= nil or self._closed end
 local function has_room(self)
-  return self.close_event ~= nil or self._dropped or
+  return self._closed or self._dropped or
     self._e:buffered_amount() <= self._o.max_buffered
 end
 local function not_writing(self) return not self._writing or self._dropped end
@@ -540,7 +583,7 @@ end
 local function reader(self)
   wait_until(self, is_closed, nil)
   teardown(self)
-  self._bg = nil
+  self._bg = false
 end
 
 -- The owner task parks (ws.loop calls this): unless it waits on this
@@ -574,6 +617,15 @@ function Conn.new(t, role, o, extra)
     _ih = 1, _it = 0, _ibytes = 0, _uh = 1, _ut = 0, -- _inbox: made at need
     _rwait = 0, -- receive calls waiting
     _last_rx = now(),
+    -- Fields the hot path reads start false, not nil: a nil field would
+    -- be looked up through mt.__index, a Lua call each time.
+    _closed = false, -- whether close_event is set
+    _ending = false, -- the engine's close event, once it came
+    _failing = false, _dropped = false, _writing = false, _reading = false,
+    _tearing = false, _torn = false, _bg = false, _h = false, _uf = false,
+    _parts = false, _half = false, _wpos = false, _deferred = false,
+    -- bytes a send may leave for the end of the loop's turn
+    _dmax = o.max_buffered < 65536 and o.max_buffered or 65536,
   }, mt)
   -- what the handshake agreed: { ["permessage-deflate"] = params } or {}
   self.extensions = {}
@@ -597,7 +649,7 @@ function Conn.new(t, role, o, extra)
     -- the owner reads while it waits on the connection; no task (and
     -- no memory) for a reader until it waits for anything else
     self._owner, self._owner_waits = owner, 0
-    owner.parker = self
+    owner.parker = function() return Conn.parked(self) end
   elseif t.spawn then
     self._bg = spawn(self, reader)
   end
@@ -656,7 +708,7 @@ local function send_chunks(self, fn, kind, opts)
       .. "got %s)"):format(type(kind) == "string" and '"' .. kind .. '"'
         or type(kind)), 3)
   end
-  if self.close_event then return nil, "closed" end
+  if self._closed then return nil, "closed" end
   if self._parts then return nil, PARTS_OPEN end
   local function next_chunk()
     local c = fn()
@@ -704,11 +756,11 @@ function Conn:send(data, kind, opts)
       .. type(data) .. ")", 2)
   end
   local fragment, compress, timeout = options.send_opts(opts, 2)
-  if self.close_event then return nil, "closed" end
+  if self._closed then return nil, "closed" end
   if self._parts then return nil, PARTS_OPEN end
   timeout = timeout or self._o.send_wait
   if timeout and not room_by(self, timeout) then return nil, "timeout" end
-  if self.close_event then return nil, "closed" end
+  if self._closed then return nil, "closed" end
   if self._parts then return nil, PARTS_OPEN end
   local pos, err, name = self._e:send(data, kind, fragment, compress)
   if not pos then
@@ -721,7 +773,7 @@ function Conn:send(data, kind, opts)
   self._ut = t
   self._ud[t], self._uk[t], self._up[t] = data, kind or "text", pos
   if self._uf then self._uf[t] = nil end
-  if not flush(self) and not has_room(self) and not timeout then
+  if not flush_soon(self) and not has_room(self) and not timeout then
     run_blocking(self, wait_until, self, has_room, nil)
   end
   return true
@@ -734,7 +786,7 @@ end
 -- written already) or "fragment" (a message sent in parts is open).
 -- Internal: ws.server's broadcast.
 function Conn:_send_framed(frame, data, kind, max_behind)
-  if self.close_event then return nil, "closed" end
+  if self._closed then return nil, "closed" end
   local e = self._e
   if e:buffered_amount() > max_behind then return nil, "behind" end
   local pos, _, name = e:send_framed(frame)
@@ -794,10 +846,10 @@ end
 
 function send_part_of(self, data, kind, fin, compress, timeout)
   kind = self._parts or kind or "text"
-  if self.close_event then return nil, "closed" end
+  if self._closed then return nil, "closed" end
   timeout = timeout or self._o.send_wait
   if timeout and not room_by(self, timeout) then return nil, "timeout" end
-  if self.close_event then return nil, "closed" end
+  if self._closed then return nil, "closed" end
   local pos, err, name = self._e:send_part(data, kind, fin, compress)
   if not pos then
     if name == "closing" or name == "closed" then return nil, name end
@@ -832,7 +884,7 @@ end
 local function receive(self, timeout)
   local deadline = timeout and now() + timeout
   for _ = 1, huge do
-    if self._ih > self._it and not self.close_event then
+    if self._ih > self._it and not self._closed then
       wait_until(self, has_message, deadline)
     end
     local i = self._ih
@@ -859,7 +911,7 @@ local function receive(self, timeout)
         self._rasm, self._rkind = asm, ev.kind
       end
       asm[#asm + 1] = ev.data
-    elseif self.close_event then
+    elseif self._closed then
       self._rasm = nil
       return closed_result(self)
     else
@@ -877,7 +929,7 @@ local function receive_part(self, timeout)
     self._half = true
     return table.concat(asm), self._rkind, false
   end
-  if self._ih > self._it and not self.close_event then
+  if self._ih > self._it and not self._closed then
     wait_until(self, has_message, timeout and now() + timeout)
   end
   if self._ih <= self._it then
@@ -886,7 +938,7 @@ local function receive_part(self, timeout)
     self._half = not fin
     return ev.data, ev.kind, fin
   end
-  if self.close_event then
+  if self._closed then
     self._half = false
     return closed_result(self)
   end
@@ -939,7 +991,7 @@ function Conn:receive(opts)
     end
     return run_blocking(self, receive_waiting, self, receive_part, timeout)
   end
-  if self._half and (self._ih <= self._it or not self.close_event) then
+  if self._half and (self._ih <= self._it or not self._closed) then
     error("cannot receive a whole message: one is half read in parts "
       .. "(call receive{ partial = true } until its last part)", 2)
   end
@@ -964,8 +1016,9 @@ end
 function Conn:messages()
   check(self)
   if self._h then not_handled(self, "iterate messages", 2) end
+  local receive = Conn.receive -- not looked up on each message
   return function()
-    local data, kind = self:receive()
+    local data, kind = receive(self)
     if data then return data, kind end
     return nil
   end
@@ -991,7 +1044,7 @@ local function ping(self, data, timeout)
   for k = #pw, 1, -1 do
     if pw[k] == w then table.remove(pw, k) end
   end
-  if self.close_event then return nil, "closed" end
+  if self._closed then return nil, "closed" end
   return nil, "timeout"
 end
 
@@ -1010,7 +1063,7 @@ function Conn:ping(data, timeout)
     error("bad argument #2 to 'ping' (number expected, got " .. type(timeout)
       .. ")", 2)
   end
-  if self.close_event then return nil, "closed" end
+  if self._closed then return nil, "closed" end
   return run_blocking(self, ping, self, data, timeout)
 end
 
@@ -1043,7 +1096,7 @@ function Conn:close(code, reason, timeout)
     error("bad argument #3 to 'close' (number expected, got " .. type(timeout)
       .. ")", 2)
   end
-  if self.close_event and (self._torn or self._bg) then
+  if self._closed and (self._torn or self._bg) then
     return self.close_event
   end
   if not self._ending then
@@ -1143,13 +1196,13 @@ function Conn:on(event, fn)
   return self
 end
 
-local function is_published(self) return self.close_event ~= nil end
+local function is_published(self) return self._closed end
 
 local function wait_closed(self, timeout)
-  if not self.close_event then
+  if not self._closed then
     wait_until(self, is_published, timeout and now() + timeout)
   end
-  if self.close_event then
+  if self._closed then
     if not self._bg then teardown(self) end
     return self.close_event
   end
@@ -1166,7 +1219,7 @@ function Conn:wait(timeout)
     error("bad argument #1 to 'wait' (number expected, got "
       .. type(timeout) .. ")", 2)
   end
-  if self.close_event and (self._bg or self._torn) then
+  if self._closed and (self._bg or self._torn) then
     return self.close_event
   end
   return run_blocking(self, wait_closed, self, timeout)

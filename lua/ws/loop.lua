@@ -68,17 +68,23 @@ end
 
 local function pack(...) return { n = select("#", ...), ... } end
 
+-- What resume does after coroutine.resume returned ok, ...: a task that
+-- yielded needs nothing (the values a yield passes are not used), so no
+-- table is made for them.
+local function resumed(task, co, ok, ...)
+  if coroutine_status(co) ~= "dead" then return end
+  if ok then
+    finish(task, true, ...)
+  else
+    local err = ...
+    task.error_value = err
+    finish(task, false, traceback(co, tostring(err)))
+  end
+end
+
 local function resume(task, ...)
   local co = task.co
-  local res = pack(coroutine_resume(co, ...))
-  if coroutine_status(co) == "dead" then
-    if res[1] then
-      finish(task, true, unpack(res, 2, res.n))
-    else
-      task.error_value = res[2]
-      finish(task, false, traceback(co, tostring(res[2])))
-    end
-  end
+  return resumed(task, co, coroutine_resume(co, ...))
 end
 
 --- Schedule a task to be resumed at the next turn; the yield that parked
@@ -135,12 +141,12 @@ local function set_interest(fd, w)
 end
 
 -- Park the current task until woken; returns the values passed to wake.
--- A task may carry `parker`, an object whose `parked(parker)` method runs
--- as the task parks: a server connection uses it to start reading in the
+-- A task may carry `parker`, a function that runs (with no arguments) as
+-- the task parks: a server connection uses it to start reading in the
 -- background once its handler waits for something other than it.
 local function park(task)
   local parker = task.parker
-  if parker then parker:parked() end
+  if parker then parker() end
   return coroutine_yield()
 end
 
@@ -159,7 +165,7 @@ local function park_until(task, deadline)
   end
   -- park(task), inlined: one frame less on every parked task's stack
   local parker = task.parker
-  if parker then parker:parked() end
+  if parker then parker() end
   local ok = coroutine_yield()
   if timer and timers[timer] then
     timers[timer] = nil
@@ -187,6 +193,35 @@ local function run_ready()
   end
 end
 
+-- Calls to make once the tasks ready this turn have run (loop.defer).
+local dfn, darg, defer_n = {}, {}, 0
+
+local function run_deferred()
+  local i = 1
+  -- a deferred call may defer another: it runs in this pass too
+  while i <= defer_n do
+    local fn, arg = dfn[i], darg[i]
+    dfn[i], darg[i] = nil, nil
+    local ok, err = pcall(fn, arg)
+    if not ok then loop.on_error(err) end
+    i = i + 1
+  end
+  defer_n = 0
+end
+
+--- Call fn(arg) once the tasks that are ready in this turn of the loop
+-- have run, before the loop waits again (a connection writes there what
+-- its task sent during the turn, so that a turn reads every ready socket
+-- before answering, and several sends make one write). Errors go to
+-- `loop.on_error`. fn must not wait.
+-- @tparam function fn
+-- @param arg
+function loop.defer(fn, arg)
+  local n = defer_n + 1
+  defer_n = n
+  dfn[n], darg[n] = fn, arg
+end
+
 local turned = false -- the loop has run a turn (see loop.workers)
 -- functions run in a new worker process right after the fork
 local fork_hooks = {}
@@ -194,6 +229,7 @@ local fork_hooks = {}
 local function turn(timeout, until_done)
   turned = true
   if ready_n > 0 then run_ready() end
+  if defer_n > 0 then run_deferred() end
   -- a blocking call whose task just finished must not go on to wait
   if until_done and until_done.done then return end
   local wait = timeout
@@ -245,6 +281,7 @@ local function turn(timeout, until_done)
     end
   end
   if ready_n > 0 then run_ready() end
+  if defer_n > 0 then run_deferred() end
 end
 
 --- One turn of the loop: run what is ready, wait at most `timeout`

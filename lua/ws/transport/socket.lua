@@ -25,6 +25,7 @@ Socket.spawn = loop.spawn
 Socket.blocking = loop.blocking
 Socket.current = loop.current
 function Socket.yield() loop.sleep(0) end
+Socket.defer = loop.defer
 function Socket.report(msg) loop.on_error(msg) end
 
 -- Wait for the socket as a want status says; false at the deadline.
@@ -65,7 +66,8 @@ end
 -- read the kernel buffer is known to be empty, so the next call waits
 -- for readiness before reading instead of making a read that would only
 -- say "wantread".
--- @return bytes fed | nil, "timeout" | nil, "eof" | nil, errname, message
+-- @return bytes fed, and whether more may be readable at once | nil,
+--   "timeout" | nil, "eof" | nil, errname, message
 function Socket:feed(e, deadline)
   local sock = self.sock
   local want = self.want
@@ -78,7 +80,7 @@ function Socket:feed(e, deadline)
     want = (status == "wantread" or status == "wantwrite") and status or nil
     if n > 0 then
       self.want = want
-      return n
+      return n, want == nil
     end
     if status ~= nil and not want then
       self.want = nil
