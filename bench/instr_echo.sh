@@ -45,7 +45,7 @@ for case in "${CASES[@]}"; do
   name="${conns}x${size}"
   rm -f "$OUT/$name".*
   LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH="$BUILD/?.so;;" \
-    valgrind --tool=callgrind --callgrind-out-file="$OUT/$name.%p" \
+    valgrind --tool=callgrind --compress-strings=no --callgrind-out-file="$OUT/$name.%p" \
     "$LUA" examples/echo_server.lua 0 > "$TMP/server.out" 2> "$TMP/server.err" &
   SPID=$!
   port=

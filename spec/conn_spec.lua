@@ -469,6 +469,89 @@ describe("connection failures", function()
   end)
 end)
 
+describe("writes at the end of the loop's turn", function()
+  local s
+  before_each(function() s = echo_server() end)
+  after_each(function() s:close(1) end)
+
+  it("writes what a task sends in a turn together, once the turn's tasks "
+    .. "ran", function()
+    run(function()
+      local conn = assert(ws.connect(url(s)))
+      assert.is_true(conn:send("one"))
+      assert.is_true(conn:send("two"))
+      -- both frames wait: 2 header bytes, a 4-byte mask and 3 bytes each
+      assert.are.equal(2 * 9, conn:buffered_amount())
+      ws.sleep(0)
+      assert.are.equal(0, conn:buffered_amount())
+      assert.are.same({ "one", "text" }, { conn:receive(5) })
+      assert.are.same({ "two", "text" }, { conn:receive(5) })
+      conn:close()
+    end)
+  end)
+
+  it("writes at once from the main thread", function()
+    local conn = assert(ws.connect(url(s)))
+    assert.is_true(conn:send("now"))
+    assert.are.equal(0, conn:buffered_amount())
+    assert.are.same({ "now", "text" }, { conn:receive(5) })
+    conn:close()
+  end)
+
+  it("writes at once what passes 64 KiB", function()
+    run(function()
+      local conn = assert(ws.connect(url(s)))
+      local big = ("x"):rep(70000)
+      assert.is_true(conn:send(big, "binary"))
+      -- 70000 bytes and a 14-byte header: the socket took some already
+      assert.is_true(conn:buffered_amount() < 70014)
+      assert.are.same({ big, "binary" }, { conn:receive(5) })
+      conn:close()
+    end)
+  end)
+end)
+
+describe("ws.loop.defer", function()
+  local loop = require "ws.loop"
+
+  it("calls back once the tasks ready in the turn have run", function()
+    local log = {}
+    run(function()
+      local a = ws.spawn(function()
+        log[#log + 1] = "a"
+        assert.is_true(loop.defer(function(x) log[#log + 1] = x end, "late"))
+        ws.sleep(0)
+        log[#log + 1] = "a again"
+      end)
+      ws.spawn(function() log[#log + 1] = "b" end)
+      for _ = 1, 10 do
+        if a.done then break end
+        ws.sleep(0)
+      end
+    end)
+    assert.are.same({ "a", "b", "late", "a again" }, log)
+  end)
+
+  it("defers nothing outside a turn of the loop", function()
+    local called = false
+    assert.is_false(loop.defer(function() called = true end))
+    ws.step(0)
+    assert.is_false(called)
+  end)
+
+  it("reports an error of a deferred call to on_error", function()
+    local saved, errors = loop.on_error, {}
+    loop.on_error = function(m) errors[#errors + 1] = m end
+    local ok, err = pcall(run, function()
+      loop.defer(function() error("deferred boom", 0) end)
+      ws.sleep(0)
+    end)
+    loop.on_error = saved
+    assert(ok, err)
+    assert.are.same({ "deferred boom" }, errors)
+  end)
+end)
+
 describe("back-pressure", function()
   it("makes send wait instead of buffering without bound", function()
     -- a raw TCP client that completes the handshake and then never reads

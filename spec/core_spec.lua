@@ -304,6 +304,15 @@ describe("engine output held for a transport", function()
     assert.are.same({ "\129\2ab", 11 }, { e:take_output() })
     assert.are.same({ "", 11 }, { e:take_output() })
   end)
+
+  it("send also returns the bytes now waiting to be written", function()
+    local e = core.engine("server")
+    e:hold_output(true)
+    assert.are.same({ 4, 4 }, { e:send("hi") })
+    assert.are.same({ 8, 8 }, { e:send("ab", "binary") })
+    e:take_output()
+    assert.are.same({ 11, 3 }, { e:send("x") })
+  end)
 end)
 
 -- The engine userdata keeps its own event queue and makes every close
@@ -337,6 +346,46 @@ describe("engine event queue", function()
     assert.are.same({ type = "pong", data = "q" }, e:event())
     assert.are.same({ type = "message", kind = "binary", data = "\0\1" },
       e:event())
+    assert.is_nil(e:event())
+  end)
+
+  it("next returns the same events as values, without a table", function()
+    local e = core.engine("server")
+    e:feed(HI .. masked(9, "p") .. masked(10, "q") .. masked(2, "\0\1")
+      .. masked(8, "\3\232bye"))
+    assert.are.same({ "message", "hi", "text" }, { e:next() })
+    assert.are.same({ "ping", "p" }, { e:next() })
+    assert.are.same({ "pong", "q" }, { e:next() })
+    assert.are.same({ "message", "\0\1", "binary" }, { e:next() })
+    local typ, ev = e:next()
+    assert.are.equal("close", typ)
+    assert.are.same({ type = "close", code = 1000, name = "normal",
+      reason = "bye", clean = true, initiator = "remote",
+      received = { code = 1000, reason = "bye" },
+      sent = { code = 1000, reason = "" } }, ev)
+    assert.are.same({ nil, false }, { e:next() })
+  end)
+
+  it("next returns parts with their kind and fin on a stream engine",
+    function()
+      local e = core.engine("server")
+      e:stream(true)
+      e:feed(wire.frame{ opcode = 2, payload = "ab", fin = false,
+        key = wire.KEY } .. wire.frame{ opcode = 0, payload = "cd",
+        key = wire.KEY } .. HI)
+      assert.are.same({ "part", "ab", "binary", false }, { e:next() })
+      assert.are.same({ "part", "cd", "binary", true }, { e:next() })
+      assert.are.same({ "part", "hi", "text", true }, { e:next() })
+      assert.are.same({ nil, false }, { e:next() })
+    end)
+
+  it("event and next take from one queue, in order", function()
+    local e = core.engine("server")
+    e:feed(HI .. masked(2, "b") .. masked(9, "p"))
+    assert.are.same({ "message", "hi", "text" }, { e:next() })
+    assert.are.same({ type = "message", kind = "binary", data = "b" },
+      e:event())
+    assert.are.same({ "ping", "p" }, { e:next() })
     assert.is_nil(e:event())
   end)
 
@@ -404,6 +453,19 @@ describe("engine deferred failure", function()
       assert.is_nil(e:event(true))
       assert.is_true(e:failing())
       assert.are.equal(0, e:buffered_amount())
+    end)
+
+  it("next(true) returns nil and true while failing, next() the close",
+    function()
+      local e = core.engine("server")
+      e:feed(HI .. UNMASKED)
+      assert.are.same({ "message", "hi", "text" }, { e:next(true) })
+      assert.are.same({ nil, true }, { e:next(true) })
+      assert.are.equal(0, e:buffered_amount())
+      local typ, ev = e:next()
+      assert.are.same({ "close", 1002, "protocol:unmasked_frame" },
+        { typ, ev.code, ev.error })
+      assert.are.same({ nil, false }, { e:next() })
     end)
 
   it("event() acts on the failure once the queue is empty", function()

@@ -40,7 +40,14 @@ static inline void *ws_testudata(lua_State *L, int i, const char *tname) {
 }
 #define ws_setmetatable(L, tname) \
   (lua_getfield(L, LUA_REGISTRYINDEX, (tname)), lua_setmetatable(L, -2))
+/* t[p] for a light userdata key p, t at a pseudo-index or absolute i */
+#define ws_rawgetp(L, i, p) (lua_pushlightuserdata(L, (void *)(p)), \
+                             lua_rawget(L, (i)))
+#define ws_rawsetp(L, i, p) (lua_pushlightuserdata(L, (void *)(p)), \
+                             lua_insert(L, -2), lua_rawset(L, (i)))
 #else
+#define ws_rawgetp(L, i, p) ((void)lua_rawgetp(L, (i), (p)))
+#define ws_rawsetp(L, i, p) lua_rawsetp(L, (i), (p))
 #define ws_rawlen(L, i) lua_rawlen(L, (i))
 #define ws_newlib(L, l) luaL_newlib(L, (l))
 #define ws_setfuncs(L, l, n) luaL_setfuncs(L, (l), (n))

@@ -16,8 +16,10 @@
 #define ENGINE_MT "ws.core.engine"
 
 /* The engine userdata. Events wait in a queue, a table in the userdata's
- * user value (made at the first event), at [head + 1 .. tail]; the
- * indexes go back to 0 whenever it empties. */
+ * user value (made at the first event): event k (head <= k < tail) is two
+ * slots, [2k + 1] its value and [2k + 2] its tag (see TAG_*), so that a
+ * message queues one string and no table. The indexes go back to 0
+ * whenever it empties. */
 typedef struct {
   ws_engine e;
   int live;      /* 0 once freed: every method then reports "closed" */
@@ -31,6 +33,22 @@ typedef struct {
   uint8_t *backlog;
   size_t blen, bcap;
 } lengine;
+
+/* Queue tags. A close event's value is its table; the others' is their
+ * data. A part's tag is TAG_PART + (binary) + 2 * (fin). */
+enum {
+  TAG_CLOSE = 0,
+  TAG_TEXT,   /* a whole text message */
+  TAG_BINARY, /* a whole binary message */
+  TAG_PING,
+  TAG_PONG,
+  TAG_PART /* .. TAG_PART + 3 */
+};
+
+/* The registry key of the engine metatable besides its name: checking a
+ * userdata by it is a pointer lookup, where luaL_checkudata's by name
+ * interns the name each call. */
+static const char engine_mt_key = 0;
 
 /* Bytes of parts one call queues before the rest of its input waits in
  * the backlog: one read's worth. */
@@ -230,10 +248,34 @@ static void push_queue(lua_State *L, int idx, lengine *le) {
   le->has_queue = 1;
 }
 
-/* Append the event table at the top (popped) to the queue at q. */
-static void enqueue(lua_State *L, int q, lengine *le) {
-  lua_rawseti(L, q, le->tail + 1);
+/* Append the event value at the top (popped), with its tag, to the
+ * queue at q. */
+static void enqueue(lua_State *L, int q, lengine *le, int tag) {
+  lua_rawseti(L, q, 2 * le->tail + 1);
+  lua_pushinteger(L, tag);
+  lua_rawseti(L, q, 2 * le->tail + 2);
   le->tail++;
+}
+
+/* An event of the engine for the queue: its value pushed, its tag
+ * returned. Data events are their bytes (copied now: see
+ * ws_lua_push_event); a close event is its table. */
+static int push_queued(lua_State *L, const ws_event *ev) {
+  switch (ev->type) {
+    case WS_EV_MESSAGE:
+      lua_pushlstring(L, (const char *)ev->data, ev->len);
+      return ev->kind == WS_OP_TEXT ? TAG_TEXT : TAG_BINARY;
+    case WS_EV_PING:
+    case WS_EV_PONG:
+      lua_pushlstring(L, (const char *)ev->data, ev->len);
+      return ev->type == WS_EV_PING ? TAG_PING : TAG_PONG;
+    case WS_EV_PART:
+      lua_pushlstring(L, (const char *)ev->data, ev->len);
+      return TAG_PART + (ev->kind != WS_OP_TEXT) + 2 * (ev->fin != 0);
+    default:
+      ws_lua_push_event(L, ev);
+      return TAG_CLOSE;
+  }
 }
 
 /* Queue the close event of a call that ended the connection. */
@@ -244,7 +286,7 @@ static void queue_event(lua_State *L, int idx, lengine *le,
   q = lua_gettop(L);
   ws_lua_push_event(L, ev);
   if (message) set_val(L, "message", message);
-  enqueue(L, q, le);
+  enqueue(L, q, le, TAG_CLOSE);
   lua_pop(L, 1);
 }
 
@@ -262,8 +304,7 @@ static size_t run_input(lua_State *L, int idx, lengine *le, uint8_t *buf,
     ws_event ev;
     pos += ws_engine_recv(&le->e, buf + pos, len - pos, &ev);
     if (ev.type == WS_EV_NONE) break;
-    ws_lua_push_event(L, &ev);
-    enqueue(L, q, le);
+    enqueue(L, q, le, push_queued(L, &ev));
     if (ev.type == WS_EV_PART && (parts += ev.len) >= PART_BUDGET &&
         pos < len)
       break;
@@ -272,8 +313,21 @@ static size_t run_input(lua_State *L, int idx, lengine *le, uint8_t *buf,
   return pos;
 }
 
+/* The engine userdata at idx, or raises as luaL_checkudata does. */
+static lengine *engine_at(lua_State *L, int idx) {
+  lengine *le = (lengine *)lua_touserdata(L, idx);
+  if (le != NULL && lua_getmetatable(L, idx)) {
+    int same;
+    ws_rawgetp(L, LUA_REGISTRYINDEX, &engine_mt_key);
+    same = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    if (same) return le;
+  }
+  return (lengine *)luaL_checkudata(L, idx, ENGINE_MT);
+}
+
 int ws_lua_engine_deliver(lua_State *L, int idx, uint8_t *buf, size_t len) {
-  lengine *le = (lengine *)luaL_checkudata(L, idx, ENGINE_MT);
+  lengine *le = engine_at(L, idx);
   size_t pos;
   if (!le->live) luaL_error(L, "attempt to use a freed protocol engine");
   if (ws_engine_failing(&le->e) != WS_V_NONE) return 1;
@@ -290,7 +344,7 @@ int ws_lua_engine_deliver(lua_State *L, int idx, uint8_t *buf, size_t len) {
 }
 
 lua_Integer ws_lua_engine_settle(lua_State *L, int idx) {
-  lengine *le = (lengine *)luaL_checkudata(L, idx, ENGINE_MT);
+  lengine *le = engine_at(L, idx);
   ws_event ev;
   if (le->live && le->head == le->tail &&
       ws_engine_fail_pending(&le->e, &ev))
@@ -299,7 +353,7 @@ lua_Integer ws_lua_engine_settle(lua_State *L, int idx) {
 }
 
 ws_engine *ws_lua_check_engine(lua_State *L, int idx) {
-  lengine *le = (lengine *)luaL_checkudata(L, idx, ENGINE_MT);
+  lengine *le = engine_at(L, idx);
   if (!le->live) luaL_error(L, "attempt to use a freed protocol engine");
   return &le->e;
 }
@@ -365,6 +419,21 @@ static int l_feed(lua_State *L) {
 /* engine:event([hold]) -> the oldest queued event (removed) | nil. With
  * the queue empty and a violation pending: nil if hold, else the
  * violation's close event (its close frame now queued in the output). */
+/* Take the oldest queued event: push its value and its tag (at 2 and 3:
+ * call it with the engine alone on the stack). */
+static void take_queued(lua_State *L, lengine *le) {
+  int k = 2 * le->head;
+  push_queue(L, 1, le);
+  lua_rawgeti(L, 2, k + 1);
+  lua_rawgeti(L, 2, k + 2);
+  lua_pushnil(L);
+  lua_rawseti(L, 2, k + 1);
+  lua_pushnil(L);
+  lua_rawseti(L, 2, k + 2);
+  lua_remove(L, 2);
+  if (++le->head == le->tail) le->head = le->tail = 0;
+}
+
 static int l_event(lua_State *L) {
   lengine *le = check_engine(L);
   int hold = lua_toboolean(L, 2);
@@ -378,12 +447,82 @@ static int l_event(lua_State *L) {
     ws_lua_push_event(L, &ev);
     return 1;
   }
-  push_queue(L, 1, le);
-  lua_rawgeti(L, 2, le->head + 1);
-  lua_pushnil(L);
-  lua_rawseti(L, 2, le->head + 1);
-  if (++le->head == le->tail) le->head = le->tail = 0;
-  return 1;
+  take_queued(L, le); /* value at 2, tag at 3 */
+  {
+    int tag = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    if (tag == TAG_CLOSE) return 1;
+    lua_createtable(L, 0, 4);
+    set_lit(L, "type", tag == TAG_PING   ? "ping"
+                       : tag == TAG_PONG ? "pong"
+                       : tag >= TAG_PART ? "part"
+                                         : "message");
+    set_val(L, "data", 2);
+    if (tag == TAG_TEXT || tag == TAG_BINARY)
+      set_lit(L, "kind", tag == TAG_TEXT ? "text" : "binary");
+    if (tag >= TAG_PART) {
+      set_lit(L, "kind", (tag - TAG_PART) % 2 == 0 ? "text" : "binary");
+      lua_pushboolean(L, tag - TAG_PART >= 2);
+      lua_setfield(L, -2, "fin");
+    }
+    return 1;
+  }
+}
+
+/* Upvalues of engine:next, after the metatable: the names it returns,
+ * pushed from here rather than interned on every call. */
+enum { UV_MESSAGE = 2, UV_PART, UV_PING, UV_PONG, UV_CLOSE, UV_TEXT,
+       UV_BINARY, UV_COUNT = UV_BINARY - 1 };
+
+/* engine:next([hold]) -> type, value[, kind[, fin]] | nil, failing:
+ * engine:event without the table. "message", data, kind; "part", data,
+ * kind, fin; "ping" or "pong", data; "close", the close event's table.
+ * With nothing to take, failing tells whether a violation waits (held:
+ * engine:failing()). */
+static int l_next(lua_State *L) {
+  lengine *le = check_engine(L);
+  int hold = lua_toboolean(L, 2), tag;
+  lua_settop(L, 1);
+  if (le->head == le->tail) {
+    ws_event ev;
+    if (hold || !ws_engine_fail_pending(&le->e, &ev)) {
+      lua_pushnil(L);
+      lua_pushboolean(L, ws_engine_failing(&le->e) != WS_V_NONE);
+      return 2;
+    }
+    lua_pushvalue(L, lua_upvalueindex(UV_CLOSE));
+    ws_lua_push_event(L, &ev);
+    return 2;
+  }
+  take_queued(L, le); /* value at 2, tag at 3 */
+  tag = (int)lua_tointeger(L, 3);
+  lua_settop(L, 2);
+  switch (tag) {
+    case TAG_TEXT:
+    case TAG_BINARY:
+      lua_pushvalue(L, lua_upvalueindex(UV_MESSAGE));
+      lua_insert(L, 2);
+      lua_pushvalue(L, lua_upvalueindex(tag == TAG_TEXT ? UV_TEXT
+                                                         : UV_BINARY));
+      return 3;
+    case TAG_PING:
+    case TAG_PONG:
+      lua_pushvalue(L, lua_upvalueindex(tag == TAG_PING ? UV_PING : UV_PONG));
+      lua_insert(L, 2);
+      return 2;
+    case TAG_CLOSE:
+      lua_pushvalue(L, lua_upvalueindex(UV_CLOSE));
+      lua_insert(L, 2);
+      return 2;
+    default:
+      lua_pushvalue(L, lua_upvalueindex(UV_PART));
+      lua_insert(L, 2);
+      lua_pushvalue(L, lua_upvalueindex((tag - TAG_PART) % 2 == 0
+                                            ? UV_TEXT
+                                            : UV_BINARY));
+      lua_pushboolean(L, tag - TAG_PART >= 2);
+      return 4;
+  }
 }
 
 /* engine:failing() -> true while a violation waits to be acted on */
@@ -450,9 +589,13 @@ static int push_output(lua_State *L, ws_engine *e) {
 static int send_result(lua_State *L, lengine *le, int r, const char *fn) {
   if (r == 0) {
     if (le->hold) {
-      /* the stream position just past these bytes (see positions) */
+      /* the stream position just past these bytes (see positions), and
+       * the bytes now waiting to be written */
+      size_t n;
       lua_pushnumber(L, (lua_Number)ws_engine_queued(&le->e));
-      return 1;
+      ws_engine_output(&le->e, &n);
+      lua_pushinteger(L, (lua_Integer)n);
+      return 2;
     }
     return push_output(L, &le->e);
   }
@@ -495,7 +638,8 @@ static unsigned compress_flags(lua_State *L, int idx) {
   return lua_toboolean(L, idx) ? WS_SEND_COMPRESS : WS_SEND_NO_COMPRESS;
 }
 
-/* engine:send(data, kind, fragment, compress) -> bytes | nil, message,
+/* engine:send(data, kind, fragment, compress) -> bytes (or, holding
+ * output, the stream position and the bytes waiting) | nil, message,
  * name */
 static int l_send(lua_State *L) {
   lengine *le = check_engine(L);
@@ -787,9 +931,21 @@ void ws_lua_open_engine(lua_State *L) {
     lua_setfield(L, -2, "__gc");
     lua_pushcfunction(L, l_engine_gc);
     lua_setfield(L, -2, "__close");
+    lua_pushvalue(L, -1);
+    ws_rawsetp(L, LUA_REGISTRYINDEX, &engine_mt_key);
     lua_newtable(L);
     lua_pushvalue(L, -2); /* the methods' upvalue: see to_engine */
     ws_setfuncs(L, engine_methods, 1);
+    lua_pushvalue(L, -2);
+    lua_pushliteral(L, "message");
+    lua_pushliteral(L, "part");
+    lua_pushliteral(L, "ping");
+    lua_pushliteral(L, "pong");
+    lua_pushliteral(L, "close");
+    lua_pushliteral(L, "text");
+    lua_pushliteral(L, "binary");
+    lua_pushcclosure(L, l_next, 1 + UV_COUNT);
+    lua_setfield(L, -2, "next");
     lua_setfield(L, -2, "__index");
     lua_pushliteral(L, ENGINE_MT);
     lua_setfield(L, -2, "__name");

@@ -67,9 +67,11 @@
 --     t.current()              the running task (owner bookkeeping)
 --     t.yield()                let the other ready tasks run first
 --     t.defer(fn, arg)         call fn(arg) once the tasks ready now have
---                              run (needs t:flush): what a task sends is
---                              written there, a write per connection per
---                              turn, after the turn's reads
+--                              run, and return true; false when it cannot
+--                              (nothing runs the loop now). With t:flush:
+--                              what a task sends is written there, a write
+--                              per connection per turn, after the turn's
+--                              reads
 --     t:feed(engine, deadline) / t:flush(engine, deadline)  faster read and
 --                              write straight between the socket and the
 --                              engine (feed: bytes, and whether more may be
@@ -235,52 +237,56 @@ end
 -- A message (or a part of one, on a `stream` connection) for the message
 -- handlers, which get whole messages: parts are joined first (the engine
 -- holds the message to max_message_size).
-local function to_handlers(self, list, ev)
-  if ev.type == "part" then
-    local asm = self._hasm
-    if not ev.fin then
-      if not asm then
-        asm = {}
-        self._hasm = asm
-      end
-      asm[#asm + 1] = ev.data
-      return
+local function to_handlers(self, list, data, kind, fin)
+  local asm = self._hasm
+  if not fin then
+    if not asm then
+      asm = {}
+      self._hasm = asm
     end
-    if asm then
-      asm[#asm + 1] = ev.data
-      self._hasm = nil
-      handlers.call(list, self._rep, self, table.concat(asm), ev.kind)
-      return
-    end
+    asm[#asm + 1] = data
+    return
   end
-  handlers.call(list, self._rep, self, ev.data, ev.kind)
+  if asm then
+    asm[#asm + 1] = data
+    self._hasm = nil
+    handlers.call(list, self._rep, self, table.concat(asm), kind)
+    return
+  end
+  handlers.call(list, self._rep, self, data, kind)
 end
 
 -- Hand the engine's queued events out, in order. A protocol failure the
 -- engine found after a message waits while messages wait in the inbox, so
 -- the application can answer them before the close frame goes out.
+-- Returns whether the engine may have output of its own now (a pong, a
+-- close frame): data events make none.
 local function dispatch(self)
   local e = self._e
+  local out = false
   while not self._ending do
     local hold = self._ih <= self._it
-    local ev = e:event(hold)
-    if not ev then
-      -- only a held failure can be left; remember it without asking the
-      -- engine on every read
-      self._failing = hold and e:failing()
-      return
+    local typ, data, kind, fin = e:next(hold)
+    if not typ then
+      -- only a held failure can be left (data: whether one waits);
+      -- remember it without asking the engine on every read
+      self._failing = data
+      return out or data
     end
-    local kind = ev.type
     local hs = self._h
-    if kind == "message" or kind == "part" then
+    if typ ~= "message" and typ ~= "part" then out = true end
+    if typ == "message" or typ == "part" then
+      if typ == "message" then fin = true end
       local list = hs and hs.message
       if list then
-        if kind == "message" then
-          handlers.call(list, self._rep, self, ev.data, ev.kind)
+        if typ == "message" then
+          handlers.call(list, self._rep, self, data, kind)
         else
-          to_handlers(self, list, ev)
+          to_handlers(self, list, data, kind, fin)
         end
       else
+        -- the inbox: three slots an entry (data, kind, fin: false on a
+        -- part that is not a message's last), no table
         local n = self._it + 1
         self._it = n
         local inbox = self._inbox
@@ -288,17 +294,17 @@ local function dispatch(self)
           inbox = {}
           self._inbox = inbox
         end
-        inbox[n] = ev
-        self._ibytes = self._ibytes + #ev.data
+        inbox[3 * n - 2], inbox[3 * n - 1], inbox[3 * n] = data, kind, fin
+        self._ibytes = self._ibytes + #data
         self._t:wake()
       end
-    elseif kind == "ping" then
-      if hs then handlers.call(hs.ping, self._rep, self, ev.data) end
-    elseif kind == "pong" then
+    elseif typ == "ping" then
+      if hs then handlers.call(hs.ping, self._rep, self, data) end
+    elseif typ == "pong" then
       local pw = self._pw
       if pw then
         for k = 1, #pw do
-          if pw[k].data == ev.data then
+          if pw[k].data == data then
             pw[k].rtt = now() - pw[k].t0
             table.remove(pw, k)
             self._t:wake()
@@ -306,11 +312,12 @@ local function dispatch(self)
           end
         end
       end
-      if hs then handlers.call(hs.pong, self._rep, self, ev.data) end
+      if hs then handlers.call(hs.pong, self._rep, self, data) end
     else
-      finish(self, ev)
+      finish(self, data)
     end
   end
+  return true
 end
 
 -- --------------------------------------------------------- moving bytes
@@ -414,14 +421,14 @@ local function deferred_flush(self)
   spawn(self, flush)
 end
 
-local function flush_soon(self)
-  local t = self._t
-  if t.defer and self._e:buffered_amount() <= self._dmax and t.current() then
-    if not self._deferred then
+local function flush_soon(self, buffered)
+  if buffered <= self._dmax then
+    if self._deferred then return true end
+    local t = self._t
+    if t.defer and t.defer(deferred_flush, self) then
       self._deferred = true
-      t.defer(deferred_flush, self)
+      return true
     end
-    return true
   end
   return flush(self)
 end
@@ -460,7 +467,7 @@ end
 local function pull(self, deadline)
   local e, t, o = self._e, self._t, self._o
   local d = deadline
-  local due = heartbeat_due(self)
+  local due = o.heartbeat and heartbeat_due(self)
   if due and (not d or due < d) then d = due end
   local waiting = self._it - self._ih + 1
   if waiting > 0 and (self._failing or waiting >= o.inbox_max or
@@ -501,8 +508,7 @@ local function pull(self, deadline)
       self._hb_deadline = nil
     end
     local before = self._it
-    dispatch(self)
-    flush(self)
+    if dispatch(self) then flush(self) end
     -- A message for the inbox while the socket may hold more: let the
     -- other ready tasks run first, so a peer that keeps sending cannot
     -- hold the loop. (Answers wait for the end of the turn anyway:
@@ -586,10 +592,11 @@ local function reader(self)
   self._bg = false
 end
 
--- The owner task parks (ws.loop calls this): unless it waits on this
--- connection (and so reads it), a background reader takes over for good.
-function Conn:parked()
-  if self._owner_waits > 0 or self._bg or self._torn then return end
+-- The owner task parks (ws.loop calls its parker): unless it waits on
+-- this connection (and so reads it), a background reader takes over for
+-- good.
+local function parked(self)
+  if self._bg or self._torn then return end
   self._owner.parker = nil
   self._bg = spawn(self, reader)
 end
@@ -624,6 +631,7 @@ function Conn.new(t, role, o, extra)
     _failing = false, _dropped = false, _writing = false, _reading = false,
     _tearing = false, _torn = false, _bg = false, _h = false, _uf = false,
     _parts = false, _half = false, _wpos = false, _deferred = false,
+    _rasm = false, -- the start of a message receive() is joining
     -- bytes a send may leave for the end of the loop's turn
     _dmax = o.max_buffered < 65536 and o.max_buffered or 65536,
   }, mt)
@@ -649,7 +657,9 @@ function Conn.new(t, role, o, extra)
     -- the owner reads while it waits on the connection; no task (and
     -- no memory) for a reader until it waits for anything else
     self._owner, self._owner_waits = owner, 0
-    owner.parker = function() return Conn.parked(self) end
+    owner.parker = function()
+      if self._owner_waits == 0 then parked(self) end
+    end
   elseif t.spawn then
     self._bg = spawn(self, reader)
   end
@@ -755,7 +765,8 @@ function Conn:send(data, kind, opts)
     error("bad argument #1 to 'send' (string or function expected, got "
       .. type(data) .. ")", 2)
   end
-  local fragment, compress, timeout = options.send_opts(opts, 2)
+  local fragment, compress, timeout
+  if opts ~= nil then fragment, compress, timeout = options.send_opts(opts, 2) end
   if self._closed then return nil, "closed" end
   if self._parts then return nil, PARTS_OPEN end
   timeout = timeout or self._o.send_wait
@@ -767,13 +778,14 @@ function Conn:send(data, kind, opts)
     if name == "closing" or name == "closed" then return nil, name end
     return nil, err
   end
+  local buffered = err -- (a successful send's second value)
   -- queued(self, data, kind, pos, nil, timeout), inline: the hot path
   local t = self._ut + 1
   if t == 1 and not self._ud then self._ud, self._uk, self._up = {}, {}, {} end
   self._ut = t
   self._ud[t], self._uk[t], self._up[t] = data, kind or "text", pos
   if self._uf then self._uf[t] = nil end
-  if not flush_soon(self) and not has_room(self) and not timeout then
+  if not flush_soon(self, buffered) and not has_room(self) and not timeout then
     run_blocking(self, wait_until, self, has_room, nil)
   end
   return true
@@ -861,16 +873,21 @@ function send_part_of(self, data, kind, fin, compress, timeout)
 end
 
 -- Take the oldest inbox entry (a message, or a part on a `stream`
--- connection).
+-- connection): data, kind, fin.
 local function pop(self)
   local i = self._ih
-  local ev = self._inbox[i]
-  self._inbox[i] = nil
-  self._ih = i + 1
-  self._ibytes = self._ibytes - #ev.data
-  if self._ih > self._it then self._ih, self._it = 1, 0 end
+  local inbox = self._inbox
+  local k = 3 * i
+  local data, kind, fin = inbox[k - 2], inbox[k - 1], inbox[k]
+  inbox[k - 2], inbox[k - 1], inbox[k] = nil, nil, nil
+  if i >= self._it then
+    self._ih, self._it = 1, 0
+  else
+    self._ih = i + 1
+  end
+  self._ibytes = self._ibytes - #data
   self._t:wake() -- room for the reader, or a failure may go out now
-  return ev
+  return data, kind, fin
 end
 
 local function closed_result(self)
@@ -887,32 +904,22 @@ local function receive(self, timeout)
     if self._ih > self._it and not self._closed then
       wait_until(self, has_message, deadline)
     end
-    local i = self._ih
-    if i <= self._it then
-      local ev = self._inbox[i]
-      if ev.type == "message" then -- pop(self), inline: the hot path
-        self._inbox[i] = nil
-        self._ih = i + 1
-        self._ibytes = self._ibytes - #ev.data
-        if self._ih > self._it then self._ih, self._it = 1, 0 end
-        self._t:wake()
-        return ev.data, ev.kind
-      end
-      pop(self)
+    if self._ih <= self._it then
+      local data, kind, fin = pop(self)
       local asm = self._rasm
-      if ev.fin then
-        if not asm then return ev.data, ev.kind end
-        self._rasm = nil
-        asm[#asm + 1] = ev.data
-        return table.concat(asm), ev.kind
+      if fin then
+        if not asm then return data, kind end
+        self._rasm = false
+        asm[#asm + 1] = data
+        return table.concat(asm), kind
       end
       if not asm then
         asm = {}
-        self._rasm, self._rkind = asm, ev.kind
+        self._rasm, self._rkind = asm, kind
       end
-      asm[#asm + 1] = ev.data
+      asm[#asm + 1] = data
     elseif self._closed then
-      self._rasm = nil
+      self._rasm = false
       return closed_result(self)
     else
       return nil, "timeout"
@@ -925,7 +932,7 @@ end
 local function receive_part(self, timeout)
   local asm = self._rasm
   if asm then
-    self._rasm = nil
+    self._rasm = false
     self._half = true
     return table.concat(asm), self._rkind, false
   end
@@ -933,10 +940,9 @@ local function receive_part(self, timeout)
     wait_until(self, has_message, timeout and now() + timeout)
   end
   if self._ih <= self._it then
-    local ev = pop(self)
-    local fin = ev.type ~= "part" or ev.fin
+    local data, kind, fin = pop(self)
     self._half = not fin
-    return ev.data, ev.kind, fin
+    return data, kind, fin
   end
   if self._closed then
     self._half = false
@@ -995,17 +1001,10 @@ function Conn:receive(opts)
     error("cannot receive a whole message: one is half read in parts "
       .. "(call receive{ partial = true } until its last part)", 2)
   end
-  local i = self._ih
-  if i <= self._it then
-    local ev = self._inbox[i]
-    if ev.type == "message" then -- a message waits: no need to block
-      self._inbox[i] = nil
-      self._ih = i + 1
-      self._ibytes = self._ibytes - #ev.data
-      if self._ih > self._it then self._ih, self._it = 1, 0 end
-      self._t:wake()
-      return ev.data, ev.kind
-    end
+  if self._ih <= self._it and self._inbox[3 * self._ih] and not self._rasm then
+    -- a whole message waits: no need to block
+    local data, kind = pop(self)
+    return data, kind
   end
   return run_blocking(self, receive_waiting, self, receive, timeout)
 end
@@ -1182,13 +1181,14 @@ function Conn:on(event, fn)
   if event == "message" then
     if self._rasm then
       -- a receive() that timed out had joined the start of a message
-      self._hasm, self._rasm = self._rasm, nil
+      self._hasm, self._rasm = self._rasm, false
     end
-    while self._ih <= self._it do
-      local ev = self._inbox[self._ih]
-      self._inbox[self._ih] = nil
-      self._ih = self._ih + 1
-      to_handlers(self, list, ev)
+    local inbox = self._inbox
+    for i = self._ih, self._it do
+      local k = 3 * i
+      local data, kind, fin = inbox[k - 2], inbox[k - 1], inbox[k]
+      inbox[k - 2], inbox[k - 1], inbox[k] = nil, nil, nil
+      to_handlers(self, list, data, kind, fin)
     end
     self._ih, self._it, self._ibytes = 1, 0, 0
     self._t:wake()

@@ -195,6 +195,7 @@ end
 
 -- Calls to make once the tasks ready this turn have run (loop.defer).
 local dfn, darg, defer_n = {}, {}, 0
+local in_turn = false -- a turn runs tasks, timers or deferred calls
 
 local function run_deferred()
   local i = 1
@@ -213,20 +214,25 @@ end
 -- have run, before the loop waits again (a connection writes there what
 -- its task sent during the turn, so that a turn reads every ready socket
 -- before answering, and several sends make one write). Errors go to
--- `loop.on_error`. fn must not wait.
+-- `loop.on_error`. fn must not wait. Outside a turn of the loop (the
+-- main thread, between `ws.step` calls) nothing is deferred.
 -- @tparam function fn
 -- @param arg
+-- @treturn boolean whether fn was deferred (false outside a turn: the
+--   caller does it now)
 function loop.defer(fn, arg)
+  if not in_turn then return false end
   local n = defer_n + 1
   defer_n = n
   dfn[n], darg[n] = fn, arg
+  return true
 end
 
 local turned = false -- the loop has run a turn (see loop.workers)
 -- functions run in a new worker process right after the fork
 local fork_hooks = {}
 
-local function turn(timeout, until_done)
+local function turn_body(timeout, until_done)
   turned = true
   if ready_n > 0 then run_ready() end
   if defer_n > 0 then run_deferred() end
@@ -242,7 +248,7 @@ local function turn(timeout, until_done)
     if w then
       local err = flags >= 4
       local readable = flags % 2 == 1 or err
-      local writable = floor(flags / 2) % 2 == 1 or err
+      local writable = flags % 4 >= 2 or err
       local idle = false
       -- Interest stays registered after a wake-up: the task usually waits
       -- again at once, and dropping and re-adding it would cost two
@@ -282,6 +288,12 @@ local function turn(timeout, until_done)
   end
   if ready_n > 0 then run_ready() end
   if defer_n > 0 then run_deferred() end
+end
+
+local function turn(timeout, until_done)
+  in_turn = true
+  turn_body(timeout, until_done)
+  in_turn = false
 end
 
 --- One turn of the loop: run what is ready, wait at most `timeout`
