@@ -52,7 +52,7 @@ NET_SRC  = csrc/net/ws_net.c csrc/net/ws_tls.c csrc/net/ws_resolve.c
 LUA_SRC  = csrc/lua/ws_lua.c csrc/lua/ws_lua_engine.c \
            csrc/lua/ws_lua_handshake.c csrc/lua/ws_lua_net.c \
            csrc/lua/ws_lua_resolve.c csrc/lua/ws_lua_pmd.c \
-           csrc/lua/ws_lua_proc.c
+           csrc/lua/ws_lua_proc.c csrc/lua/ws_lua_alloc.c
 CORE_HDRS = csrc/core/ws.h
 HDRS     = $(CORE_HDRS) csrc/net/ws_net.h csrc/net/ws_tls.h csrc/lua/ws_lua.h
 CORE_INC = -Icsrc/core

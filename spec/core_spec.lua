@@ -806,3 +806,67 @@ describe("engine call failures, more", function()
     assert.has_error(function() e:feed("") end)
   end)
 end)
+
+describe("large block cache (ws.core's allocator wrapper)", function()
+  -- PUC Lua 5.2-5.4 with glibc: installed in front of lauxlib's
+  -- allocator; LuaJIT keeps its own allocator
+  local stats = core.alloc_stats
+  local puc = _VERSION ~= "Lua 5.1" and not rawget(_G, "jit")
+
+  it("is installed where the allocator is lauxlib's", function()
+    assert.are.equal(puc, stats().installed)
+  end)
+
+  if not puc then return end
+
+  it("hands a freed large string's block to the next one", function()
+    collectgarbage()
+    core.alloc_trim()
+    local before = stats()
+    assert.are.same({ 0, 0 }, { before.blocks, before.bytes })
+    local s = ("a"):rep(100000)
+    s = nil -- luacheck: ignore
+    collectgarbage()
+    collectgarbage()
+    local mid = stats()
+    assert.is_true(mid.kept > before.kept)
+    local t = ("b"):rep(100000)
+    local after = stats()
+    assert.is_true(after.hits > mid.hits)
+    assert.are.equal(100000, #t)
+  end)
+
+  it("holds at most 16 blocks and 16 MiB", function()
+    local t = {}
+    for i = 1, 64 do t[i] = ("c"):rep(300000 + i) end
+    t = nil -- luacheck: ignore
+    collectgarbage()
+    collectgarbage()
+    local st = stats()
+    assert.is_true(st.blocks <= 16)
+    assert.is_true(st.bytes <= 16 * 1024 * 1024)
+    assert.is_true(st.blocks > 0)
+  end)
+
+  it("gives the blocks back on alloc_trim", function()
+    local s = ("e"):rep(100000)
+    s = nil -- luacheck: ignore
+    collectgarbage()
+    collectgarbage()
+    local held = stats().bytes
+    assert.is_true(held >= 100000)
+    assert.are.equal(held, core.alloc_trim())
+    assert.are.same({ 0, 0 }, { stats().blocks, stats().bytes })
+  end)
+
+  it("leaves small blocks to the allocator", function()
+    collectgarbage()
+    core.alloc_trim()
+    local before = stats().kept
+    local t = {}
+    for i = 1, 500 do t[i] = ("d"):rep(1000 + i) end
+    t = nil -- luacheck: ignore
+    collectgarbage()
+    assert.are.equal(before, stats().kept)
+  end)
+end)

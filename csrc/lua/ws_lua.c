@@ -194,6 +194,7 @@ WS_EXPORT int luaopen_ws_core(lua_State *L) {
   ws_lua_open_resolve(L);
   ws_lua_open_pmd(L);
   ws_lua_open_proc(L);
+  ws_lua_open_alloc(L);
   lua_pushliteral(L, "0.1.0");
   lua_setfield(L, -2, "version");
   return 1;

@@ -117,6 +117,7 @@ void ws_lua_open_net(lua_State *L);
 void ws_lua_open_resolve(lua_State *L);
 void ws_lua_open_pmd(lua_State *L);
 void ws_lua_open_proc(lua_State *L);
+void ws_lua_open_alloc(lua_State *L);
 
 /* Defined in ws_lua_engine.c, for the other binding files. */
 #include "ws.h"
