@@ -848,6 +848,26 @@ describe("large block cache (ws.core's allocator wrapper)", function()
     assert.is_true(st.blocks > 0)
   end)
 
+  it("gives the oldest blocks back to make room for a new size", function()
+    collectgarbage()
+    core.alloc_trim()
+    local t = {}
+    for i = 1, 16 do t[i] = ("f"):rep(20000) end
+    t = nil -- luacheck: ignore
+    collectgarbage()
+    collectgarbage()
+    assert.are.equal(16, stats().blocks) -- full of 20 KB blocks
+    local big = ("g"):rep(1000000)
+    big = nil -- luacheck: ignore
+    collectgarbage()
+    collectgarbage()
+    local hits = stats().hits
+    local again = ("h"):rep(1000000)
+    assert.is_true(stats().hits > hits)
+    assert.are.equal(1000000, #again)
+    assert.is_true(stats().blocks <= 16)
+  end)
+
   it("gives the blocks back on alloc_trim", function()
     local s = ("e"):rep(100000)
     s = nil -- luacheck: ignore

@@ -8,8 +8,8 @@
  * again: measured on the echo benchmark, that churn cost 30-45 % of the
  * 64 KiB rate and three quarters of the 1 MiB rate. Here blocks of at
  * least CACHE_MIN bytes that the collector frees are kept (at most
- * CACHE_SLOTS of them and CACHE_BYTES in all) and handed out again for a
- * request they fit, so a steady stream of large messages allocates
+ * CACHE_SLOTS of them and CACHE_BYTES in all, the oldest given back
+ * first) and handed out again for a request they fit, so a steady stream of large messages allocates
  * nothing. Blocks are reused only for a request of at least 3/4 of their
  * usable size, so little is wasted; new large blocks are rounded up to an
  * eighth of a power of two so that later requests of nearby sizes fit.
@@ -27,6 +27,7 @@
 #if LUA_VERSION_NUM >= 502 && defined(__GLIBC__)
 #include <malloc.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define CACHE_MIN ((size_t)16 * 1024)
 #define CACHE_MAX_BLOCK ((size_t)8 * 1024 * 1024)
@@ -69,9 +70,28 @@ static void *take(block_cache *c, size_t nsize) {
   {
     void *p = c->slot[best].p;
     c->bytes -= c->slot[best].cap;
-    c->slot[best] = c->slot[--c->n];
+    c->n--;
+    memmove(&c->slot[best], &c->slot[best + 1],
+            (size_t)(c->n - best) * sizeof c->slot[0]);
     return p;
   }
+}
+
+/* Keep ptr (cap usable bytes), making room by giving the oldest blocks
+ * back: the slots are in the order they were freed, so sizes the
+ * program no longer asks for age out. */
+static void keep(block_cache *c, void *ptr, size_t cap) {
+  while (c->n > 0 && (c->n == CACHE_SLOTS || c->bytes + cap > CACHE_BYTES)) {
+    c->f(c->ud, c->slot[0].p, c->slot[0].cap, 0);
+    c->bytes -= c->slot[0].cap;
+    c->n--;
+    memmove(&c->slot[0], &c->slot[1], (size_t)c->n * sizeof c->slot[0]);
+  }
+  c->slot[c->n].p = ptr;
+  c->slot[c->n].cap = cap;
+  c->n++;
+  c->bytes += cap;
+  c->kept++;
 }
 
 static void *cache_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
@@ -90,18 +110,13 @@ static void *cache_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     return p;
   }
   if (nsize == 0) { /* a free */
-    if (osize >= CACHE_MIN && osize <= CACHE_MAX_BLOCK) {
-      size_t cap = malloc_usable_size(ptr);
-      if (c->n < CACHE_SLOTS && c->bytes + cap <= CACHE_BYTES) {
-        c->slot[c->n].p = ptr;
-        c->slot[c->n].cap = cap;
-        c->n++;
-        c->bytes += cap;
-        c->kept++;
-        return NULL;
-      }
-    }
-    return c->f(c->ud, ptr, osize, 0);
+    size_t cap;
+    if (osize < CACHE_MIN || osize > CACHE_MAX_BLOCK)
+      return c->f(c->ud, ptr, osize, 0);
+    cap = malloc_usable_size(ptr);
+    if (cap > CACHE_BYTES) return c->f(c->ud, ptr, osize, 0);
+    keep(c, ptr, cap);
+    return NULL;
   }
   return c->f(c->ud, ptr, osize, nsize); /* a resize: realloc */
 }
