@@ -125,6 +125,12 @@ local function prune(self, done)
   if h > t then return end
   local up, ud, uk = self._up, self._ud, self._uk
   local uf = self._uf
+  if done == huge then -- all written (after a complete flush)
+    for i = h, t do up[i], ud[i], uk[i] = nil, nil, nil end
+    if uf then for i = h, t do uf[i] = nil end end
+    self._uh, self._ut = 1, 0
+    return
+  end
   while h <= t and up[h] <= done do
     up[h], ud[h], uk[h] = nil, nil, nil
     if uf then uf[h] = nil end
@@ -172,7 +178,7 @@ local function spawn(self, fn)
   return task
 end
 
-local teardown, flush -- defined below
+local teardown, flush, dispatch_other -- defined below
 
 -- Whether our close frame has crossed to the peer: the transport took
 -- every byte of it (the engine knows where it ends in the output stream;
@@ -256,6 +262,20 @@ local function to_handlers(self, list, data, kind, fin)
   handlers.call(list, self._rep, self, data, kind)
 end
 
+-- Append a message or part to the inbox: three slots an entry, no table
+-- (data, kind, fin: false on a part that is not a message's last).
+local function to_inbox(self, data, kind, fin)
+  local n = self._it + 1
+  self._it = n
+  local inbox = self._inbox
+  if not inbox then
+    inbox = {}
+    self._inbox = inbox
+  end
+  inbox[3 * n - 2], inbox[3 * n - 1], inbox[3 * n] = data, kind, fin
+  self._ibytes = self._ibytes + #data
+end
+
 -- Hand the engine's queued events out, in order. A protocol failure the
 -- engine found after a message waits while messages wait in the inbox, so
 -- the application can answer them before the close frame goes out.
@@ -263,59 +283,61 @@ end
 -- close frame): data events make none.
 local function dispatch(self)
   local e = self._e
-  local out = false
+  local out, got = false, false
   while not self._ending do
     local hold = self._ih <= self._it
     local typ, data, kind, fin = e:next(hold)
-    if not typ then
+    if typ == "message" and not self._h then
+      -- the common case first: a whole message for the inbox
+      to_inbox(self, data, kind, true)
+      got = true
+    elseif not typ then
       -- only a held failure can be left (data: whether one waits);
       -- remember it without asking the engine on every read
       self._failing = data
+      if got then self._t:wake() end
       return out or data
-    end
-    local hs = self._h
-    if typ ~= "message" and typ ~= "part" then out = true end
-    if typ == "message" or typ == "part" then
-      if typ == "message" then fin = true end
-      local list = hs and hs.message
-      if list then
-        if typ == "message" then
-          handlers.call(list, self._rep, self, data, kind)
-        else
-          to_handlers(self, list, data, kind, fin)
-        end
-      else
-        -- the inbox: three slots an entry (data, kind, fin: false on a
-        -- part that is not a message's last), no table
-        local n = self._it + 1
-        self._it = n
-        local inbox = self._inbox
-        if not inbox then
-          inbox = {}
-          self._inbox = inbox
-        end
-        inbox[3 * n - 2], inbox[3 * n - 1], inbox[3 * n] = data, kind, fin
-        self._ibytes = self._ibytes + #data
-        self._t:wake()
-      end
-    elseif typ == "ping" then
-      if hs then handlers.call(hs.ping, self._rep, self, data) end
-    elseif typ == "pong" then
-      local pw = self._pw
-      if pw then
-        for k = 1, #pw do
-          if pw[k].data == data then
-            pw[k].rtt = now() - pw[k].t0
-            table.remove(pw, k)
-            self._t:wake()
-            break
-          end
-        end
-      end
-      if hs then handlers.call(hs.pong, self._rep, self, data) end
     else
-      finish(self, data)
+      out = dispatch_other(self, typ, data, kind, fin) or out
     end
+  end
+  if got then self._t:wake() end
+  return true
+end
+
+-- dispatch's other events: parts, messages for handlers, pings, pongs
+-- and the close event. Returns whether the engine may have output.
+function dispatch_other(self, typ, data, kind, fin)
+  local hs = self._h
+  if typ == "message" or typ == "part" then
+    if typ == "message" then fin = true end
+    local list = hs and hs.message
+    if not list then
+      to_inbox(self, data, kind, fin)
+      self._t:wake()
+    elseif typ == "message" then
+      handlers.call(list, self._rep, self, data, kind)
+    else
+      to_handlers(self, list, data, kind, fin)
+    end
+    return false
+  elseif typ == "ping" then
+    if hs then handlers.call(hs.ping, self._rep, self, data) end
+  elseif typ == "pong" then
+    local pw = self._pw
+    if pw then
+      for k = 1, #pw do
+        if pw[k].data == data then
+          pw[k].rtt = now() - pw[k].t0
+          table.remove(pw, k)
+          self._t:wake()
+          break
+        end
+      end
+    end
+    if hs then handlers.call(hs.pong, self._rep, self, data) end
+  else
+    finish(self, data)
   end
   return true
 end
@@ -408,7 +430,6 @@ local function deferred_flush(self)
   self._deferred = false
   if self._writing or self._dropped then return end
   local e = self._e
-  if e:buffered_amount() == 0 then return end
   if not self._ending then
     local ok = self._t:flush(e, 0)
     if ok then
@@ -1005,6 +1026,10 @@ function Conn:receive(opts)
     -- a whole message waits: no need to block
     local data, kind = pop(self)
     return data, kind
+  end
+  local t = self._t
+  if t.current and t.current() then -- in a task: run_blocking, shorter
+    return receive_waiting(self, receive, timeout)
   end
   return run_blocking(self, receive_waiting, self, receive, timeout)
 end
