@@ -94,6 +94,10 @@ build/asan/stream_test: spec/c/stream_test.c $(CORE_SRC) $(CORE_HDRS)
 	@mkdir -p $(@D)
 	gcc $(WARN) -O1 -g $(SAN) $(CORE_INC) spec/c/stream_test.c $(CORE_SRC) -o $@ $(LIBS)
 
+build/asan/direct_test: spec/c/direct_test.c $(CORE_SRC) $(CORE_HDRS)
+	@mkdir -p $(@D)
+	gcc $(WARN) -O1 -g $(SAN) $(CORE_INC) spec/c/direct_test.c $(CORE_SRC) -o $@ $(LIBS)
+
 deps:
 	@.ci/deps.sh test
 
@@ -108,12 +112,14 @@ NO_PROXY_ENV = env -u http_proxy -u HTTP_PROXY -u https_proxy -u HTTPS_PROXY \
 
 # The sanitizer runtime has to be loaded before the interpreter starts.
 test: deps spec/interop/node_modules/.package-lock.json build/asan/guard_test \
-      build/asan/deflate_test build/asan/stream_test build/asan/ws/core.so \
+      build/asan/deflate_test build/asan/stream_test build/asan/direct_test \
+      build/asan/ws/core.so \
       $(BUILD)/ws/core.so \
       build/jit/ws/core.so
 	build/asan/guard_test
 	build/asan/deflate_test
 	build/asan/stream_test
+	build/asan/direct_test
 	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

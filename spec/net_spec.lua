@@ -580,6 +580,72 @@ describe("pump and flush", function()
     c:close(); s:close()
   end)
 
+  it("send_message writes a server's message from the string itself",
+    function()
+      local c, s = pair()
+      local _, se = engines()
+      local msg = ("m"):rep(70000)
+      -- written at once: nothing is queued in the engine
+      assert.are.same({ 70010, 0 }, { s:send_message(se, msg, "binary") })
+      assert.are.equal(0, se:buffered_amount())
+      assert.are.equal(70010, se:written())
+      assert.are.equal("\130\127" .. string.pack(">I8", 70000) .. msg,
+        read_n(c, 70010))
+      c:close(); s:close()
+    end)
+
+  it("send_message queues behind what waits, in order", function()
+    local c, s = pair()
+    local _, se = engines()
+    se:send("first")
+    assert.are.same({ 15, 15 }, { s:send_message(se, "second") })
+    assert.are.equal(0, s:flush(se))
+    assert.are.equal("\129\5first\129\6second", read_n(c, 15))
+    c:close(); s:close()
+  end)
+
+  it("send_message queues what the socket does not take", function()
+    local c, s = pair()
+    local _, se = engines()
+    local big = ("q"):rep(8 * 1024 * 1024)
+    local pos, waiting = s:send_message(se, big, "binary")
+    assert.are.equal(8 * 1024 * 1024 + 10, pos)
+    assert.is_true(waiting > 0 and waiting < pos, "waiting " .. waiting)
+    assert.are.equal(waiting, se:buffered_amount())
+    assert.are.equal(pos - waiting, se:written())
+    c:close(); s:close()
+  end)
+
+  it("send_message masks a client's message through the engine", function()
+    local c, s = pair()
+    local ce, se = engines()
+    assert.are.same({ 8, 8 }, { c:send_message(ce, "hi") })
+    assert.are.equal(0, c:flush(ce))
+    local got = {}
+    eventually("the message", function()
+      s:pump(se)
+      local ev = se:event()
+      if ev then got[#got + 1] = ev end
+      return #got == 1
+    end)
+    assert.are.same({ type = "message", kind = "text", data = "hi" }, got[1])
+    c:close(); s:close()
+  end)
+
+  it("send_message checks the text and the state as send does", function()
+    local c, s = pair()
+    local _, se = engines()
+    assert.are.same({ nil, "text is not valid UTF-8", "utf8" },
+      { s:send_message(se, "\255") })
+    assert.has_error(function() s:send_message(se, "x", "ping") end,
+      "bad argument #3 to 'send_message' (\"text\" or \"binary\" "
+      .. "expected, got \"ping\")")
+    se:close(1000)
+    assert.are.same({ nil, "connection is closing", "closing" },
+      { s:send_message(se, "late") })
+    c:close(); s:close()
+  end)
+
   it("reports a closed socket", function()
     local c, s = pair()
     local ce, se = engines()

@@ -713,6 +713,25 @@ int ws_engine_send_part_ex(ws_engine *e, ws_opcode kind, const uint8_t *data,
  * always allowed). */
 int ws_engine_send_framed(ws_engine *e, const uint8_t *frame, size_t len);
 
+/* A whole message written by the caller straight from its own memory,
+ * without the copy into the output (servers: a client masks every frame
+ * into the output). ws_engine_send_direct checks as ws_engine_send does
+ * (WS_EINVALID, WS_ESTATE, WS_EFRAGMENT, WS_EUTF8) and then, if the
+ * output is empty, this engine is a server's and permessage-deflate would
+ * not compress the message, puts the frame header in hdr
+ * (WS_FRAME_MAX_HEADER bytes), sets *hlen and returns 0: the frame is
+ * hdr[0..*hlen) and data[0..len). Room for all of it is reserved in the
+ * output first (WS_ENOMEM), so that ws_engine_sent_direct cannot fail. It
+ * returns 1 when the message must go through ws_engine_send instead.
+ * After 0 the caller writes what it can of the frame at once and calls
+ * ws_engine_sent_direct with the same hdr, data and len and the number of
+ * bytes the transport took; the rest is queued as output. Nothing else
+ * may touch the engine in between. */
+int ws_engine_send_direct(ws_engine *e, ws_opcode kind, const uint8_t *data,
+                          size_t len, uint8_t *hdr, size_t *hlen);
+void ws_engine_sent_direct(ws_engine *e, const uint8_t *hdr, size_t hlen,
+                           const uint8_t *data, size_t len, size_t written);
+
 /* Queue a ping or pong (payload <= 125 bytes): 0, WS_ECONTROL, WS_ESTATE,
  * WS_ENOMEM, WS_ERAND. */
 int ws_engine_ping(ws_engine *e, const uint8_t *data, size_t len);

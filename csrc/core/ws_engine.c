@@ -380,6 +380,54 @@ int ws_engine_send_framed(ws_engine *e, const uint8_t *frame, size_t len) {
   return 0;
 }
 
+int ws_engine_send_direct(ws_engine *e, ws_opcode kind, const uint8_t *data,
+                          size_t len, uint8_t *hdr, size_t *hlen) {
+  ws_frame_header h;
+  size_t hsize;
+  int r;
+  if (!check_kind(kind) || (data == NULL && len > 0) || hdr == NULL ||
+      hlen == NULL)
+    return WS_EINVALID;
+  if (e->state != WS_STATE_OPEN) return WS_ESTATE;
+  if (e->sending) return WS_EFRAGMENT;
+  if (e->cfg.role != WS_ROLE_SERVER || e->out.len != e->out.off ||
+      compress_this(e, len, 0))
+    return 1;
+  if (kind == WS_OP_TEXT && !ws_utf8_valid(data, len)) return WS_EUTF8;
+  hsize = ws_frame_header_size(len, 0);
+  if (len > SIZE_MAX - hsize) return WS_ENOMEM;
+  if ((r = buf_reserve(e, &e->out, hsize + len)) != 0) return r;
+  memset(&h, 0, sizeof h);
+  h.fin = 1;
+  h.opcode = kind;
+  h.length = len;
+  r = ws_frame_encode(hdr, hsize, &h);
+  if (r < 0) return r;
+  *hlen = hsize;
+  return 0;
+}
+
+void ws_engine_sent_direct(ws_engine *e, const uint8_t *hdr, size_t hlen,
+                           const uint8_t *data, size_t len, size_t written) {
+  size_t total = hlen + len;
+  if (written > total) written = total;
+  e->out_queued += total;
+  e->out_written += written;
+  e->tx_frames++;
+  /* the output was empty, with room for the frame (send_direct) */
+  if (written < hlen) {
+    memcpy(e->out.p + e->out.len, hdr + written, hlen - written);
+    e->out.len += hlen - written;
+    written = hlen;
+  }
+  if (written < total) {
+    memcpy(e->out.p + e->out.len, data + (written - hlen), total - written);
+    e->out.len += total - written;
+  } else if (e->out.cap > KEEP_BUFFER_MAX) {
+    buf_release(e, &e->out); /* as ws_engine_output_consume would */
+  }
+}
+
 static int send_control(ws_engine *e, unsigned opcode, const uint8_t *data,
                         size_t len) {
   if (data == NULL && len > 0) return WS_EINVALID;

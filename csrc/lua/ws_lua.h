@@ -124,6 +124,16 @@ void ws_lua_open_alloc(lua_State *L);
 /* The engine inside the ws.core engine userdata at idx; raises if idx is
  * not a live engine. */
 ws_engine *ws_lua_check_engine(lua_State *L, int idx);
+/* Writes a[0..alen) then b[0..blen) as far as it can now: 0 with *n the
+ * bytes taken, or nonzero on failure. */
+typedef int (*ws_lua_write2)(void *ctx, const uint8_t *a, size_t alen,
+                             const uint8_t *b, size_t blen, size_t *n);
+/* sock:send_message's body, with the engine at 2, the data at 3 and the
+ * kind at 4: engine:send's results. With the output empty (and a server
+ * engine holding its output, no compression), the frame goes to w
+ * straight from the data string, and only what w did not take is copied
+ * into the output; otherwise (and with w NULL) it is engine:send. */
+int ws_lua_engine_send_direct(lua_State *L, ws_lua_write2 w, void *ctx);
 /* Run len bytes at buf (writable: payloads are unmasked in place) through
  * the engine userdata at idx (absolute; checked), appending one event
  * table per event to its queue. Bytes that come while a violation is

@@ -49,6 +49,11 @@ typedef struct {
 
 static const char cache_key = 0;
 
+/* The registry userdata: the cache, NULL once lua_close emptied it. */
+typedef struct {
+  block_cache *c;
+} cache_box;
+
 /* n rounded up to a multiple of an eighth of its highest power of two */
 static size_t round_class(size_t n) {
   size_t p = 1;
@@ -124,11 +129,11 @@ static void *cache_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 /* lua_close: the blocks go back, and so does the standard allocator
  * (everything the cache handed out came from it). */
 static int cache_gc(lua_State *L) {
-  block_cache **box = (block_cache **)lua_touserdata(L, 1);
-  block_cache *c = *box;
+  cache_box *box = (cache_box *)lua_touserdata(L, 1);
+  block_cache *c = box->c;
   int i;
   if (c == NULL) return 0;
-  *box = NULL;
+  box->c = NULL;
   lua_setallocf(L, c->f, c->ud);
   for (i = 0; i < c->n; i++) c->f(c->ud, c->slot[i].p, c->slot[i].cap, 0);
   c->f(c->ud, c, sizeof *c, 0);
@@ -139,7 +144,7 @@ static int cache_gc(lua_State *L) {
 static int l_alloc_stats(lua_State *L) {
   block_cache *c = NULL;
   ws_rawgetp(L, LUA_REGISTRYINDEX, &cache_key);
-  if (lua_touserdata(L, -1) != NULL) c = *(block_cache **)lua_touserdata(L, -1);
+  if (lua_touserdata(L, -1) != NULL) c = ((cache_box *)lua_touserdata(L, -1))->c;
   lua_pop(L, 1);
   lua_createtable(L, 0, 6);
   lua_pushboolean(L, c != NULL);
@@ -163,7 +168,7 @@ static int l_alloc_trim(lua_State *L) {
   block_cache *c = NULL;
   size_t bytes = 0;
   ws_rawgetp(L, LUA_REGISTRYINDEX, &cache_key);
-  if (lua_touserdata(L, -1) != NULL) c = *(block_cache **)lua_touserdata(L, -1);
+  if (lua_touserdata(L, -1) != NULL) c = ((cache_box *)lua_touserdata(L, -1))->c;
   lua_pop(L, 1);
   if (c != NULL) {
     bytes = c->bytes;
@@ -200,15 +205,15 @@ void ws_lua_open_alloc(lua_State *L) {
   if (cur != std) return; /* a host's own: leave it alone */
   {
     block_cache *c = (block_cache *)cur(cur_ud, NULL, 0, sizeof *c);
-    block_cache **box;
+    cache_box *box;
     if (c == NULL) return;
     c->f = cur;
     c->ud = cur_ud;
     c->bytes = 0;
     c->n = 0;
     c->hits = c->misses = c->kept = 0;
-    box = (block_cache **)ws_newuserdata(L, sizeof *box);
-    *box = c;
+    box = (cache_box *)ws_newuserdata(L, sizeof *box);
+    box->c = c;
     lua_createtable(L, 0, 1);
     lua_pushcfunction(L, cache_gc);
     lua_setfield(L, -2, "__gc");

@@ -657,6 +657,29 @@ static int l_send(lua_State *L) {
                      "send");
 }
 
+int ws_lua_engine_send_direct(lua_State *L, ws_lua_write2 w, void *ctx) {
+  lengine *le = engine_at(L, 2);
+  size_t len, hlen = 0;
+  const uint8_t *s;
+  ws_opcode kind;
+  uint8_t hdr[WS_FRAME_MAX_HEADER];
+  int r = 1;
+  if (!le->live) luaL_error(L, "attempt to use a freed protocol engine");
+  s = (const uint8_t *)luaL_checklstring(L, 3, &len);
+  kind = check_kind(L, 4, "send_message");
+  if (le->hold && w != NULL)
+    r = ws_engine_send_direct(&le->e, kind, s, len, hdr, &hlen);
+  if (r == 1) {
+    r = ws_engine_send_ex(&le->e, kind, s, len, 0, 0);
+  } else if (r == 0) {
+    size_t n = 0;
+    /* a failed write leaves the frame queued: the next flush reports it */
+    if (w(ctx, hdr, hlen, s, len, &n) != 0) n = 0;
+    ws_engine_sent_direct(&le->e, hdr, hlen, s, len, n);
+  }
+  return send_result(L, le, r, "send_message");
+}
+
 /* engine:send_part(data, kind, fin, compress) -> bytes | nil, message,
  * name */
 static int l_send_part(lua_State *L) {

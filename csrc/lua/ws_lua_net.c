@@ -321,6 +321,26 @@ static int l_write(lua_State *L) {
   return 1;
 }
 
+static int write2_plain(void *ctx, const uint8_t *a, size_t alen,
+                        const uint8_t *b, size_t blen, size_t *n) {
+  lsock *s = (lsock *)ctx;
+  int err = ws_net_write2(s->fd, a, alen, b, blen, n);
+  return err == EAGAIN ? 0 : err;
+}
+
+/* sock:send_message(engine, data[, kind]) -> engine:send's results. A
+ * server's message goes from the data string to the socket at once when
+ * nothing else waits to be written (no copy into the engine's output);
+ * what the socket does not take, and everything over TLS, is queued as
+ * engine:send queues it. */
+static int l_send_message(lua_State *L) {
+  lsock *s = check_sock(L);
+  lua_settop(L, 4);
+  if (s->fd < 0 || s->tls != NULL)
+    return ws_lua_engine_send_direct(L, NULL, NULL);
+  return ws_lua_engine_send_direct(L, write2_plain, s);
+}
+
 /* sock:pump(engine[, max]) -> nread, status[, message]. Reads into the
  * Lua state's shared buffer and feeds the engine from it (the bytes never
  * become a Lua string); the events join the engine's queue (engine:event).
@@ -880,6 +900,7 @@ static const luaL_Reg sock_methods[] = {
     {"connected", l_connected},     {"fd", l_sock_fd},
     {"peer", l_peer},               {"read", l_read},
     {"write", l_write},             {"pump", l_pump},
+    {"send_message", l_send_message},
     {"flush", l_flush},             {"tls_start", l_tls_start},
     {"tls_handshake", l_tls_handshake}, {"tls_info", l_tls_info},
     {"shutdown", l_shutdown},       {"close", l_sock_close},

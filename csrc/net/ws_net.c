@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -499,6 +500,27 @@ int ws_net_write(int fd, const void *buf, size_t len, size_t *n) {
   ssize_t r;
   *n = 0;
   do r = send(fd, buf, len, MSG_NOSIGNAL);
+  while (r < 0 && errno == EINTR);
+  if (r < 0) return errno == EWOULDBLOCK ? EAGAIN : errno;
+  *n = (size_t)r;
+  return 0;
+}
+
+int ws_net_write2(int fd, const void *a, size_t alen, const void *b,
+                  size_t blen, size_t *n) {
+  struct iovec iov[2];
+  struct msghdr m;
+  ssize_t r;
+  *n = 0;
+  /* iov_base is not const; sendmsg only reads it */
+  memcpy(&iov[0].iov_base, &a, sizeof a);
+  iov[0].iov_len = alen;
+  memcpy(&iov[1].iov_base, &b, sizeof b);
+  iov[1].iov_len = blen;
+  memset(&m, 0, sizeof m);
+  m.msg_iov = iov;
+  m.msg_iovlen = 2;
+  do r = sendmsg(fd, &m, MSG_NOSIGNAL);
   while (r < 0 && errno == EINTR);
   if (r < 0) return errno == EWOULDBLOCK ? EAGAIN : errno;
   *n = (size_t)r;

@@ -133,6 +133,11 @@ int ws_net_read(int fd, void *buf, size_t cap, size_t *n);
  * value. Never raises SIGPIPE: a closed peer is reported as EPIPE. */
 int ws_net_write(int fd, const void *buf, size_t len, size_t *n);
 
+/* Write a[0..alen) then b[0..blen) in one call (sendmsg), as ws_net_write
+ * does one buffer: *n gets how many bytes were taken in all. */
+int ws_net_write2(int fd, const void *a, size_t alen, const void *b,
+                  size_t blen, size_t *n);
+
 /* shutdown(2) with how = 0 read, 1 write, 2 both. Returns 0 or errno. */
 int ws_net_shutdown(int fd, int how);
 

@@ -72,6 +72,9 @@
 --                              what a task sends is written there, a write
 --                              per connection per turn, after the turn's
 --                              reads
+--     t:send_message(engine, data, kind)  a large whole message written
+--                              from the string itself when nothing else
+--                              waits (e:send's results)
 --     t:feed(engine, deadline) / t:flush(engine, deadline)  faster read and
 --                              write straight between the socket and the
 --                              engine (feed: bytes, and whether more may be
@@ -794,18 +797,27 @@ function Conn:send(data, kind, opts)
   if timeout and not room_by(self, timeout) then return nil, "timeout" end
   if self._closed then return nil, "closed" end
   if self._parts then return nil, PARTS_OPEN end
-  local pos, err, name = self._e:send(data, kind, fragment, compress)
+  local pos, err, name
+  local t = self._t
+  if #data >= self._dmax and t.send_message and fragment == nil and
+      compress == nil then
+    -- large: written straight from the string when nothing waits (no
+    -- copy into the engine's output), else queued as e:send does
+    pos, err, name = t:send_message(self._e, data, kind)
+  else
+    pos, err, name = self._e:send(data, kind, fragment, compress)
+  end
   if not pos then
     if name == "closing" or name == "closed" then return nil, name end
     return nil, err
   end
   local buffered = err -- (a successful send's second value)
   -- queued(self, data, kind, pos, nil, timeout), inline: the hot path
-  local t = self._ut + 1
-  if t == 1 and not self._ud then self._ud, self._uk, self._up = {}, {}, {} end
-  self._ut = t
-  self._ud[t], self._uk[t], self._up[t] = data, kind or "text", pos
-  if self._uf then self._uf[t] = nil end
+  local u = self._ut + 1
+  if u == 1 and not self._ud then self._ud, self._uk, self._up = {}, {}, {} end
+  self._ut = u
+  self._ud[u], self._uk[u], self._up[u] = data, kind or "text", pos
+  if self._uf then self._uf[u] = nil end
   if not flush_soon(self, buffered) and not has_room(self) and not timeout then
     run_blocking(self, wait_until, self, has_room, nil)
   end

@@ -113,6 +113,14 @@ function Socket:flush(e, deadline)
   end
 end
 
+--- Send a whole message, straight from the string to the socket when the
+-- engine has nothing else waiting (servers, no compression, no TLS);
+-- what the socket does not take now is queued in the engine as e:send
+-- queues it. Returns e:send's results.
+function Socket:send_message(e, data, kind)
+  return self.sock:send_message(e, data, kind)
+end
+
 function Socket:wait(deadline)
   local cond = self.cond
   if not cond then
