@@ -879,6 +879,18 @@ describe("large block cache (ws.core's allocator wrapper)", function()
     assert.are.same({ 0, 0 }, { stats().blocks, stats().bytes })
   end)
 
+  it("leaves a table's large parts to the allocator", function()
+    collectgarbage()
+    core.alloc_trim()
+    local before = stats().kept
+    local t = {}
+    for i = 1, 20000 do t[i] = i end -- an array part of 320 KB, grown
+    t = nil -- luacheck: ignore
+    collectgarbage()
+    collectgarbage()
+    assert.are.equal(before, stats().kept)
+  end)
+
   it("leaves small blocks to the allocator", function()
     collectgarbage()
     core.alloc_trim()

@@ -2,7 +2,8 @@
  * A cache of large freed blocks in front of the Lua state's allocator.
  *
  * Every message a connection receives becomes a Lua string of its size,
- * freed by the collector later. With glibc's malloc, a 64 KiB or 1 MiB
+ * freed by the collector later. Only large strings are cached (the type
+ * Lua gives for a new object tells them; up to TRACKED alive at once). With glibc's malloc, a 64 KiB or 1 MiB
  * block freed at the top of the heap is given back to the kernel (brk
  * trim, munmap), and the next message maps and faults the same pages in
  * again: measured on the echo benchmark, that churn cost 30-45 % of the
@@ -33,6 +34,7 @@
 #define CACHE_MAX_BLOCK ((size_t)8 * 1024 * 1024)
 #define CACHE_SLOTS 16
 #define CACHE_BYTES ((size_t)16 * 1024 * 1024)
+#define TRACKED 64 /* large strings alive at once whose blocks may be kept */
 
 typedef struct {
   lua_Alloc f; /* the state's own allocator (lauxlib's) */
@@ -43,6 +45,11 @@ typedef struct {
     void *p;
     size_t cap; /* malloc_usable_size */
   } slot[CACHE_SLOTS];
+  /* Large strings this cache allocated: only their blocks are kept when
+   * freed. A table's or a buffer's old parts (a table that grew to
+   * 10 000 entries leaves a trail of them) go straight back. */
+  void *str[TRACKED];
+  int nstr;
   /* counters for core.alloc_stats (specs, benchmarks) */
   lua_Integer hits, misses, kept;
 } block_cache;
@@ -99,24 +106,39 @@ static void keep(block_cache *c, void *ptr, size_t cap) {
   c->kept++;
 }
 
+/* Forget ptr as a tracked string; whether it was one. */
+static int untrack(block_cache *c, void *ptr) {
+  int i;
+  for (i = 0; i < c->nstr; i++) {
+    if (c->str[i] == ptr) {
+      c->str[i] = c->str[--c->nstr];
+      return 1;
+    }
+  }
+  return 0;
+}
+
 static void *cache_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   block_cache *c = (block_cache *)ud;
   if (ptr == NULL) { /* a new block (osize: the object's type) */
     void *p;
-    if (nsize < CACHE_MIN || nsize > CACHE_MAX_BLOCK)
+    if (nsize < CACHE_MIN || nsize > CACHE_MAX_BLOCK ||
+        (osize & 0x0F) != LUA_TSTRING || c->nstr == TRACKED)
       return c->f(c->ud, NULL, osize, nsize);
     p = take(c, nsize);
     if (p != NULL) {
       c->hits++;
-      return p;
+    } else {
+      c->misses++;
+      p = c->f(c->ud, NULL, osize, round_class(nsize));
+      if (p == NULL) return NULL;
     }
-    c->misses++;
-    p = c->f(c->ud, NULL, osize, round_class(nsize));
+    c->str[c->nstr++] = p;
     return p;
   }
   if (nsize == 0) { /* a free */
     size_t cap;
-    if (osize < CACHE_MIN || osize > CACHE_MAX_BLOCK)
+    if (osize < CACHE_MIN || osize > CACHE_MAX_BLOCK || !untrack(c, ptr))
       return c->f(c->ud, ptr, osize, 0);
     cap = malloc_usable_size(ptr);
     if (cap > CACHE_BYTES) return c->f(c->ud, ptr, osize, 0);
@@ -211,6 +233,7 @@ void ws_lua_open_alloc(lua_State *L) {
     c->ud = cur_ud;
     c->bytes = 0;
     c->n = 0;
+    c->nstr = 0;
     c->hits = c->misses = c->kept = 0;
     box = (cache_box *)ws_newuserdata(L, sizeof *box);
     box->c = c;

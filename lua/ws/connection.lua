@@ -647,14 +647,16 @@ function Conn.new(t, role, o, extra)
     role = role, _t = t, _e = e, _o = o,
     _ih = 1, _it = 0, _ibytes = 0, _uh = 1, _ut = 0, -- _inbox: made at need
     _rwait = 0, -- receive calls waiting
-    _last_rx = now(),
+    _last_rx = o.heartbeat and now() or nil,
     -- Fields the hot path reads start false, not nil: a nil field would
-    -- be looked up through mt.__index, a Lua call each time.
+    -- be looked up through mt.__index, a Lua call each time. (Those of
+    -- the close path stay nil until set: every field costs memory on
+    -- every idle connection.)
     _closed = false, -- whether close_event is set
     _ending = false, -- the engine's close event, once it came
     _failing = false, _dropped = false, _writing = false, _reading = false,
-    _tearing = false, _torn = false, _bg = false, _h = false, _uf = false,
-    _parts = false, _half = false, _wpos = false, _deferred = false,
+    _bg = false, _h = false, _uf = false, _parts = false, _half = false,
+    _deferred = false,
     _rasm = false, -- the start of a message receive() is joining
     -- bytes a send may leave for the end of the loop's turn
     _dmax = o.max_buffered < 65536 and o.max_buffered or 65536,
