@@ -153,7 +153,8 @@ echo-bench: all build/bench/loadgen spec/interop/node_modules/.package-lock.json
 # The speed table (bench/README.md): the C floor (bench/floor_echo.c),
 # Node ws and lua-ws under the same load with the servers on CPU 0 and the
 # load generator on CPU 1, with both ratios; our client against Node ws;
-# then memory per idle connection. DURATION, REPEAT as for echo-bench.
+# then memory per idle connection. DURATION, and REPEAT (runs per cell,
+# medians), as for echo-bench: REPEAT=3 make perf for the README's table.
 .PHONY: perf client-bench
 perf:
 	PIN=1 PY_ECHO=0 $(MAKE) --no-print-directory echo-bench
@@ -164,6 +165,13 @@ perf:
 # Node ws over TLS (bench/client_bench.sh; QUICK=1 for a smoke run).
 client-bench: all spec/interop/node_modules/.package-lock.json
 	LUA=$(LUA) BUILD=$(BUILD) bench/client_bench.sh
+
+# Instructions per echo of examples/echo_server.lua under callgrind
+# (bench/instr_echo.sh): exact, whatever the machine's load, so two
+# commits compare by running it in each checkout. CASES, MSGS.
+.PHONY: instr-echo
+instr-echo: all build/bench/loadgen
+	LUA=$(LUA) BUILD=$(BUILD) bench/instr_echo.sh
 
 # permessage-deflate: echo rates with compression off, on and without
 # context takeover, ours beside Node ws, compression ratios, and server

@@ -780,7 +780,10 @@ end
 --   (`max_buffered`), default the `send_wait` option
 --   (@{options.md.send_data__kind__opts_|send's options})
 -- @return true: accepted, and written, or listed in the close event's
---   `unsent` if the connection ends first
+--   `unsent` if the connection ends first. Inside a task the bytes are
+--   written when the loop's turn ends, together with the task's other
+--   sends of that turn (up to 64 KiB; more is written at once); from the
+--   main thread, at once.
 -- @return nil, "closed" | "closing" | "timeout" (nothing was queued; the
 --   connection stays usable) | "text is not valid UTF-8" | "a message is
 --   being sent in parts: ..." (while a `send_part` message is open)
