@@ -173,6 +173,12 @@ client-bench: all spec/interop/node_modules/.package-lock.json
 instr-echo: all build/bench/loadgen
 	LUA=$(LUA) BUILD=$(BUILD) bench/instr_echo.sh
 
+# Lua lines per echo of the echo server, by function and by line
+# (bench/lua_profile.sh, a debug.sethook line hook). CONNS, SIZE, MSGS.
+.PHONY: lua-profile
+lua-profile: all build/bench/loadgen
+	LUA=$(LUA) BUILD=$(BUILD) bench/lua_profile.sh
+
 # permessage-deflate: echo rates with compression off, on and without
 # context takeover, ours beside Node ws, compression ratios, and server
 # memory per connection (bench/deflate_bench.sh: about 5 min; QUICK=1
