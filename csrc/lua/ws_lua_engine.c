@@ -54,25 +54,31 @@ static const char engine_mt_key = 0;
  * the backlog: one read's worth. */
 #define PART_BUDGET ((size_t)WS_LUA_BUF_SIZE)
 
-/* The engine userdata at argument 1 (freed or not). Methods carry the
- * engine metatable as their first upvalue, so the check on every call is
- * a pointer comparison rather than luaL_checkudata's registry lookup by
- * name; anything else gets luaL_checkudata's error. */
-static lengine *to_engine(lua_State *L) {
-  lengine *le = (lengine *)lua_touserdata(L, 1);
-  if (le != NULL && lua_getmetatable(L, 1)) {
-    int same = lua_rawequal(L, -1, lua_upvalueindex(1));
-    lua_pop(L, 1);
+/* The engine userdata at idx (freed or not). Its metatable is found by
+ * a registry pointer (engine_mt_key), not luaL_checkudata's lookup by
+ * name, which interns the name on every call; anything else gets
+ * luaL_checkudata's error. */
+static lengine *engine_at(lua_State *L, int idx) {
+  lengine *le = (lengine *)lua_touserdata(L, idx);
+  if (le != NULL && lua_getmetatable(L, idx)) {
+    int same;
+    ws_rawgetp(L, LUA_REGISTRYINDEX, &engine_mt_key);
+    same = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
     if (same) return le;
   }
-  return (lengine *)luaL_checkudata(L, 1, ENGINE_MT);
+  return (lengine *)luaL_checkudata(L, idx, ENGINE_MT);
 }
 
-static lengine *check_engine(lua_State *L) {
-  lengine *le = to_engine(L);
+/* The same, raising if it was freed. */
+static lengine *live_engine_at(lua_State *L, int idx) {
+  lengine *le = engine_at(L, idx);
   if (!le->live) luaL_error(L, "attempt to use a freed protocol engine");
   return le;
 }
+
+static lengine *to_engine(lua_State *L) { return engine_at(L, 1); }
+static lengine *check_engine(lua_State *L) { return live_engine_at(L, 1); }
 
 static const char *state_name(ws_state s) {
   return s == WS_STATE_OPEN ? "open"
@@ -313,23 +319,9 @@ static size_t run_input(lua_State *L, int idx, lengine *le, uint8_t *buf,
   return pos;
 }
 
-/* The engine userdata at idx, or raises as luaL_checkudata does. */
-static lengine *engine_at(lua_State *L, int idx) {
-  lengine *le = (lengine *)lua_touserdata(L, idx);
-  if (le != NULL && lua_getmetatable(L, idx)) {
-    int same;
-    ws_rawgetp(L, LUA_REGISTRYINDEX, &engine_mt_key);
-    same = lua_rawequal(L, -1, -2);
-    lua_pop(L, 2);
-    if (same) return le;
-  }
-  return (lengine *)luaL_checkudata(L, idx, ENGINE_MT);
-}
-
 int ws_lua_engine_deliver(lua_State *L, int idx, uint8_t *buf, size_t len) {
-  lengine *le = engine_at(L, idx);
+  lengine *le = live_engine_at(L, idx);
   size_t pos;
-  if (!le->live) luaL_error(L, "attempt to use a freed protocol engine");
   if (ws_engine_failing(&le->e) != WS_V_NONE) return 1;
   if (le->blen > 0) { /* after what waits, in order */
     backlog_add(L, le, buf, len);
@@ -353,9 +345,7 @@ lua_Integer ws_lua_engine_settle(lua_State *L, int idx) {
 }
 
 ws_engine *ws_lua_check_engine(lua_State *L, int idx) {
-  lengine *le = engine_at(L, idx);
-  if (!le->live) luaL_error(L, "attempt to use a freed protocol engine");
-  return &le->e;
+  return &live_engine_at(L, idx)->e;
 }
 
 static lengine *le_of(lua_State *L) { return (lengine *)lua_touserdata(L, 1); }
@@ -416,9 +406,6 @@ static int l_feed(lua_State *L) {
   return 1;
 }
 
-/* engine:event([hold]) -> the oldest queued event (removed) | nil. With
- * the queue empty and a violation pending: nil if hold, else the
- * violation's close event (its close frame now queued in the output). */
 /* Take the oldest queued event: push its value and its tag (at 2 and 3:
  * call it with the engine alone on the stack). */
 static void take_queued(lua_State *L, lengine *le) {
@@ -434,45 +421,10 @@ static void take_queued(lua_State *L, lengine *le) {
   if (++le->head == le->tail) le->head = le->tail = 0;
 }
 
-static int l_event(lua_State *L) {
-  lengine *le = check_engine(L);
-  int hold = lua_toboolean(L, 2);
-  lua_settop(L, 1);
-  if (le->head == le->tail) {
-    ws_event ev;
-    if (hold || !ws_engine_fail_pending(&le->e, &ev)) {
-      lua_pushnil(L);
-      return 1;
-    }
-    ws_lua_push_event(L, &ev);
-    return 1;
-  }
-  take_queued(L, le); /* value at 2, tag at 3 */
-  {
-    int tag = (int)lua_tointeger(L, -1);
-    lua_pop(L, 1);
-    if (tag == TAG_CLOSE) return 1;
-    lua_createtable(L, 0, 4);
-    set_lit(L, "type", tag == TAG_PING   ? "ping"
-                       : tag == TAG_PONG ? "pong"
-                       : tag >= TAG_PART ? "part"
-                                         : "message");
-    set_val(L, "data", 2);
-    if (tag == TAG_TEXT || tag == TAG_BINARY)
-      set_lit(L, "kind", tag == TAG_TEXT ? "text" : "binary");
-    if (tag >= TAG_PART) {
-      set_lit(L, "kind", (tag - TAG_PART) % 2 == 0 ? "text" : "binary");
-      lua_pushboolean(L, tag - TAG_PART >= 2);
-      lua_setfield(L, -2, "fin");
-    }
-    return 1;
-  }
-}
-
-/* Upvalues of engine:next, after the metatable: the names it returns,
+/* Upvalues of engine:next and engine:event: the names they return,
  * pushed from here rather than interned on every call. */
-enum { UV_MESSAGE = 2, UV_PART, UV_PING, UV_PONG, UV_CLOSE, UV_TEXT,
-       UV_BINARY, UV_COUNT = UV_BINARY - 1 };
+enum { UV_MESSAGE = 1, UV_PART, UV_PING, UV_PONG, UV_CLOSE, UV_TEXT,
+       UV_BINARY, UV_COUNT = UV_BINARY };
 
 /* engine:next([hold]) -> type, value[, kind[, fin]] | nil, failing:
  * engine:event without the table. "message", data, kind; "part", data,
@@ -523,6 +475,28 @@ static int l_next(lua_State *L) {
       lua_pushboolean(L, tag - TAG_PART >= 2);
       return 4;
   }
+}
+
+/* engine:event([hold]) -> the oldest queued event (removed) as a table,
+ * engine:next's values by name ({ type, data, kind, fin }; a close event
+ * is its own table) | nil. With the queue empty and a violation pending:
+ * nil if hold, else the violation's close event (its close frame now
+ * queued in the output). */
+static int l_event(lua_State *L) {
+  int n = l_next(L), base = lua_gettop(L) - n + 1;
+  static const char *const keys[] = {"type", "data", "kind", "fin"};
+  int i;
+  if (lua_isnil(L, base)) {
+    lua_pushnil(L);
+    return 1;
+  }
+  if (lua_rawequal(L, base, lua_upvalueindex(UV_CLOSE))) return 1;
+  lua_createtable(L, 0, n);
+  for (i = 0; i < n; i++) {
+    lua_pushvalue(L, base + i);
+    lua_setfield(L, -2, keys[i]);
+  }
+  return 1;
 }
 
 /* engine:failing() -> true while a violation waits to be acted on */
@@ -658,13 +632,12 @@ static int l_send(lua_State *L) {
 }
 
 int ws_lua_engine_send_direct(lua_State *L, ws_lua_write2 w, void *ctx) {
-  lengine *le = engine_at(L, 2);
+  lengine *le = live_engine_at(L, 2);
   size_t len, hlen = 0;
   const uint8_t *s;
   ws_opcode kind;
   uint8_t hdr[WS_FRAME_MAX_HEADER];
   int r = 1;
-  if (!le->live) luaL_error(L, "attempt to use a freed protocol engine");
   s = (const uint8_t *)luaL_checklstring(L, 3, &len);
   kind = check_kind(L, 4, "send_message");
   if (le->hold && w != NULL)
@@ -929,7 +902,7 @@ static int l_buffered(lua_State *L) {
 }
 
 static const luaL_Reg engine_methods[] = {
-    {"feed", l_feed},   {"event", l_event},
+    {"feed", l_feed},
     {"failing", l_failing}, {"lost", l_lost},
     {"expire", l_expire}, {"abort", l_abort},
     {"send", l_send},   {"send_part", l_send_part},
@@ -957,18 +930,19 @@ void ws_lua_open_engine(lua_State *L) {
     lua_pushvalue(L, -1);
     ws_rawsetp(L, LUA_REGISTRYINDEX, &engine_mt_key);
     lua_newtable(L);
-    lua_pushvalue(L, -2); /* the methods' upvalue: see to_engine */
-    ws_setfuncs(L, engine_methods, 1);
-    lua_pushvalue(L, -2);
-    lua_pushliteral(L, "message");
-    lua_pushliteral(L, "part");
-    lua_pushliteral(L, "ping");
-    lua_pushliteral(L, "pong");
-    lua_pushliteral(L, "close");
-    lua_pushliteral(L, "text");
-    lua_pushliteral(L, "binary");
-    lua_pushcclosure(L, l_next, 1 + UV_COUNT);
-    lua_setfield(L, -2, "next");
+    ws_setfuncs(L, engine_methods, 0);
+    {
+      static const luaL_Reg named[] = {
+          {"next", l_next}, {"event", l_event}, {NULL, NULL}};
+      lua_pushliteral(L, "message");
+      lua_pushliteral(L, "part");
+      lua_pushliteral(L, "ping");
+      lua_pushliteral(L, "pong");
+      lua_pushliteral(L, "close");
+      lua_pushliteral(L, "text");
+      lua_pushliteral(L, "binary");
+      ws_setfuncs(L, named, UV_COUNT);
+    }
     lua_setfield(L, -2, "__index");
     lua_pushliteral(L, ENGINE_MT);
     lua_setfield(L, -2, "__name");
