@@ -113,9 +113,12 @@ local function check(self, level)
 end
 
 local function run_blocking(self, fn, ...)
-  local blocking = self._t.blocking
-  if blocking then return blocking(fn, ...) end
-  return fn(...)
+  local t = self._t
+  local blocking = t.blocking
+  -- in a task (or without a loop) a plain call: blocking would find the
+  -- same, one call deeper
+  if not blocking or (t.current and t.current()) then return fn(...) end
+  return blocking(fn, ...)
 end
 
 -- -------------------------------------------------------------- unsent
@@ -428,7 +431,8 @@ end
 -- in this turn of the loop have run (t.defer), so that a turn reads every
 -- ready socket before it answers, and what a task sends in one turn goes
 -- out in one write. Up to `_dmax` bytes wait so (never more than
--- max_buffered); past that, and outside tasks, they are written now.
+-- max_buffered); past that, and outside a turn of the loop (the main
+-- thread), they are written now.
 local function deferred_flush(self)
   self._deferred = false
   if self._writing or self._dropped then return end
@@ -1043,10 +1047,6 @@ function Conn:receive(opts)
     -- a whole message waits: no need to block
     local data, kind = pop(self)
     return data, kind
-  end
-  local t = self._t
-  if t.current and t.current() then -- in a task: run_blocking, shorter
-    return receive_waiting(self, receive, timeout)
   end
   return run_blocking(self, receive_waiting, self, receive, timeout)
 end
