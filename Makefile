@@ -86,15 +86,15 @@ build/asan/guard_test: spec/c/guard_test.c $(CORE_SRC) $(CORE_HDRS)
 	@mkdir -p $(@D)
 	gcc $(WARN) -O1 -g $(SAN) $(CORE_INC) spec/c/guard_test.c $(CORE_SRC) -o $@ $(LIBS)
 
-build/asan/deflate_test: spec/c/deflate_test.c $(CORE_SRC) $(CORE_HDRS)
+build/asan/deflate_test: spec/c/deflate_test.c spec/c/check.h $(CORE_SRC) $(CORE_HDRS)
 	@mkdir -p $(@D)
 	gcc $(WARN) -O1 -g $(SAN) $(CORE_INC) spec/c/deflate_test.c $(CORE_SRC) -o $@ $(LIBS)
 
-build/asan/stream_test: spec/c/stream_test.c $(CORE_SRC) $(CORE_HDRS)
+build/asan/stream_test: spec/c/stream_test.c spec/c/check.h $(CORE_SRC) $(CORE_HDRS)
 	@mkdir -p $(@D)
 	gcc $(WARN) -O1 -g $(SAN) $(CORE_INC) spec/c/stream_test.c $(CORE_SRC) -o $@ $(LIBS)
 
-build/asan/direct_test: spec/c/direct_test.c $(CORE_SRC) $(CORE_HDRS)
+build/asan/direct_test: spec/c/direct_test.c spec/c/check.h $(CORE_SRC) $(CORE_HDRS)
 	@mkdir -p $(@D)
 	gcc $(WARN) -O1 -g $(SAN) $(CORE_INC) spec/c/direct_test.c $(CORE_SRC) -o $@ $(LIBS)
 

@@ -19,17 +19,8 @@
 #include <string.h>
 
 #include "ws.h"
+#include "check.h"
 
-static int passed, failed;
-
-static void check(int ok, const char *what) {
-  if (ok) {
-    passed++;
-  } else {
-    failed++;
-    fprintf(stderr, "FAIL: %s\n", what);
-  }
-}
 
 /* ------------------------------------------------------------ allocator */
 
