@@ -482,6 +482,32 @@ describe("pump and flush", function()
       c:close(); s:close()
     end)
 
+  it("hands out a 200 KiB text frame that one pump reads whole", function()
+    -- the read buffer holds 256 KiB: the frame is unmasked and validated
+    -- where it was read (the engine's fast path), with a character across
+    -- every 64 KiB boundary
+    local c, s = pair()
+    local ce, se = engines()
+    local msg = ("\226\130\172abcde"):rep(25600) -- 200 KiB
+    assert.are.equal(#msg + 14, ce:send(msg, "text"))
+    assert.are.equal(0, c:flush(ce))
+    local p = core.poller()
+    p:add(s:fd(), true, false)
+    local got = 0
+    for _ = 1, 50 do
+      ready(p, s:fd())
+      local n = assert(s:pump(se))
+      got = got + n
+      if got == #msg + 14 then break end
+    end
+    assert.are.equal(#msg + 14, got)
+    local q = drain(se)
+    assert.are.equal(1, #q)
+    assert.are.equal("text", q[1].kind)
+    assert.is_true(q[1].data == msg)
+    p:close(); c:close(); s:close()
+  end)
+
   it("stops after max bytes with a nil status", function()
     local c, s = pair()
     local ce, se = engines()

@@ -78,8 +78,11 @@ static inline void *ws_testudata(lua_State *L, int i, const char *tname) {
  * alive) and clears the registry slot until it is given back, so a call
  * re-entered meanwhile (a finalizer run by an allocation) takes a fresh
  * one instead of overwriting bytes still in use. After an error it is
- * simply not given back, and the next take makes a new one. */
-#define WS_LUA_BUF_SIZE 65536
+ * simply not given back, and the next take makes a new one. It holds
+ * 256 KiB so that a frame of up to that size read at once is whole in
+ * it: the engine then unmasks it in place and hands the payload out from
+ * there, instead of gathering it in its message buffer (one copy less). */
+#define WS_LUA_BUF_SIZE 262144
 #define WS_LUA_BUF_KEY "ws.core.read_buffer"
 
 static inline uint8_t *ws_lua_buffer_take(lua_State *L) {

@@ -51,8 +51,8 @@ enum {
 static const char engine_mt_key = 0;
 
 /* Bytes of parts one call queues before the rest of its input waits in
- * the backlog: one read's worth. */
-#define PART_BUDGET ((size_t)WS_LUA_BUF_SIZE)
+ * the backlog. */
+#define PART_BUDGET ((size_t)65536)
 
 /* The engine userdata at idx (freed or not). Its metatable is found by
  * a registry pointer (engine_mt_key), not luaL_checkudata's lookup by

@@ -22,6 +22,7 @@
 #define POLLER_MT "ws.core.poller"
 
 #define IO_BUF_SIZE WS_LUA_BUF_SIZE /* the Lua state's, shared (ws_lua.h) */
+#define READ_MAX 65536             /* sock:read's most per call; a part's most */
 #define PUMP_DEFAULT ((lua_Integer)256 * 1024) /* bytes a pump, then yield */
 #define ALPN_MAX 1024
 
@@ -248,14 +249,14 @@ static int l_peer(lua_State *L) {
  * (64 KiB) per call, read into the Lua state's shared buffer. */
 static int l_read(lua_State *L) {
   lsock *s = check_sock(L);
-  lua_Integer max = luaL_optinteger(L, 2, IO_BUF_SIZE);
+  lua_Integer max = luaL_optinteger(L, 2, READ_MAX);
   size_t n;
   int err = 0;
   ws_tls_status st;
   uint8_t *buf;
   if (max < 1) return luaL_argerror(L, 2, "must be positive");
   if (s->fd < 0) return push_closed(L);
-  if (max > IO_BUF_SIZE) max = IO_BUF_SIZE;
+  if (max > READ_MAX) max = READ_MAX;
   lua_settop(L, 2);
   buf = ws_lua_buffer_take(L);
   st = sock_read(s, buf, (size_t)max, &n, &err);
@@ -353,7 +354,7 @@ static int l_pump(lua_State *L) {
   size_t total = 0;
   int nst = 0;
   uint8_t *buf;
-  ws_lua_check_engine(L, 2);
+  ws_engine *e = ws_lua_check_engine(L, 2);
   max = luaL_optinteger(L, 3, PUMP_DEFAULT);
   if (max < 1) return luaL_argerror(L, 3, "must be positive");
   if (s->fd < 0) {
@@ -369,6 +370,8 @@ static int l_pump(lua_State *L) {
     int err = 0;
     ws_tls_status st;
     if (want > IO_BUF_SIZE) want = IO_BUF_SIZE;
+    /* Parts are at most one read: 64 KiB, as doc/streaming.md says. */
+    if (e->stream && want > READ_MAX) want = READ_MAX;
     st = sock_read(s, buf, want, &n, &err);
     if (st != WS_TLS_OK) {
       ws_lua_buffer_give(L, 4);
