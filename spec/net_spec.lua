@@ -1126,6 +1126,35 @@ describe("TLS", function()
     c:close(); s:close()
   end)
 
+  it("gathers TLS records for the engine, within pump's max", function()
+    -- a 100 KiB text frame spans seven records, with characters across
+    -- their boundaries; pump reads records into one buffer and never
+    -- more than max
+    local c, s = tls_pair(client_ctx(), server_ctx("server"), "localhost")
+    local ce, se = core.engine("client"), core.engine("server")
+    ce:hold_output(true)
+    se:hold_output(true)
+    local msg = ("\226\130\172abcde"):rep(12800)
+    assert.are.equal(#msg + 14, ce:send(msg, "text"))
+    local first, got
+    eventually("a first read", function()
+      assert(c:flush(ce))
+      local n = assert(s:pump(se, 20000))
+      if n > 0 then first = n end
+      return first
+    end, 20)
+    assert.is_true(first <= 20000, first)
+    eventually("the message", function()
+      assert(c:flush(ce))
+      s:pump(se)
+      got = se:event()
+      return got
+    end, 20)
+    assert.are.equal("text", got.kind)
+    assert.is_true(got.data == msg)
+    c:close(); s:close()
+  end)
+
   it("sends close_notify on close, read by the peer as eof", function()
     local c, s = tls_pair(client_ctx(), server_ctx("server"), "localhost")
     c:close()

@@ -366,26 +366,34 @@ static int l_pump(lua_State *L) {
   lua_settop(L, 3);
   buf = ws_lua_buffer_take(L); /* at 4 */
   for (;;) {
-    size_t want = (size_t)max - total, n;
-    int err = 0;
+    size_t want = (size_t)max - total, fill = 0, n = 0;
+    int err = 0, stop = 0;
     ws_tls_status st;
     if (want > IO_BUF_SIZE) want = IO_BUF_SIZE;
     /* Parts are at most one read: 64 KiB, as doc/streaming.md says. */
     if (e->stream && want > READ_MAX) want = READ_MAX;
-    st = sock_read(s, buf, want, &n, &err);
+    /* A TLS read hands out one record (16 KiB at most): gather records
+     * until the buffer is full or nothing more is ready, so that a frame
+     * that came whole is whole in the buffer (the engine's fast path). */
+    do {
+      st = sock_read(s, buf + fill, want - fill, &n, &err);
+      if (st == WS_TLS_OK) fill += n;
+    } while (st == WS_TLS_OK && n > 0 && s->tls != NULL && fill < want);
+    if (fill > 0) {
+      total += fill;
+      stop = ws_lua_engine_deliver(L, 2, buf, fill);
+    }
     if (st != WS_TLS_OK) {
       ws_lua_buffer_give(L, 4);
       ws_lua_engine_settle(L, 2);
       lua_pushinteger(L, (lua_Integer)total);
       return 1 + push_status(L, s, st, err);
     }
-    total += n;
-    if (ws_lua_engine_deliver(L, 2, buf, n) || total >= (size_t)max) break;
+    if (stop || total >= (size_t)max) break;
     /* A short plain read means the kernel buffer is drained; asking again
      * would only return EAGAIN. Level-triggered pollers report anything
-     * that arrived since. (TLS reads stop at record boundaries, so a short
-     * read says nothing there.) */
-    if (s->tls == NULL && n < want) {
+     * that arrived since. */
+    if (s->tls == NULL && fill < want) {
       nst = 1;
       break;
     }
