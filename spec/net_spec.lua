@@ -1155,6 +1155,34 @@ describe("TLS", function()
     c:close(); s:close()
   end)
 
+  it("hands out every record one socket read brought, in one pump",
+    function()
+      -- OpenSSL reads ahead: three records come in with one recv and wait
+      -- in OpenSSL, where no poller sees them. The pump must take them
+      -- all, and report "wantread" only once nothing is left there.
+      local c, s = tls_pair(client_ctx(), server_ctx("server"), "localhost")
+      local ce, se = core.engine("client"), core.engine("server")
+      ce:hold_output(true)
+      se:hold_output(true)
+      for i = 1, 3 do -- a write, so a record, each
+        ce:send("m" .. i)
+        assert.are.equal(0, c:flush(ce))
+      end
+      local p = core.poller()
+      p:add(s:fd(), true, false)
+      local n, st
+      for _ = 1, 50 do
+        ready(p, s:fd())
+        n, st = s:pump(se)
+        if n > 0 then break end
+      end
+      assert.are.same({ 3 * 8, "wantread" }, { n, st })
+      local q = {}
+      for ev in function() return se:event() end do q[#q + 1] = ev.data end
+      assert.are.same({ "m1", "m2", "m3" }, q)
+      p:close(); c:close(); s:close()
+    end)
+
   it("sends close_notify on close, read by the peer as eof", function()
     local c, s = tls_pair(client_ctx(), server_ctx("server"), "localhost")
     c:close()

@@ -375,10 +375,20 @@ static int l_pump(lua_State *L) {
     /* A TLS read hands out one record (16 KiB at most): gather records
      * until the buffer is full or nothing more is ready, so that a frame
      * that came whole is whole in the buffer (the engine's fast path). */
-    do {
+    for (;;) {
       st = sock_read(s, buf + fill, want - fill, &n, &err);
-      if (st == WS_TLS_OK) fill += n;
-    } while (st == WS_TLS_OK && n > 0 && s->tls != NULL && fill < want);
+      if (st != WS_TLS_OK) break;
+      fill += n;
+      /* A short plain read, or a TLS read after a short socket read with
+       * nothing left in OpenSSL, means the kernel buffer is drained:
+       * asking again would only say "wantread". Level-triggered pollers
+       * report anything that arrived since. */
+      if (s->tls == NULL ? fill < want : ws_tls_drained(s->tls)) {
+        nst = 1;
+        break;
+      }
+      if (s->tls == NULL || fill == want || n == 0) break;
+    }
     if (fill > 0) {
       total += fill;
       stop = ws_lua_engine_deliver(L, 2, buf, fill);
@@ -389,14 +399,11 @@ static int l_pump(lua_State *L) {
       lua_pushinteger(L, (lua_Integer)total);
       return 1 + push_status(L, s, st, err);
     }
-    if (stop || total >= (size_t)max) break;
-    /* A short plain read means the kernel buffer is drained; asking again
-     * would only return EAGAIN. Level-triggered pollers report anything
-     * that arrived since. */
-    if (s->tls == NULL && fill < want) {
-      nst = 1;
+    if (stop || total >= (size_t)max) {
+      nst = 0; /* stopped early: what is left is not known to be drained */
       break;
     }
+    if (nst) break;
   }
   ws_lua_buffer_give(L, 4);
   ws_lua_engine_settle(L, 2);

@@ -43,6 +43,7 @@ struct ws_tls {
   int fd;
   int sys_err; /* errno of the last failed socket call in the BIO */
   int fatal;   /* a fatal error happened: no more I/O, no close_notify */
+  int short_read; /* the last socket read got less than it asked for */
   char msg[MSG_MAX];
 };
 
@@ -110,6 +111,7 @@ static int bio_write(BIO *b, const char *buf, int len) {
     t->sys_err = err;
     return -1;
   }
+  t->short_read = n < (size_t)len;
   return (int)n;
 }
 
@@ -127,6 +129,7 @@ static int bio_read(BIO *b, char *buf, int len) {
     t->sys_err = err;
     return -1;
   }
+  t->short_read = n < (size_t)len;
   return (int)n;
 }
 
@@ -259,6 +262,9 @@ static int configure(ws_tls_ctx *c, const ws_tls_config *cfg, char *err,
   SSL_CTX_set_mode(sc, SSL_MODE_ENABLE_PARTIAL_WRITE |
                            SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                            SSL_MODE_RELEASE_BUFFERS);
+  /* Read what the socket holds, not a record's header and then its body:
+   * one recv for any number of records instead of two for each. */
+  SSL_CTX_set_read_ahead(sc, 1);
 
   if (cfg->ciphers && SSL_CTX_set_cipher_list(sc, cfg->ciphers) != 1) {
     ctx_error(err, errlen, "bad ciphers", cfg->ciphers);
@@ -547,6 +553,10 @@ ws_tls_status ws_tls_read(ws_tls *t, void *buf, size_t cap, size_t *n) {
     return WS_TLS_OK;
   }
   return classify(t, r);
+}
+
+int ws_tls_drained(const ws_tls *t) {
+  return t->short_read && !SSL_has_pending(t->ssl);
 }
 
 ws_tls_status ws_tls_write(ws_tls *t, const void *buf, size_t len,

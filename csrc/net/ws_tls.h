@@ -101,6 +101,11 @@ ws_tls_status ws_tls_handshake(ws_tls *t);
  * handshake first if it is not done. */
 ws_tls_status ws_tls_read(ws_tls *t, void *buf, size_t cap, size_t *n);
 
+/* After a read: 1 when another would only say WANT_READ for now, because
+ * the last socket read found the kernel's buffer empty (it got less than
+ * it asked for) and OpenSSL holds no bytes it has not handed out. */
+int ws_tls_drained(const ws_tls *t);
+
 /* Write up to len bytes: WS_TLS_OK with *n > 0 bytes taken (partial writes
  * are normal), or WANT_WRITE / WANT_READ / ERROR with *n == 0. After a
  * WANT_*, call again with the same bytes first (the buffer may move and
