@@ -937,6 +937,28 @@ describe("TLS", function()
     return c, s, cr, sr
   end
 
+  --- A TLS pair (verified for localhost) and a client and a server engine
+  -- whose output stays queued for flush.
+  local function tls_engines()
+    local c, s = tls_pair(client_ctx(), server_ctx("server"), "localhost")
+    local ce, se = core.engine("client"), core.engine("server")
+    ce:hold_output(true)
+    se:hold_output(true)
+    return c, s, ce, se
+  end
+
+  --- Flush the sender and pump the receiver until an event comes out.
+  local function next_event(from, fe, to, te)
+    local got
+    eventually("an event", function()
+      assert(from:flush(fe))
+      to:pump(te)
+      got = te:event()
+      return got
+    end, 20)
+    return got
+  end
+
   it("completes a handshake verified against ca_file for localhost",
     function()
       local c, s, cr, sr = tls_pair(client_ctx(), server_ctx("server"),
@@ -1101,28 +1123,12 @@ describe("TLS", function()
     end)
 
   it("pumps and flushes a 1 MiB message through TLS", function()
-    local c, s = tls_pair(client_ctx(), server_ctx("server"), "localhost")
-    local ce, se = core.engine("client"), core.engine("server")
-    ce:hold_output(true)
-    se:hold_output(true)
+    local c, s, ce, se = tls_engines()
     local msg = ("tls!"):rep(262144)
     ce:send(msg, "binary")
-    local got
-    eventually("the message", function()
-      assert(c:flush(ce))
-      s:pump(se)
-      got = se:event()
-      return got
-    end, 20)
-    assert.is_true(got.data == msg)
+    assert.is_true(next_event(c, ce, s, se).data == msg)
     se:send("done")
-    eventually("the reply", function()
-      assert(s:flush(se))
-      c:pump(ce)
-      got = ce:event()
-      return got
-    end)
-    assert.are.equal("done", got.data)
+    assert.are.equal("done", next_event(s, se, c, ce).data)
     c:close(); s:close()
   end)
 
@@ -1130,13 +1136,10 @@ describe("TLS", function()
     -- a 100 KiB text frame spans seven records, with characters across
     -- their boundaries; pump reads records into one buffer and never
     -- more than max
-    local c, s = tls_pair(client_ctx(), server_ctx("server"), "localhost")
-    local ce, se = core.engine("client"), core.engine("server")
-    ce:hold_output(true)
-    se:hold_output(true)
+    local c, s, ce, se = tls_engines()
     local msg = ("\226\130\172abcde"):rep(12800)
     assert.are.equal(#msg + 14, ce:send(msg, "text"))
-    local first, got
+    local first
     eventually("a first read", function()
       assert(c:flush(ce))
       local n = assert(s:pump(se, 20000))
@@ -1144,12 +1147,7 @@ describe("TLS", function()
       return first
     end, 20)
     assert.is_true(first <= 20000, first)
-    eventually("the message", function()
-      assert(c:flush(ce))
-      s:pump(se)
-      got = se:event()
-      return got
-    end, 20)
+    local got = next_event(c, ce, s, se)
     assert.are.equal("text", got.kind)
     assert.is_true(got.data == msg)
     c:close(); s:close()
@@ -1160,10 +1158,7 @@ describe("TLS", function()
       -- OpenSSL reads ahead: three records come in with one recv and wait
       -- in OpenSSL, where no poller sees them. The pump must take them
       -- all, and report "wantread" only once nothing is left there.
-      local c, s = tls_pair(client_ctx(), server_ctx("server"), "localhost")
-      local ce, se = core.engine("client"), core.engine("server")
-      ce:hold_output(true)
-      se:hold_output(true)
+      local c, s, ce, se = tls_engines()
       for i = 1, 3 do -- a write, so a record, each
         ce:send("m" .. i)
         assert.are.equal(0, c:flush(ce))
