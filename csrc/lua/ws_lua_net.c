@@ -366,28 +366,25 @@ static int l_pump(lua_State *L) {
   lua_settop(L, 3);
   buf = ws_lua_buffer_take(L); /* at 4 */
   for (;;) {
-    size_t want = (size_t)max - total, fill = 0, n = 0;
-    int err = 0, stop = 0;
+    size_t want = (size_t)max - total, fill = 0, n;
+    int err = 0, stop = 0, drained = 0;
     ws_tls_status st;
     if (want > IO_BUF_SIZE) want = IO_BUF_SIZE;
     /* Parts are at most one read: 64 KiB, as doc/streaming.md says. */
     if (e->stream && want > READ_MAX) want = READ_MAX;
     /* A TLS read hands out one record (16 KiB at most): gather records
      * until the buffer is full or nothing more is ready, so that a frame
-     * that came whole is whole in the buffer (the engine's fast path). */
+     * that came whole is whole in the buffer (the engine's fast path).
+     * A short plain read, or a TLS read after a short socket read with
+     * nothing left in OpenSSL, means the kernel buffer is drained: asking
+     * again would only say "wantread". Level-triggered pollers report
+     * anything that arrived since. */
     for (;;) {
       st = sock_read(s, buf + fill, want - fill, &n, &err);
       if (st != WS_TLS_OK) break;
       fill += n;
-      /* A short plain read, or a TLS read after a short socket read with
-       * nothing left in OpenSSL, means the kernel buffer is drained:
-       * asking again would only say "wantread". Level-triggered pollers
-       * report anything that arrived since. */
-      if (s->tls == NULL ? fill < want : ws_tls_drained(s->tls)) {
-        nst = 1;
-        break;
-      }
-      if (s->tls == NULL || fill == want || n == 0) break;
+      drained = s->tls == NULL ? fill < want : ws_tls_drained(s->tls);
+      if (drained || s->tls == NULL || fill == want) break;
     }
     if (fill > 0) {
       total += fill;
@@ -399,11 +396,11 @@ static int l_pump(lua_State *L) {
       lua_pushinteger(L, (lua_Integer)total);
       return 1 + push_status(L, s, st, err);
     }
-    if (stop || total >= (size_t)max) {
-      nst = 0; /* stopped early: what is left is not known to be drained */
+    if (stop || total >= (size_t)max) break;
+    if (drained) {
+      nst = 1;
       break;
     }
-    if (nst) break;
   }
   ws_lua_buffer_give(L, 4);
   ws_lua_engine_settle(L, 2);

@@ -111,7 +111,6 @@ static int bio_write(BIO *b, const char *buf, int len) {
     t->sys_err = err;
     return -1;
   }
-  t->short_read = n < (size_t)len;
   return (int)n;
 }
 
