@@ -339,13 +339,16 @@ static void fill_json(uint8_t *out, size_t n) {
 }
 
 /* Eight printable bytes that differ for every (connection, sequence,
- * position) that can be in play at once. */
+ * slot) that can be in play at once. Slot k is the stamp at offset
+ * k * STAMP_EVERY; the one at the end has a slot of its own, so that no
+ * two stamps of a message are equal (a 16-byte message made of two equal
+ * halves hashes badly in LuaJIT's string table: see bench/README.md). */
 static void stamp(uint8_t *dst, size_t n, unsigned id, uint64_t seq,
-                  size_t pos) {
+                  size_t slot) {
   uint64_t v = ((uint64_t)(id & 0xFFFF) << 32) | (seq & 0xFFFFFFFFu);
   uint8_t s[STAMP];
   unsigned i;
-  v += (uint64_t)(pos / STAMP_EVERY) * 0x9E3779B97F4A7C15ull;
+  v += (uint64_t)slot * 0x9E3779B97F4A7C15ull;
   for (i = 0; i < STAMP; i++) s[i] = (uint8_t)(0x21 + ((v >> (6 * i)) & 0x3F));
   memcpy(dst, s, n < STAMP ? n : STAMP);
 }
@@ -360,8 +363,9 @@ static void build(loadgen *g, unsigned id, uint64_t seq) {
     memcpy(g->scratch, g->pool + off, n);
   }
   for (pos = 0; pos < n; pos += STAMP_EVERY)
-    stamp(g->scratch + pos, n - pos, id, seq, pos);
-  if (n > STAMP) stamp(g->scratch + n - STAMP, STAMP, id, seq, n);
+    stamp(g->scratch + pos, n - pos, id, seq, pos / STAMP_EVERY);
+  if (n > STAMP)
+    stamp(g->scratch + n - STAMP, STAMP, id, seq, n / STAMP_EVERY + 1);
 }
 
 /* Offset of the first byte of the echo that differs from the stamps (or,
