@@ -2,31 +2,49 @@
  * A cache of large freed blocks in front of the Lua state's allocator.
  *
  * Every message a connection receives becomes a Lua string of its size,
- * freed by the collector later. Only large strings are cached (the type
- * Lua gives for a new object tells them; up to TRACKED alive at once). With glibc's malloc, a 64 KiB or 1 MiB
+ * freed by the collector later. With glibc's malloc, a 64 KiB or 1 MiB
  * block freed at the top of the heap is given back to the kernel (brk
  * trim, munmap), and the next message maps and faults the same pages in
  * again: measured on the echo benchmark, that churn cost 30-45 % of the
- * 64 KiB rate and three quarters of the 1 MiB rate. Here blocks of at
- * least CACHE_MIN bytes that the collector frees are kept (at most
- * CACHE_SLOTS of them and CACHE_BYTES in all, the oldest given back
- * first) and handed out again for a request they fit, so a steady stream of large messages allocates
- * nothing. Blocks are reused only for a request of at least 3/4 of their
- * usable size, so little is wasted; new large blocks are rounded up to an
- * eighth of a power of two so that later requests of nearby sizes fit.
+ * 64 KiB rate and three quarters of the 1 MiB rate. LuaJIT's own
+ * allocator maps every block over 128 KiB by itself and unmaps it when
+ * freed (one mmap and one munmap per 1 MiB message: half the 1 MiB rate).
+ * Here blocks of at least CACHE_MIN bytes that the collector frees are
+ * kept (at most CACHE_SLOTS of them and CACHE_BYTES in all, the oldest
+ * given back first) and handed out again for a request they fit, so a
+ * steady stream of large messages allocates nothing. Blocks are reused
+ * only for a request of at least 3/4 of their size, so little is wasted;
+ * new large blocks are rounded up to an eighth of a power of two so that
+ * later requests of nearby sizes fit.
  *
- * Installed only where that is safe: Lua 5.2-5.4 whose allocator is the
- * standard one of lauxlib (realloc and free, which ignore the old size
- * Lua passes), with malloc_usable_size to learn a block's real size.
- * Elsewhere (LuaJIT, a host's own allocator, another libc) nothing
- * changes. At lua_close the cache is emptied and the standard allocator
- * put back (a finalizer on a registry userdata); core.alloc_trim()
- * empties it at any time, core.alloc_stats() tells what it holds.
+ * Only blocks this cache handed out are kept when freed (up to TRACKED
+ * alive at once, with the size asked of the allocator for them, which is
+ * what they can hold). Under PUC Lua only strings are (the type Lua gives
+ * for a new object tells them): a table's or a buffer's old parts (a
+ * table that grew to 10 000 entries leaves a trail of them) go straight
+ * back. LuaJIT gives no type; its tables and buffers grow by realloc,
+ * which the cache leaves alone, so what it sees are mostly strings too.
+ *
+ * Installed only where that is safe: the state's allocator is the
+ * standard one (lauxlib's realloc and free under Lua 5.2-5.4 on glibc,
+ * LuaJIT's own), which ignores the old size it is given. Elsewhere (Lua
+ * 5.1, a host's own allocator, another libc) nothing changes. At
+ * lua_close the cache is emptied and the standard allocator put back (a
+ * finalizer on a registry userdata); core.alloc_trim() empties it at any
+ * time, core.alloc_stats() tells what it holds.
  */
 #include "ws_lua.h"
 
-#if LUA_VERSION_NUM >= 502 && defined(__GLIBC__)
-#include <malloc.h>
+/* LuaJIT: its luaconf.h names its directory; or its own header is there */
+#if defined(LUA_LJDIR)
+#define WS_LUAJIT 1
+#elif defined(__has_include)
+#if __has_include(<luajit.h>)
+#define WS_LUAJIT 1
+#endif
+#endif
+
+#if (LUA_VERSION_NUM >= 502 && defined(__GLIBC__)) || defined(WS_LUAJIT)
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,17 +57,13 @@
 typedef struct {
   lua_Alloc f; /* the state's own allocator (lauxlib's) */
   void *ud;
-  size_t bytes; /* usable bytes held */
+  size_t bytes; /* bytes held (sizes asked of the allocator) */
   int n;
   struct {
     void *p;
-    size_t cap; /* malloc_usable_size */
-  } slot[CACHE_SLOTS];
-  /* Large strings this cache allocated: only their blocks are kept when
-   * freed. A table's or a buffer's old parts (a table that grew to
-   * 10 000 entries leaves a trail of them) go straight back. */
-  void *str[TRACKED];
-  int nstr;
+    size_t cap; /* the size asked of the allocator for it */
+  } slot[CACHE_SLOTS], track[TRACKED]; /* kept; handed out and alive */
+  int nstr; /* entries of track */
   /* counters for core.alloc_stats (specs, benchmarks) */
   lua_Integer hits, misses, kept;
 } block_cache;
@@ -70,7 +84,8 @@ static size_t round_class(size_t n) {
   return (n + p - 1) / p * p;
 }
 
-static void *take(block_cache *c, size_t nsize) {
+/* A kept block for nsize bytes, its size in *cap; NULL if none fits. */
+static void *take(block_cache *c, size_t nsize, size_t *cap_out) {
   int i, best = -1;
   for (i = 0; i < c->n; i++) {
     size_t cap = c->slot[i].cap;
@@ -81,6 +96,7 @@ static void *take(block_cache *c, size_t nsize) {
   if (best < 0) return NULL;
   {
     void *p = c->slot[best].p;
+    *cap_out = c->slot[best].cap;
     c->bytes -= c->slot[best].cap;
     c->n--;
     memmove(&c->slot[best], &c->slot[best + 1],
@@ -89,7 +105,7 @@ static void *take(block_cache *c, size_t nsize) {
   }
 }
 
-/* Keep ptr (cap usable bytes), making room by giving the oldest blocks
+/* Keep ptr (a block of cap bytes), making room by giving the oldest blocks
  * back: the slots are in the order they were freed, so sizes the
  * program no longer asks for age out. */
 static void keep(block_cache *c, void *ptr, size_t cap) {
@@ -106,46 +122,61 @@ static void keep(block_cache *c, void *ptr, size_t cap) {
   c->kept++;
 }
 
-/* Forget ptr as a tracked string; whether it was one. */
-static int untrack(block_cache *c, void *ptr) {
+/* Forget ptr as a block handed out: its size, 0 if it was not one. */
+static size_t untrack(block_cache *c, void *ptr) {
   int i;
   for (i = 0; i < c->nstr; i++) {
-    if (c->str[i] == ptr) {
-      c->str[i] = c->str[--c->nstr];
-      return 1;
+    if (c->track[i].p == ptr) {
+      size_t cap = c->track[i].cap;
+      c->track[i] = c->track[--c->nstr];
+      return cap;
     }
   }
   return 0;
 }
 
+/* Whether a new block of nsize bytes may come from the cache (osize:
+ * the type of the object under PUC Lua; LuaJIT passes 0). */
+static int cacheable(const block_cache *c, size_t osize, size_t nsize) {
+  if (nsize < CACHE_MIN || nsize > CACHE_MAX_BLOCK || c->nstr == TRACKED)
+    return 0;
+#ifdef WS_LUAJIT
+  (void)osize;
+  return 1;
+#else
+  return (osize & 0x0F) == LUA_TSTRING;
+#endif
+}
+
 static void *cache_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   block_cache *c = (block_cache *)ud;
-  if (ptr == NULL) { /* a new block (osize: the object's type) */
+  if (ptr == NULL) { /* a new block */
     void *p;
-    if (nsize < CACHE_MIN || nsize > CACHE_MAX_BLOCK ||
-        (osize & 0x0F) != LUA_TSTRING || c->nstr == TRACKED)
-      return c->f(c->ud, NULL, osize, nsize);
-    p = take(c, nsize);
+    size_t cap = nsize;
+    if (!cacheable(c, osize, nsize)) return c->f(c->ud, NULL, osize, nsize);
+    p = take(c, nsize, &cap);
     if (p != NULL) {
       c->hits++;
     } else {
       c->misses++;
-      p = c->f(c->ud, NULL, osize, round_class(nsize));
+      cap = round_class(nsize);
+      p = c->f(c->ud, NULL, osize, cap);
       if (p == NULL) return NULL;
     }
-    c->str[c->nstr++] = p;
+    c->track[c->nstr].p = p;
+    c->track[c->nstr].cap = cap;
+    c->nstr++;
     return p;
   }
-  if (nsize == 0) { /* a free */
-    size_t cap;
-    if (osize < CACHE_MIN || osize > CACHE_MAX_BLOCK || !untrack(c, ptr))
-      return c->f(c->ud, ptr, osize, 0);
-    cap = malloc_usable_size(ptr);
-    if (cap > CACHE_BYTES) return c->f(c->ud, ptr, osize, 0);
-    keep(c, ptr, cap);
-    return NULL;
+  if (osize >= CACHE_MIN && osize <= CACHE_MAX_BLOCK) {
+    size_t cap = untrack(c, ptr);
+    if (cap != 0 && nsize == 0) { /* a block of ours freed: kept */
+      keep(c, ptr, cap);
+      return NULL;
+    }
+    /* a block of ours resized goes on as the allocator's */
   }
-  return c->f(c->ud, ptr, osize, nsize); /* a resize: realloc */
+  return c->f(c->ud, ptr, osize, nsize); /* a free or a resize */
 }
 
 /* lua_close: the blocks go back, and so does the standard allocator
