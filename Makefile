@@ -151,13 +151,15 @@ echo-bench: all build/bench/loadgen spec/interop/node_modules/.package-lock.json
 	  bench/echo_bench.sh
 
 # The speed table (bench/README.md): the C floor (bench/floor_echo.c),
-# Node ws and lua-ws under the same load with the servers on CPU 0 and the
-# load generator on CPU 1, with both ratios; our client against Node ws;
-# then memory per idle connection. DURATION, and REPEAT (runs per cell,
-# medians), as for echo-bench: REPEAT=3 make perf for the README's table.
+# Node ws and lua-ws (Lua 5.4 and LuaJIT) under the same load with the
+# servers on CPU 0 and the load generator on CPU 1, with both ratios; our
+# client against Node ws; then memory per idle connection. DURATION, and
+# REPEAT (runs per cell, medians), as for echo-bench: REPEAT=3 make perf
+# for the README's table.
 .PHONY: perf client-bench
-perf:
-	PIN=1 PY_ECHO=0 $(MAKE) --no-print-directory echo-bench
+perf: build/jit/ws/core.so
+	PIN=1 PY_ECHO=0 LUAWS_JIT_ECHO_CMD="env LUA_PATH='./lua/?.lua;./lua/?/init.lua;;' LUA_CPATH='./build/jit/?.so;;' $(LUAJIT) examples/echo_server.lua 0" \
+	  $(MAKE) --no-print-directory echo-bench
 	@$(MAKE) --no-print-directory client-bench
 	@$(MAKE) --no-print-directory idle-bench
 

@@ -7,6 +7,8 @@
 #             validation), unless FLOOR=0: what the kernel alone costs
 #   node ws   bench/node_echo.js, always; the reference for the ratios
 #   lua-ws    the command in $LUAWS_ECHO_CMD, if set (run with bash -c)
+#   lua-ws LuaJIT  the command in $LUAWS_JIT_ECHO_CMD, if set: the same
+#             server under LuaJIT (make perf sets it)
 #   python    bench/py_echo.py under /usr/bin/python3 (Debian's websockets),
 #             if that imports; PY_ECHO=0 leaves it out
 # Cases (connections x message size): 1x16 B, 50x16 B, 50x1 KiB,
@@ -169,6 +171,12 @@ if [[ -n ${LUAWS_ECHO_CMD:-} ]]; then
   start_server luaws "lua-ws" bash -c "exec $LUAWS_ECHO_CMD"
 else
   NOTES+=("lua-ws: skipped, LUAWS_ECHO_CMD is not set (a command that starts our echo server on port 0 and prints 'PORT <n>')")
+fi
+
+# the same server under LuaJIT (make perf sets it; nginx and LÖVE run
+# LuaJIT)
+if [[ -n ${LUAWS_JIT_ECHO_CMD:-} ]]; then
+  start_server luajit "lua-ws LuaJIT" bash -c "exec $LUAWS_JIT_ECHO_CMD"
 fi
 
 if [[ ${PY_ECHO:-1} == 0 ]]; then
