@@ -338,17 +338,25 @@ static void fill_json(uint8_t *out, size_t n) {
   }
 }
 
-/* Eight printable bytes that differ for every (connection, sequence,
- * slot) that can be in play at once. Slot k is the stamp at offset
- * k * STAMP_EVERY; the one at the end has a slot of its own, so that no
- * two stamps of a message are equal (a 16-byte message made of two equal
- * halves hashes badly in LuaJIT's string table: see bench/README.md). */
+/* Eight printable bytes for (connection, sequence, slot). Slot k is the
+ * stamp at offset k * STAMP_EVERY, and the one at the end has a slot of
+ * its own. The first stamp (slot 0) differs for every message that can
+ * be in play at once; the others are that value scrambled (splitmix64),
+ * so that a message's bytes do not follow its sequence number in a few
+ * bits only. LuaJIT interns every string with a CRC32 hash, which is
+ * linear: 16-byte messages whose stamps counted up in step (or were two
+ * equal halves) fell into a few buckets of its string table, and a
+ * server under LuaJIT spent most of its time comparing them (see
+ * bench/README.md). */
 static void stamp(uint8_t *dst, size_t n, unsigned id, uint64_t seq,
                   size_t slot) {
   uint64_t v = ((uint64_t)(id & 0xFFFF) << 32) | (seq & 0xFFFFFFFFu);
   uint8_t s[STAMP];
   unsigned i;
-  v += (uint64_t)slot * 0x9E3779B97F4A7C15ull;
+  if (slot > 0) {
+    uint64_t st = v + (uint64_t)slot * 0x9E3779B97F4A7C15ull;
+    v = splitmix(&st);
+  }
   for (i = 0; i < STAMP; i++) s[i] = (uint8_t)(0x21 + ((v >> (6 * i)) & 0x3F));
   memcpy(dst, s, n < STAMP ? n : STAMP);
 }
