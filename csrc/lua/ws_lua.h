@@ -15,6 +15,15 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+/* LuaJIT: its luaconf.h names its directory; or its own header is there */
+#if defined(LUA_LJDIR)
+#define WS_LUAJIT 1
+#elif defined(__has_include)
+#if __has_include(<luajit.h>)
+#define WS_LUAJIT 1
+#endif
+#endif
+
 #if LUA_VERSION_NUM < 502
 #define ws_rawlen(L, i) lua_objlen(L, (i))
 #define ws_newlib(L, l) (lua_newtable(L), ws_setfuncs(L, (l), 0))

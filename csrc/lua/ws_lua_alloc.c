@@ -35,15 +35,6 @@
  */
 #include "ws_lua.h"
 
-/* LuaJIT: its luaconf.h names its directory; or its own header is there */
-#if defined(LUA_LJDIR)
-#define WS_LUAJIT 1
-#elif defined(__has_include)
-#if __has_include(<luajit.h>)
-#define WS_LUAJIT 1
-#endif
-#endif
-
 #if (LUA_VERSION_NUM >= 502 && defined(__GLIBC__)) || defined(WS_LUAJIT)
 #include <stdlib.h>
 #include <string.h>

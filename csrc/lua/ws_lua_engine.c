@@ -53,6 +53,11 @@ static const char engine_mt_key = 0;
 /* Bytes of parts one call queues before the rest of its input waits in
  * the backlog. */
 #define PART_BUDGET ((size_t)65536)
+/* Strings from this size on make LuaJIT's collector step (push_data):
+ * LuaJIT's allocator maps blocks over 128 KiB, so those are the ones a
+ * late collector costs. Smaller ones would pay the step for nothing (at
+ * 64 KiB it halved the echo rate). */
+#define GC_STEP_MIN ((size_t)131072)
 
 /* The engine userdata at idx (freed or not). Its metatable is found by
  * a registry pointer (engine_mt_key), not luaL_checkudata's lookup by
@@ -263,20 +268,34 @@ static void enqueue(lua_State *L, int q, lengine *le, int tag) {
   le->tail++;
 }
 
+/* A message's or part's bytes as a Lua string. Under LuaJIT a large one
+ * also pays its share of garbage collection at once: LuaJIT's collector
+ * steps by a fixed amount whatever was allocated, so behind a stream of
+ * 1 MiB messages it fell some 30 strings behind, and the dead ones came
+ * back to the allocator in bursts the large block cache could not hold
+ * (half its requests missed, each a fresh mmap: ws_lua_alloc.c). PUC
+ * Lua's collector already steps in proportion to what was allocated. */
+static void push_data(lua_State *L, const uint8_t *p, size_t n) {
+  lua_pushlstring(L, (const char *)p, n);
+#ifdef WS_LUAJIT
+  if (n >= GC_STEP_MIN) lua_gc(L, LUA_GCSTEP, (int)(n >> 10));
+#endif
+}
+
 /* An event of the engine for the queue: its value pushed, its tag
  * returned. Data events are their bytes (copied now: see
  * ws_lua_push_event); a close event is its table. */
 static int push_queued(lua_State *L, const ws_event *ev) {
   switch (ev->type) {
     case WS_EV_MESSAGE:
-      lua_pushlstring(L, (const char *)ev->data, ev->len);
+      push_data(L, ev->data, ev->len);
       return ev->kind == WS_OP_TEXT ? TAG_TEXT : TAG_BINARY;
     case WS_EV_PING:
     case WS_EV_PONG:
       lua_pushlstring(L, (const char *)ev->data, ev->len);
       return ev->type == WS_EV_PING ? TAG_PING : TAG_PONG;
     case WS_EV_PART:
-      lua_pushlstring(L, (const char *)ev->data, ev->len);
+      push_data(L, ev->data, ev->len);
       return TAG_PART + (ev->kind != WS_OP_TEXT) + 2 * (ev->fin != 0);
     default:
       ws_lua_push_event(L, ev);
