@@ -12,6 +12,11 @@
 --
 -- Counting starts once the first message is echoed; the report is
 -- printed, and the server exits, once `echoes` more were.
+--
+-- With CALLS=1 in the environment it counts calls instead of lines (a
+-- call hook): per echo, the calls of each function, Lua or C (a C
+-- function by the name it was called by). A C call costs more than a
+-- Lua line, and under LuaJIT each one ends the trace that made it.
 local ws = require "ws"
 
 local port_file, echoes, top = arg[1], tonumber(arg[2]), tonumber(arg[3] or 40)
@@ -20,6 +25,8 @@ assert(port_file and echoes, "usage: lua_profile.lua <port-file> <echoes> [top]"
 local getinfo, sethook = debug.getinfo, debug.sethook
 local lines = {}
 local counting = false
+local calls_mode = os.getenv("CALLS") == "1"
+local calls = {}
 
 local function hook(_, line)
   if not counting then return end
@@ -33,14 +40,28 @@ local function hook(_, line)
   per[line] = (per[line] or 0) + 1
 end
 
+local function call_hook()
+  if not counting then return end
+  local info = getinfo(2, "Sn")
+  local key
+  if info.what == "C" then
+    key = "C  " .. tostring(info.name)
+  else
+    key = "Lua " .. info.short_src:gsub("^.*/lua/", "") .. ":"
+      .. info.linedefined .. " " .. tostring(info.name)
+  end
+  calls[key] = (calls[key] or 0) + 1
+end
+if calls_mode then hook = call_hook end
+
 -- every coroutine the loop makes gets the hook too
 local cocreate = coroutine.create
 coroutine.create = function(f) -- luacheck: ignore
   local co = cocreate(f)
-  sethook(co, hook, "l")
+  sethook(co, hook, calls_mode and "c" or "l")
   return co
 end
-sethook(hook, "l")
+sethook(hook, calls_mode and "c" or "l")
 
 -- the name of the function each line is in, from the sources
 local function functions_of(src)
@@ -60,7 +81,26 @@ local function functions_of(src)
   return out
 end
 
+local function report_calls()
+  counting = false
+  local list, total, c_total = {}, 0, 0
+  for k, c in pairs(calls) do
+    list[#list + 1] = { k, c }
+    total = total + c
+    if k:sub(1, 1) == "C" then c_total = c_total + c end
+  end
+  table.sort(list, function(a, b) return a[2] > b[2] end)
+  print(("calls per echo: %.1f, of them C functions: %.1f (%d echoes)")
+    :format(total / echoes, c_total / echoes, echoes))
+  for i = 1, math.min(top, #list) do
+    print(("%8.2f  %s"):format(list[i][2] / echoes, list[i][1]))
+  end
+  io.stdout:flush()
+  os.exit(0)
+end
+
 local function report()
+  if calls_mode then return report_calls() end
   counting = false
   local per_fn, per_line, total = {}, {}, 0
   for src, per in pairs(lines) do
