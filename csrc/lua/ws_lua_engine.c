@@ -446,10 +446,12 @@ enum { UV_MESSAGE = 1, UV_PART, UV_PING, UV_PONG, UV_CLOSE, UV_TEXT,
        UV_BINARY, UV_COUNT = UV_BINARY };
 
 /* engine:next([hold]) -> type, value[, kind[, fin]] | nil, failing:
- * engine:event without the table. "message", data, kind; "part", data,
- * kind, fin; "ping" or "pong", data; "close", the close event's table.
- * With nothing to take, failing tells whether a violation waits (held:
- * engine:failing()). */
+ * engine:event without the table. "message", data, kind, more; "part",
+ * data, kind, fin; "ping" or "pong", data; "close", the close event's
+ * table. With nothing to take, failing tells whether a violation waits
+ * (held: engine:failing()). A message's more is false when the next call
+ * would return nil, false (nothing queued, no violation waiting), so a
+ * reader draining the queue stops without that call. */
 static int l_next(lua_State *L) {
   lengine *le = check_engine(L);
   int hold = lua_toboolean(L, 2), tag;
@@ -475,7 +477,9 @@ static int l_next(lua_State *L) {
       lua_insert(L, 2);
       lua_pushvalue(L, lua_upvalueindex(tag == TAG_TEXT ? UV_TEXT
                                                          : UV_BINARY));
-      return 3;
+      lua_pushboolean(L, le->head != le->tail ||
+                             ws_engine_failing(&le->e) != WS_V_NONE);
+      return 4;
     case TAG_PING:
     case TAG_PONG:
       lua_pushvalue(L, lua_upvalueindex(tag == TAG_PING ? UV_PING : UV_PONG));
@@ -510,6 +514,8 @@ static int l_event(lua_State *L) {
     return 1;
   }
   if (lua_rawequal(L, base, lua_upvalueindex(UV_CLOSE))) return 1;
+  /* a message's fourth value (more) is next's alone */
+  if (lua_rawequal(L, base, lua_upvalueindex(UV_MESSAGE))) n = 3;
   lua_createtable(L, 0, n);
   for (i = 0; i < n; i++) {
     lua_pushvalue(L, base + i);

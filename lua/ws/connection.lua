@@ -297,6 +297,13 @@ local function dispatch(self)
       -- the common case first: a whole message for the inbox
       to_inbox(self, data, kind, true)
       got = true
+      if not fin then
+        -- (a message's fourth value is whether more waits: here the
+        -- next call would say nil, false)
+        self._failing = false
+        self._t:wake()
+        return out
+      end
     elseif not typ then
       -- only a held failure can be left (data: whether one waits);
       -- remember it without asking the engine on every read
@@ -625,7 +632,7 @@ end
 -- good.
 local function parked(self)
   if self._bg or self._torn then return end
-  self._owner.parker = nil
+  self._owner.parker = false
   self._bg = spawn(self, reader)
 end
 

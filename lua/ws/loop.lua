@@ -106,7 +106,9 @@ function loop.spawn(fn, ...)
       .. ")", 2)
   end
   local co = coroutine_create(fn)
-  local task = setmetatable({ co = co }, Task)
+  -- fields the loop reads on every resume start false, not nil: a nil
+  -- field is looked up again in Task, its metatable's __index
+  local task = setmetatable({ co = co, done = false, parker = false }, Task)
   tasks[co] = task
   task_count = task_count + 1
   task.args = pack(...)
@@ -184,7 +186,7 @@ local function run_ready()
     if not task.done then
       local args = task.args
       if args then
-        task.args = nil
+        task.args = false
         resume(task, unpack(args, 1, args.n))
       else
         resume(task, task.wake_value)
