@@ -103,10 +103,16 @@ local mt = { __name = "ws.connection" }
 local known_events = { message = true, ping = true, pong = true, close = true,
   error = true }
 
+-- The metatable of a value without looking for a __metatable field:
+-- PUC Lua's getmetatable interns the name "__metatable" on every call (a
+-- string lookup per check, twice per echo); LuaJIT compiles getmetatable.
+local metatable_of = (rawget(_G, "jit") == nil and debug and
+  debug.getmetatable) or getmetatable
+
 -- Raise unless self is a connection, blaming the caller's caller (or
 -- `level`).
 local function check(self, level)
-  if getmetatable(self) ~= mt then
+  if metatable_of(self) ~= mt then
     error("bad self (ws connection expected)", level or 3)
   end
   return self
@@ -800,10 +806,11 @@ end
 --   being sent in parts: ..." (while a `send_part` message is open)
 function Conn:send(data, kind, opts)
   check(self)
-  if type(data) == "function" then return send_chunks(self, data, kind, opts) end
-  if type(data) ~= "string" then
+  local tdata = type(data)
+  if tdata == "function" then return send_chunks(self, data, kind, opts) end
+  if tdata ~= "string" then
     error("bad argument #1 to 'send' (string or function expected, got "
-      .. type(data) .. ")", 2)
+      .. tdata .. ")", 2)
   end
   local fragment, compress, timeout
   if opts ~= nil then fragment, compress, timeout = options.send_opts(opts, 2) end
@@ -1033,9 +1040,10 @@ end
 function Conn:receive(opts)
   check(self)
   local partial, timeout = false, opts
-  if type(opts) == "table" then
+  if opts == nil then -- luacheck: ignore 542 (the common case: no type())
+  elseif type(opts) == "table" then
     partial, timeout = options.receive_opts(opts, 2)
-  elseif opts ~= nil and type(opts) ~= "number" then
+  elseif type(opts) ~= "number" then
     error("bad argument #1 to 'receive' (number or table expected, got "
       .. type(opts) .. ")", 2)
   end

@@ -18,7 +18,10 @@ Socket.__index = Socket
 
 --- Wrap a connected ws.core socket.
 function Socket.new(sock)
-  return setmetatable({ sock = sock, fd = sock:fd() }, Socket) -- cond: at need
+  -- want and cond start false, not nil: a nil field is looked up again
+  -- in Socket (the metatable's __index) on every read and wake
+  return setmetatable({ sock = sock, fd = sock:fd(), want = false,
+    cond = false }, Socket) -- cond: a condition made at need
 end
 
 Socket.spawn = loop.spawn
@@ -77,13 +80,13 @@ function Socket:feed(e, deadline)
       return nil, "timeout"
     end
     local n, status, msg = sock:pump(e)
-    want = (status == "wantread" or status == "wantwrite") and status or nil
+    want = (status == "wantread" or status == "wantwrite") and status
     if n > 0 then
       self.want = want
-      return n, want == nil
+      return n, not want
     end
     if status ~= nil and not want then
-      self.want = nil
+      self.want = false
       return nil, status, msg
     end
   end
