@@ -12,6 +12,9 @@
 #include "ws.h"
 #include "ws_lua.h"
 
+/* The read buffer's registry key (see ws_lua.h): its address is the key. */
+const char ws_lua_buf_key = 0;
+
 /* ------------------------------------------------------ plain functions */
 
 static void set_int(lua_State *L, const char *k, lua_Integer v) {

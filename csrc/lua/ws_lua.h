@@ -92,15 +92,17 @@ static inline void *ws_testudata(lua_State *L, int i, const char *tname) {
  * it: the engine then unmasks it in place and hands the payload out from
  * there, instead of gathering it in its message buffer (one copy less). */
 #define WS_LUA_BUF_SIZE 262144
-#define WS_LUA_BUF_KEY "ws.core.read_buffer"
+/* Its registry key: a pointer (a lookup by a string key would intern the
+ * string on every call). Defined in ws_lua.c. */
+extern const char ws_lua_buf_key;
 
 static inline uint8_t *ws_lua_buffer_take(lua_State *L) {
   uint8_t *p;
-  lua_getfield(L, LUA_REGISTRYINDEX, WS_LUA_BUF_KEY);
+  ws_rawgetp(L, LUA_REGISTRYINDEX, &ws_lua_buf_key);
   p = (uint8_t *)lua_touserdata(L, -1);
   if (p != NULL) {
     lua_pushnil(L);
-    lua_setfield(L, LUA_REGISTRYINDEX, WS_LUA_BUF_KEY);
+    ws_rawsetp(L, LUA_REGISTRYINDEX, &ws_lua_buf_key);
     return p;
   }
   lua_pop(L, 1);
@@ -110,7 +112,24 @@ static inline uint8_t *ws_lua_buffer_take(lua_State *L) {
 /* Give back the buffer taken to stack index idx (left on the stack). */
 static inline void ws_lua_buffer_give(lua_State *L, int idx) {
   lua_pushvalue(L, idx);
-  lua_setfield(L, LUA_REGISTRYINDEX, WS_LUA_BUF_KEY);
+  ws_rawsetp(L, LUA_REGISTRYINDEX, &ws_lua_buf_key);
+}
+
+/* The userdata at idx if its metatable is the one registered under the
+ * registry pointer key (a pointer lookup, where luaL_checkudata's by
+ * name interns the name on every call); anything else gets
+ * luaL_checkudata's error for the class name. */
+static inline void *ws_lua_checkudata_p(lua_State *L, int idx,
+                                        const void *key, const char *name) {
+  void *p = lua_touserdata(L, idx);
+  if (p != NULL && lua_getmetatable(L, idx)) {
+    int same;
+    ws_rawgetp(L, LUA_REGISTRYINDEX, key);
+    same = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    if (same) return p;
+  }
+  return luaL_checkudata(L, idx, name);
 }
 
 /* Exported only from the module's entry point. */

@@ -64,15 +64,7 @@ static const char engine_mt_key = 0;
  * name, which interns the name on every call; anything else gets
  * luaL_checkudata's error. */
 static lengine *engine_at(lua_State *L, int idx) {
-  lengine *le = (lengine *)lua_touserdata(L, idx);
-  if (le != NULL && lua_getmetatable(L, idx)) {
-    int same;
-    ws_rawgetp(L, LUA_REGISTRYINDEX, &engine_mt_key);
-    same = lua_rawequal(L, -1, -2);
-    lua_pop(L, 2);
-    if (same) return le;
-  }
-  return (lengine *)luaL_checkudata(L, idx, ENGINE_MT);
+  return (lengine *)ws_lua_checkudata_p(L, idx, &engine_mt_key, ENGINE_MT);
 }
 
 /* The same, raising if it was freed. */

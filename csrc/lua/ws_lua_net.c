@@ -88,8 +88,12 @@ static lsock *new_sock(lua_State *L) {
   return s;
 }
 
+/* The registry key of the socket metatable besides its name (sockets
+ * are checked on every pump and flush: see ws_lua_checkudata_p). */
+static const char sock_mt_key = 0;
+
 static lsock *check_sock(lua_State *L) {
-  return (lsock *)luaL_checkudata(L, 1, SOCK_MT);
+  return (lsock *)ws_lua_checkudata_p(L, 1, &sock_mt_key, SOCK_MT);
 }
 
 static int push_closed(lua_State *L) {
@@ -968,6 +972,8 @@ void ws_lua_new_class(lua_State *L, const char *name, const luaL_Reg *methods,
 
 void ws_lua_open_net(lua_State *L) {
   ws_lua_new_class(L, SOCK_MT, sock_methods, l_sock_close, l_sock_tostring);
+  luaL_getmetatable(L, SOCK_MT);
+  ws_rawsetp(L, LUA_REGISTRYINDEX, &sock_mt_key);
   ws_lua_new_class(L, LISTENER_MT, listener_methods, l_listener_close, NULL);
   ws_lua_new_class(L, TLSCTX_MT, tlsctx_methods, l_tlsctx_gc, NULL);
   ws_lua_new_class(L, POLLER_MT, poller_methods, l_poller_close, NULL);
