@@ -114,7 +114,7 @@ static void keep(block_cache *c, void *ptr, size_t cap) {
 }
 
 /* Forget ptr as a block handed out: its size, 0 if it was not one. */
-static size_t untrack(block_cache *c, void *ptr) {
+static size_t untrack(block_cache *c, const void *ptr) {
   int i;
   for (i = 0; i < c->nstr; i++) {
     if (c->track[i].p == ptr) {
