@@ -288,6 +288,17 @@ local function to_inbox(self, data, kind, fin)
   self._ibytes = self._ibytes + #data
 end
 
+-- Wait on the transport for a wake-up (or the deadline). Waiters are
+-- counted in _tw, so that the wake-ups of the common path (a message
+-- read, a message taken) are skipped when nobody waits: every wait of
+-- the connection's goes through here.
+local function wait_transport(self, deadline)
+  self._tw = self._tw + 1
+  local ok = self._t:wait(deadline)
+  self._tw = self._tw - 1
+  return ok
+end
+
 -- Hand the engine's queued events out, in order. A protocol failure the
 -- engine found after a message waits while messages wait in the inbox, so
 -- the application can answer them before the close frame goes out.
@@ -307,14 +318,14 @@ local function dispatch(self)
         -- (a message's fourth value is whether more waits: here the
         -- next call would say nil, false)
         self._failing = false
-        self._t:wake()
+        if self._tw > 0 then self._t:wake() end
         return out
       end
     elseif not typ then
       -- only a held failure can be left (data: whether one waits);
       -- remember it without asking the engine on every read
       self._failing = data
-      if got then self._t:wake() end
+      if got and self._tw > 0 then self._t:wake() end
       return out or data
     else
       out = dispatch_other(self, typ, data, kind, fin) or out
@@ -463,7 +474,7 @@ local function deferred_flush(self)
 end
 
 local function flush_soon(self, buffered)
-  if buffered <= self._dmax then
+  if buffered <= self._o._dmax then
     if self._deferred then return true end
     local t = self._t
     if t.defer and t.defer(deferred_flush, self) then
@@ -513,7 +524,7 @@ local function pull(self, deadline)
   local waiting = self._it - self._ih + 1
   if waiting > 0 and (self._failing or waiting >= o.inbox_max or
       self._ibytes >= o.inbox_max_bytes) then
-    if not t:wait(d) then heartbeat_tick(self) end
+    if not wait_transport(self, d) then heartbeat_tick(self) end
     return
   end
   if self._failing then
@@ -561,7 +572,7 @@ local function pull(self, deadline)
     e:lost(err, msg)
     dispatch(self)
   end
-  t:wake()
+  if self._tw > 0 then t:wake() end
 end
 
 -- Wait until pred(self, arg) holds or the deadline passes, reading when
@@ -577,7 +588,7 @@ local function wait_until(self, pred, deadline, arg)
     res = pred(self, arg)
     if res or (deadline and now() >= deadline) then break end
     if self._ending or self._reading then
-      t:wait(deadline)
+      wait_transport(self, deadline)
     else
       pull(self, deadline)
     end
@@ -675,9 +686,14 @@ function Conn.new(t, role, o, extra)
     _bg = false, _h = false, _uf = false, _parts = false, _half = false,
     _deferred = false,
     _rasm = false, -- the start of a message receive() is joining
-    -- bytes a send may leave for the end of the loop's turn
-    _dmax = o.max_buffered < 65536 and o.max_buffered or 65536,
+    _tw = 0, -- tasks waiting on the transport (wait_transport)
   }, mt)
+  -- bytes a send may leave for the end of the loop's turn: kept in the
+  -- options, which the connections made with them share (every field of
+  -- the connection's own costs memory on each idle one)
+  if not o._dmax then
+    o._dmax = o.max_buffered < 65536 and o.max_buffered or 65536
+  end
   -- what the handshake agreed: { ["permessage-deflate"] = params } or {}
   self.extensions = {}
   local z = extra and extra.deflate
@@ -822,7 +838,7 @@ function Conn:send(data, kind, opts)
   if self._parts then return nil, PARTS_OPEN end
   local pos, err, name
   local t = self._t
-  if #data >= self._dmax and t.send_message and fragment == nil and
+  if #data >= self._o._dmax and t.send_message and fragment == nil and
       compress == nil then
     -- large: written straight from the string when nothing waits (no
     -- copy into the engine's output), else queued as e:send does
@@ -942,7 +958,8 @@ local function pop(self)
     self._ih = i + 1
   end
   self._ibytes = self._ibytes - #data
-  self._t:wake() -- room for the reader, or a failure may go out now
+  -- room for the reader, or a failure may go out now
+  if self._tw > 0 then self._t:wake() end
   return data, kind, fin
 end
 
