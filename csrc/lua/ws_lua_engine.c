@@ -266,7 +266,10 @@ static void enqueue(lua_State *L, int q, lengine *le, int tag) {
  * 1 MiB messages it fell some 30 strings behind, and the dead ones came
  * back to the allocator in bursts the large block cache could not hold
  * (half its requests missed, each a fresh mmap: ws_lua_alloc.c). PUC
- * Lua's collector already steps in proportion to what was allocated. */
+ * Lua's collector already steps in proportion to what was allocated.
+ * Under LuaJIT a step (this one, as collectgarbage("step") there) also
+ * ends a collectgarbage("stop"): its stop is only a raised threshold,
+ * which a step sets anew, and the C API cannot tell it was stopped. */
 static void push_data(lua_State *L, const uint8_t *p, size_t n) {
   lua_pushlstring(L, (const char *)p, n);
 #ifdef WS_LUAJIT
