@@ -314,21 +314,18 @@ local function dispatch(self)
       -- the common case first: a whole message for the inbox
       to_inbox(self, data, kind, true)
       got = true
-      if not fin then
-        -- (a message's fourth value is whether more waits: here the
-        -- next call would say nil, false)
-        self._failing = false
-        if self._tw > 0 then self._t:wake() end
-        return out
-      end
-    elseif not typ then
+      -- a message's fourth value says whether more waits; if not, the
+      -- next call would return nil, false: done without making it
+      if not fin then typ, data = nil, false end
+    elseif typ then
+      out = dispatch_other(self, typ, data, kind, fin) or out
+    end
+    if not typ then
       -- only a held failure can be left (data: whether one waits);
       -- remember it without asking the engine on every read
       self._failing = data
       if got and self._tw > 0 then self._t:wake() end
       return out or data
-    else
-      out = dispatch_other(self, typ, data, kind, fin) or out
     end
   end
   if got then self._t:wake() end
@@ -687,13 +684,8 @@ function Conn.new(t, role, o, extra)
     _deferred = false,
     _rasm = false, -- the start of a message receive() is joining
     _tw = 0, -- tasks waiting on the transport (wait_transport)
+    -- (o._dmax: bytes a send may leave for the end of the loop's turn)
   }, mt)
-  -- bytes a send may leave for the end of the loop's turn: kept in the
-  -- options, which the connections made with them share (every field of
-  -- the connection's own costs memory on each idle one)
-  if not o._dmax then
-    o._dmax = o.max_buffered < 65536 and o.max_buffered or 65536
-  end
   -- what the handshake agreed: { ["permessage-deflate"] = params } or {}
   self.extensions = {}
   local z = extra and extra.deflate

@@ -615,7 +615,13 @@ end
 --- The connection options of a checked options table, with their
 -- defaults filled in (what ws.connection takes).
 function options.connection(opts)
-  return schema.with_defaults(options.CONNECTION, opts or {})
+  local o = schema.with_defaults(options.CONNECTION, opts or {})
+  -- derived, for the connections that share these options (a field of
+  -- each connection's own would cost memory on every idle one): bytes a
+  -- send may leave for the end of the loop's turn, never more than
+  -- max_buffered
+  o._dmax = o.max_buffered < 65536 and o.max_buffered or 65536
+  return o
 end
 
 --- Validate send's options table; returns the fragment size (or nil) and
