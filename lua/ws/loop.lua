@@ -106,9 +106,11 @@ function loop.spawn(fn, ...)
       .. ")", 2)
   end
   local co = coroutine_create(fn)
-  -- fields the loop reads on every resume start false, not nil: a nil
-  -- field is looked up again in Task, its metatable's __index
-  local task = setmetatable({ co = co, done = false, parker = false }, Task)
+  -- parker starts false, not nil: a nil field is looked up again in
+  -- Task, its metatable's __index, each time the task parks. (done stays
+  -- nil until the end: a fifth field at rest made every idle task's
+  -- table twice as large, ~90 bytes per idle connection.)
+  local task = setmetatable({ co = co, parker = false }, Task)
   tasks[co] = task
   task_count = task_count + 1
   task.args = pack(...)

