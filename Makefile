@@ -23,6 +23,8 @@ SHELL := /bin/bash
 #   make perf           the speed table: C floor, Node ws, lua-ws, ratios;
 #                       clients and TLS beside Node ws; idle memory
 #   make client-bench   our client and wss:// beside Node ws (QUICK=1)
+#   make cpu-echo       user and kernel CPU time per echo: floor, Node ws,
+#                       lua-ws on 5.4 and LuaJIT (SIZE=1024 for 1 KiB)
 #   make idle-bench     RSS per idle connection: 10 000 to our server and to
 #                       Node ws in one run (QUICK=1: a smoke run)
 #   make love-demo      the LÖVE example under Xvfb (LOVE_SHOT=file.png)
@@ -167,6 +169,13 @@ perf: build/jit/ws/core.so
 # Node ws over TLS (bench/client_bench.sh; QUICK=1 for a smoke run).
 client-bench: all spec/interop/node_modules/.package-lock.json
 	LUA=$(LUA) BUILD=$(BUILD) bench/client_bench.sh
+
+# CPU time per echo, user and kernel apart, of the floor, Node ws and
+# lua-ws (5.4, LuaJIT), and the least a Lua handler costs per message
+# (bench/cpu_echo.sh, bench/min_handler.lua). CONNS, SIZE, MSGS.
+.PHONY: cpu-echo
+cpu-echo: all build/jit/ws/core.so build/bench/loadgen build/bench/floor_echo spec/interop/node_modules/.package-lock.json
+	LUA=$(LUA) LUAJIT=$(LUAJIT) bench/cpu_echo.sh
 
 # Instructions per echo of examples/echo_server.lua under callgrind
 # (bench/instr_echo.sh): exact, whatever the machine's load, so two
